@@ -1,0 +1,52 @@
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from audit.models import AuditLog
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    """The audit log: readable and filterable, never added to, changed or deleted."""
+
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+    ]
+    list_filter = ["action", "actor_type", "object_type", "created_at"]
+    search_fields = ["actor_label", "actor_id", "object_id", "object_repr", "request_id", "action"]
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = [
+        "created_at",
+        "actor_type",
+        "actor_id",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "changes_pretty",
+        "request_id",
+        "ip",
+    ]
+    exclude = ["changes"]
+
+    @admin.display(description="Changes")
+    def changes_pretty(self, obj: AuditLog) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.changes, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,40 @@
+from django.db import models
+
+
+class AuditLog(models.Model):
+    """One recorded action: who, what, on which object, what changed, when, from where.
+
+    Rows are written once, by ``audit.services.audit_record``, in the same transaction
+    as the change they describe, and never updated or deleted.
+    """
+
+    class ActorType(models.TextChoices):
+        USER = "user", "Staff user"
+        API_KEY = "api_key", "API key"
+        SYSTEM = "system", "System job"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    # Plain values, not foreign keys: history must outlive the users and keys it names.
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "-created_at"]),
+            models.Index(fields=["actor_type", "actor_id", "-created_at"]),
+            models.Index(fields=["action", "-created_at"]),
+        ]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

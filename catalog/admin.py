@@ -1,0 +1,166 @@
+"""Staff screens for the catalog. Every write goes through catalog.services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.utils.html import format_html
+from django_fsm.admin import FSMAdminMixin
+
+from audit.actors import Actor
+from catalog import services
+from catalog.models import Category, Product
+from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
+from pms_backend.errors import DomainError
+
+
+class CategoryForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = ["name", "slug", "parent", "position", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        parent = cleaned.get("parent")
+        if self.instance.pk and parent is not None:
+            try:
+                services.category_check_parent(self.instance, parent)
+            except DomainError as exc:
+                raise ValidationError({"parent": exc.detail}) from exc
+        return cleaned
+
+
+@admin.register(Category)
+class CategoryAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
+    form = CategoryForm
+    list_display = ["tree_name", "slug", "is_active", "position"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    list_select_related = ["parent__parent__parent__parent"]
+    ordering = ["parent__id", "position", "name"]
+
+    @admin.display(description="Category (full path)", ordering="name")
+    def tree_name(self, obj: Category) -> str:
+        names, node, depth = [], obj, 0
+        while node is not None and depth < 20:
+            names.append(node.name)
+            node, depth = node.parent, depth + 1
+        return " / ".join(reversed(names))
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.from_request(request)
+        data = {name: form.cleaned_data[name] for name in form.changed_data}
+        if change:
+            services.category_update(actor=actor, category_id=obj.pk, data=data)
+        else:
+            created = services.category_create(actor=actor, **form.cleaned_data)
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.category_delete(actor=Actor.from_request(request), category_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for category in queryset:
+            try:
+                services.category_delete(actor=Actor.from_request(request), category_id=category.pk)
+            except DomainError as exc:
+                self.message_user(request, exc.detail, messages.ERROR)
+
+
+class ProductForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = [
+            "sku",
+            "name",
+            "slug",
+            "description",
+            "price",
+            "currency",
+            "category",
+            "attributes",
+        ]
+
+
+@admin.register(Product)
+class ProductAdmin(
+    ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin, admin.ModelAdmin
+):
+    form = ProductForm
+    fsm_fields = ["status"]
+    list_display = ["sku", "name", "status_badge", "price", "currency", "category"]
+    list_filter = ["status", "category"]
+    search_fields = ["sku", "name"]
+    list_select_related = ["category"]
+    readonly_fields = ["status", "published_at", "created_at", "updated_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["publish_selected", "unpublish_selected", "archive_selected", "restore_selected"]
+    show_full_result_count = False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Product) -> str:
+        colours = {"draft": "#6c757d", "published": "#198754", "archived": "#964b00"}
+        return format_html(
+            '<span style="color:{};font-weight:bold">{}</span>',
+            colours.get(obj.status, "#000"),
+            obj.get_status_display(),
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Products are archived, never deleted: orders and the ledger refer to them.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.from_request(request)
+        if change:
+            data = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.product_update(actor=actor, product_id=obj.pk, data=data)
+        else:
+            created = services.product_create(actor=actor, **form.cleaned_data)
+            obj.pk = created.pk
+
+    def response_change(self, request, obj):
+        name = request.POST.get(self.fsm_post_param)
+        if not name:
+            return super().response_change(request, obj)
+        try:
+            services.product_transition(
+                actor=Actor.from_request(request), product_id=obj.pk, transition=name
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+        else:
+            self.message_user(request, f"{obj.sku}: {name} done.", messages.SUCCESS)
+        return HttpResponseRedirect(request.path)
+
+    def _bulk(self, request, queryset, transition: str) -> None:
+        outcome = services.product_bulk_transition(
+            actor=Actor.from_request(request),
+            product_ids=list(queryset.values_list("pk", flat=True)),
+            transition=transition,
+        )
+        if outcome.moved:
+            self.message_user(
+                request, f"{transition}: {len(outcome.moved)} product(s) moved.", messages.SUCCESS
+            )
+        for product, reason in outcome.refused:
+            self.message_user(request, f"{product.sku}: {reason}", messages.WARNING)
+
+    @admin.action(description="Publish selected products", permissions=["change"])
+    def publish_selected(self, request, queryset):
+        self._bulk(request, queryset, "publish")
+
+    @admin.action(description="Unpublish selected products (back to draft)", permissions=["change"])
+    def unpublish_selected(self, request, queryset):
+        self._bulk(request, queryset, "unpublish")
+
+    @admin.action(description="Archive selected products", permissions=["change"])
+    def archive_selected(self, request, queryset):
+        self._bulk(request, queryset, "archive")
+
+    @admin.action(description="Restore selected products to draft", permissions=["change"])
+    def restore_selected(self, request, queryset):
+        self._bulk(request, queryset, "restore")

@@ -1,0 +1,147 @@
+"""A believable, deterministic demo catalog: a category tree and generated products."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+CATEGORY_TREE: dict[str, dict] = {
+    "Apparel": {
+        "Men": {"Shirts": {}, "Trousers": {}, "Jackets": {}},
+        "Women": {"Dresses": {}, "Tops": {}, "Coats": {}},
+        "Kids": {},
+    },
+    "Home & Kitchen": {
+        "Cookware": {"Pans": {}, "Pots": {}},
+        "Tableware": {},
+        "Textiles": {"Bedding": {}, "Towels": {}},
+    },
+    "Outdoor": {"Camping": {"Tents": {}, "Sleeping bags": {}}, "Cycling": {}, "Hiking": {}},
+    "Electronics": {"Audio": {"Headphones": {}, "Speakers": {}}, "Accessories": {}},
+    "Stationery": {"Notebooks": {}, "Pens": {}},
+}
+
+ADJECTIVES = [
+    "Classic",
+    "Everyday",
+    "Premium",
+    "Compact",
+    "Rugged",
+    "Lightweight",
+    "Organic",
+    "Vintage",
+    "Modern",
+    "Essential",
+    "Deluxe",
+    "Travel",
+    "Weatherproof",
+    "Soft",
+    "Nordic",
+]
+MATERIALS = [
+    "Cotton",
+    "Linen",
+    "Wool",
+    "Bamboo",
+    "Steel",
+    "Cast-iron",
+    "Oak",
+    "Leather",
+    "Recycled",
+    "Ceramic",
+    "Merino",
+    "Canvas",
+    "Aluminium",
+    "Stoneware",
+    "Silk",
+]
+COLOURS = ["Black", "White", "Navy", "Olive", "Sand", "Charcoal", "Rust", "Sky", "Forest"]
+SIZES = ["XS", "S", "M", "L", "XL"]
+NOUNS_BY_LEAF = {
+    "Shirts": ["Oxford Shirt", "Flannel Shirt", "Polo", "Henley"],
+    "Trousers": ["Chinos", "Cargo Trousers", "Jeans", "Joggers"],
+    "Jackets": ["Field Jacket", "Rain Jacket", "Bomber", "Gilet"],
+    "Dresses": ["Wrap Dress", "Shirt Dress", "Midi Dress"],
+    "Tops": ["Blouse", "Tank Top", "Sweater", "Cardigan"],
+    "Coats": ["Trench Coat", "Parka", "Peacoat"],
+    "Kids": ["Hoodie", "Romper", "Rain Boots", "Beanie"],
+    "Pans": ["Frying Pan", "Skillet", "Wok", "Saute Pan"],
+    "Pots": ["Stock Pot", "Dutch Oven", "Saucepan"],
+    "Tableware": ["Dinner Plate", "Mug", "Bowl", "Serving Platter"],
+    "Bedding": ["Duvet Cover", "Pillowcase Set", "Fitted Sheet"],
+    "Towels": ["Bath Towel", "Hand Towel", "Beach Towel"],
+    "Tents": ["Two-Person Tent", "Tarp Shelter", "Family Tent"],
+    "Sleeping bags": ["Down Sleeping Bag", "Summer Sleeping Bag"],
+    "Cycling": ["Bike Light", "Saddle Bag", "Bottle Cage", "Helmet"],
+    "Hiking": ["Daypack", "Trekking Poles", "Water Bottle"],
+    "Headphones": ["Wireless Headphones", "Earbuds"],
+    "Speakers": ["Bluetooth Speaker", "Bookshelf Speaker"],
+    "Accessories": ["USB-C Cable", "Charger", "Laptop Sleeve"],
+    "Notebooks": ["Dotted Notebook", "Sketchbook", "Planner"],
+    "Pens": ["Fountain Pen", "Gel Pen Set", "Pencil Case"],
+}
+
+
+def category_nodes() -> Iterator[tuple[str, str | None, int]]:
+    """Yield ``(name, parent name or None, position)``, parents before their children."""
+
+    def walk(tree: dict, parent: str | None) -> Iterator[tuple[str, str | None, int]]:
+        for position, (name, children) in enumerate(tree.items()):
+            yield name, parent, position
+            yield from walk(children, name)
+
+    yield from walk(CATEGORY_TREE, None)
+
+
+def leaf_names() -> list[str]:
+    parents = {parent for _, parent, _ in category_nodes() if parent}
+    return [name for name, _, _ in category_nodes() if name not in parents]
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    category: str
+    attributes: dict
+    status: str
+    published_days_ago: int
+
+
+def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:
+    """Return product ``index`` of the demo catalog for ``seed`` (same inputs, same product)."""
+    rng = random.Random(f"{seed}:{index}")
+    leaf = rng.choice(leaves)
+    noun = rng.choice(NOUNS_BY_LEAF.get(leaf, ["Item"]))
+    name = f"{rng.choice(ADJECTIVES)} {rng.choice(MATERIALS)} {noun}"
+    colour = rng.choice(COLOURS)
+    # Prices cluster like a shop's: mostly everyday items, a tail of expensive ones.
+    price = Decimal(str(round(min(rng.lognormvariate(3.3, 0.8), 2500), 0))) - Decimal("0.01")
+    price = max(price, Decimal("0.99"))
+    roll = rng.random()
+    status = "published" if roll < 0.7 else ("draft" if roll < 0.9 else "archived")
+    attributes = {"colour": colour}
+    if leaf in {"Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Coats", "Kids"}:
+        attributes["size"] = rng.choice(SIZES)
+    attributes["weight_g"] = rng.randint(50, 5000)
+    return DemoProduct(
+        sku=f"DEMO{seed}-{index:07d}",
+        name=f"{name} ({colour})",
+        description=f"{name} in {colour.lower()}. Part of the demo catalog.",
+        price=price,
+        category=leaf,
+        attributes=attributes,
+        status=status,
+        published_days_ago=rng.randint(0, 365),
+    )
+
+
+def published_at_for(product: DemoProduct, now):
+    if product.status == "draft":
+        return None
+    return now - timedelta(days=product.published_days_ago)

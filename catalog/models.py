@@ -1,0 +1,135 @@
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+SKU_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+CURRENCY_VALIDATOR = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code.")
+
+
+class Category(models.Model):
+    """A node of the category tree. Products keep their category; cycles are refused."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=140, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "name", "id"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(parent=models.F("id")), name="category_not_own_parent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(ConcurrentTransitionMixin, models.Model):
+    """A sellable item. Only Published products reach the storefront or can be ordered.
+
+    Status moves only through the transitions below (Draft→Published, Published→Draft,
+    Published→Archived, Archived→Draft); ``catalog.services.product_transition`` applies
+    them with validation, audit entry and event. Saving with a stale status raises
+    ``ConcurrentTransition`` (optimistic locking).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        ARCHIVED = "archived", "Archived"
+
+    sku = models.CharField(max_length=64, unique=True, validators=[SKU_VALIDATOR])
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    description = models.TextField(blank=True, max_length=10_000)
+    price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    currency = models.CharField(max_length=3, validators=[CURRENCY_VALIDATOR])
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_gte_0"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "name", "id"], name="product_status_name_idx"),
+            models.Index(fields=["status", "category"], name="product_status_category_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+    @transition(
+        field=status,
+        source=Status.DRAFT,
+        target=Status.PUBLISHED,
+        custom={"admin": True, "label": "Publish"},
+    )
+    def publish(self) -> None:
+        self.published_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=Status.PUBLISHED,
+        target=Status.DRAFT,
+        custom={"admin": True, "label": "Unpublish"},
+    )
+    def unpublish(self) -> None:
+        self.published_at = None
+
+    @transition(
+        field=status,
+        source=Status.PUBLISHED,
+        target=Status.ARCHIVED,
+        custom={"admin": True, "label": "Archive"},
+    )
+    def archive(self) -> None:
+        """Take the product off sale; it keeps its publication date for the record."""
+
+    @transition(
+        field=status,
+        source=Status.ARCHIVED,
+        target=Status.DRAFT,
+        custom={"admin": True, "label": "Restore to draft"},
+    )
+    def restore(self) -> None:
+        self.published_at = None
+
+    def publish_problems(self) -> dict[str, list[str]]:
+        """Return what stops this product from being published, by field."""
+        problems: dict[str, list[str]] = {}
+        if not self.name.strip():
+            problems["name"] = ["A published product needs a name."]
+        if self.price is None or self.price <= 0:
+            problems["price"] = ["A published product needs a price above zero."]
+        if self.category_id is None:
+            problems["category"] = ["A published product needs a category."]
+        elif not self.category.is_active:
+            problems["category"] = [f"The category {self.category.name!r} is not active."]
+        return problems

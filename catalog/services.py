@@ -1,0 +1,388 @@
+"""Catalog writes. Each is one transaction holding the change, its audit entry and event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from audit.actors import Actor
+from audit.changes import diff, snapshot
+from audit.services import audit_record
+from catalog.cache import catalog_cache_bump
+from catalog.errors import CatalogErrorCode as Code
+from catalog.models import Category, Product
+from pms_backend.errors import Conflict, InvalidInput
+from pms_backend.events.services import publish
+
+PRODUCT_FIELDS = [
+    "sku",
+    "name",
+    "slug",
+    "description",
+    "price",
+    "currency",
+    "category",
+    "attributes",
+]
+CATEGORY_FIELDS = ["name", "slug", "parent", "position", "is_active"]
+
+TRANSITIONS = {
+    "publish": "product.published",
+    "unpublish": "product.unpublished",
+    "archive": "product.archived",
+    "restore": "product.restored",
+}
+
+
+def _product_data(product: Product) -> dict[str, Any]:
+    from catalog.api.serializers import ProductSerializer
+
+    return dict(ProductSerializer(product).data)
+
+
+def _category_data(category: Category) -> dict[str, Any]:
+    from catalog.api.serializers import CategorySerializer
+
+    return dict(CategorySerializer(category).data)
+
+
+def _after_catalog_commit() -> None:
+    transaction.on_commit(catalog_cache_bump)
+
+
+def _unique_slug(model, base: str, *, exclude_pk: int | None = None, max_length: int) -> str:
+    base = (slugify(base) or "item")[:max_length]
+    candidate, n = base, 1
+    qs = model.objects.all()
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    while qs.filter(slug=candidate).exists():
+        n += 1
+        suffix = f"-{n}"
+        candidate = base[: max_length - len(suffix)] + suffix
+    return candidate
+
+
+def _integrity_conflict(exc: IntegrityError, *, sku: str = "", slug: str = "") -> Conflict:
+    message = str(exc).lower()
+    if "sku" in message:
+        return Conflict(
+            Code.DUPLICATE_SKU,
+            f"A product with SKU {sku!r} already exists.",
+            errors={"sku": ["Already in use."]},
+        )
+    return Conflict(
+        Code.DUPLICATE_SLUG,
+        f"The slug {slug!r} is already in use.",
+        errors={"slug": ["Already in use."]},
+    )
+
+
+# --- Categories ------------------------------------------------------------------------
+
+
+def category_check_parent(category: Category, parent: Category | None) -> None:
+    """Raise ``InvalidInput`` if ``parent`` is ``category`` or lies below it."""
+    node, seen = parent, set()
+    while node is not None and node.pk not in seen:
+        if node.pk == category.pk:
+            raise InvalidInput(
+                Code.CATEGORY_CYCLE,
+                f"{parent.name!r} lies below {category.name!r}; a category cannot "
+                "become its own ancestor.",
+                errors={"parent": ["Would create a cycle."]},
+            )
+        seen.add(node.pk)
+        node = node.parent
+
+
+def category_create(
+    *,
+    actor: Actor,
+    name: str,
+    slug: str | None = None,
+    parent: Category | None = None,
+    position: int = 0,
+    is_active: bool = True,
+) -> Category:
+    """Create a category (slug derived from the name unless given)."""
+    with transaction.atomic():
+        if slug and Category.objects.filter(slug=slug).exists():
+            raise Conflict(
+                Code.DUPLICATE_SLUG,
+                f"The slug {slug!r} is already in use.",
+                errors={"slug": ["Already in use."]},
+            )
+        category = Category.objects.create(
+            name=name,
+            slug=slug or _unique_slug(Category, name, max_length=140),
+            parent=parent,
+            position=position,
+            is_active=is_active,
+        )
+        audit_record(
+            actor=actor,
+            action="category.created",
+            target=category,
+            changes=diff({}, snapshot(category, CATEGORY_FIELDS)),
+        )
+        publish("category.updated", _category_data(category), subject=f"category:{category.pk}")
+        _after_catalog_commit()
+    return category
+
+
+def category_update(*, actor: Actor, category_id: int, data: dict[str, Any]) -> Category:
+    """Change a category's fields; refuse a parent that would make a cycle."""
+    with transaction.atomic():
+        category = Category.objects.select_for_update().get(pk=category_id)
+        before = snapshot(category, CATEGORY_FIELDS)
+        if "parent" in data:
+            category_check_parent(category, data["parent"])
+        slug = data.get("slug")
+        if slug and Category.objects.filter(slug=slug).exclude(pk=category.pk).exists():
+            raise Conflict(
+                Code.DUPLICATE_SLUG,
+                f"The slug {slug!r} is already in use.",
+                errors={"slug": ["Already in use."]},
+            )
+        for name, value in data.items():
+            if name in CATEGORY_FIELDS:
+                setattr(category, name, value)
+        changes = diff(before, snapshot(category, CATEGORY_FIELDS))
+        if not changes:
+            return category
+        category.save()
+        audit_record(actor=actor, action="category.updated", target=category, changes=changes)
+        publish("category.updated", _category_data(category), subject=f"category:{category.pk}")
+        _after_catalog_commit()
+    return category
+
+
+def category_delete(*, actor: Actor, category_id: int) -> None:
+    """Delete an empty category; refuse one that still holds products or subcategories."""
+    with transaction.atomic():
+        category = Category.objects.select_for_update().get(pk=category_id)
+        product_count = category.products.count()
+        if product_count:
+            raise Conflict(
+                Code.CATEGORY_IN_USE,
+                f"{category.name!r} still holds {product_count} product(s); move them first.",
+            )
+        if category.children.exists():
+            raise Conflict(
+                Code.CATEGORY_HAS_CHILDREN,
+                f"{category.name!r} still has subcategories; move or delete them first.",
+            )
+        data = _category_data(category)
+        audit_record(
+            actor=actor,
+            action="category.deleted",
+            target=category,
+            changes=diff(snapshot(category, CATEGORY_FIELDS), {}),
+        )
+        category.delete()
+        publish("category.updated", {**data, "deleted": True}, subject=f"category:{category_id}")
+        _after_catalog_commit()
+
+
+# --- Products --------------------------------------------------------------------------
+
+
+def product_create(
+    *,
+    actor: Actor,
+    sku: str,
+    name: str,
+    price: Decimal,
+    currency: str | None = None,
+    category: Category | None = None,
+    slug: str | None = None,
+    description: str = "",
+    attributes: dict[str, Any] | None = None,
+) -> Product:
+    """Create a Draft product."""
+    try:
+        with transaction.atomic():
+            if Product.objects.filter(sku=sku).exists():
+                raise Conflict(
+                    Code.DUPLICATE_SKU,
+                    f"A product with SKU {sku!r} already exists.",
+                    errors={"sku": ["Already in use."]},
+                )
+            if slug and Product.objects.filter(slug=slug).exists():
+                raise Conflict(
+                    Code.DUPLICATE_SLUG,
+                    f"The slug {slug!r} is already in use.",
+                    errors={"slug": ["Already in use."]},
+                )
+            product = Product.objects.create(
+                sku=sku,
+                name=name,
+                slug=slug or _unique_slug(Product, f"{name}-{sku}", max_length=220),
+                description=description,
+                price=price,
+                currency=currency or settings.PMS_DEFAULT_CURRENCY,
+                category=category,
+                attributes=attributes or {},
+            )
+            audit_record(
+                actor=actor,
+                action="product.created",
+                target=product,
+                changes=diff({}, snapshot(product, [*PRODUCT_FIELDS, "status"])),
+            )
+            publish("product.created", _product_data(product), subject=f"product:{product.pk}")
+            _after_catalog_commit()
+    except IntegrityError as exc:  # a concurrent create won the race for the SKU or slug
+        raise _integrity_conflict(exc, sku=sku, slug=slug or "") from exc
+    return product
+
+
+def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Product:
+    """Change a product's fields (never its status: that moves by transition)."""
+    unknown = set(data) - set(PRODUCT_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            "unknown_fields",
+            f"Cannot change {', '.join(sorted(unknown))} here.",
+            errors={name: ["Not changeable."] for name in sorted(unknown)},
+        )
+    try:
+        with transaction.atomic():
+            product = Product.objects.select_for_update().get(pk=product_id)
+            before = snapshot(product, PRODUCT_FIELDS)
+            for field in ("sku", "slug"):
+                value = data.get(field)
+                if (
+                    value is not None
+                    and Product.objects.filter(**{field: value}).exclude(pk=product.pk).exists()
+                ):
+                    raise Conflict(
+                        Code.DUPLICATE_SKU if field == "sku" else Code.DUPLICATE_SLUG,
+                        f"The {field} {value!r} is already in use.",
+                        errors={field: ["Already in use."]},
+                    )
+            for name, value in data.items():
+                setattr(product, name, value)
+            if product.status == Product.Status.PUBLISHED:
+                problems = product.publish_problems()
+                if problems:
+                    raise InvalidInput(
+                        Code.PUBLISH_REQUIREMENTS_UNMET,
+                        "A published product must keep "
+                        + "; ".join(m for msgs in problems.values() for m in msgs),
+                        errors=problems,
+                    )
+            changes = diff(before, snapshot(product, PRODUCT_FIELDS))
+            if not changes:
+                return product
+            product.save()
+            audit_record(actor=actor, action="product.updated", target=product, changes=changes)
+            publish("product.updated", _product_data(product), subject=f"product:{product.pk}")
+            _after_catalog_commit()
+    except IntegrityError as exc:
+        raise _integrity_conflict(exc, sku=data.get("sku", ""), slug=data.get("slug", "")) from exc
+    return product
+
+
+def product_transition(*, actor: Actor, product_id: int, transition: str) -> Product:
+    """Move a product along its status machine (publish, unpublish, archive, restore).
+
+    Publishing checks name, price > 0 and an active category, naming what is missing.
+    A move the machine forbids, or one that loses a race, raises ``Conflict``.
+    """
+    if transition not in TRANSITIONS:
+        raise InvalidInput(
+            Code.UNKNOWN_TRANSITION,
+            f"Unknown transition {transition!r}; known: {', '.join(TRANSITIONS)}.",
+        )
+    with transaction.atomic():
+        product = Product.objects.select_related("category").get(pk=product_id)
+        before_status = product.status
+        if transition == "publish" and before_status == Product.Status.DRAFT:
+            problems = product.publish_problems()
+            if problems:
+                raise InvalidInput(
+                    Code.PUBLISH_REQUIREMENTS_UNMET,
+                    "Cannot publish: " + "; ".join(m for msgs in problems.values() for m in msgs),
+                    errors=problems,
+                )
+        before = snapshot(product, ["status", "published_at"])
+        try:
+            getattr(product, transition)()
+        except TransitionNotAllowed as exc:
+            raise Conflict(
+                Code.INVALID_TRANSITION,
+                f"Cannot {transition} a product that is {before_status}.",
+                extra={"current_status": before_status},
+            ) from exc
+        try:
+            product.save()
+        except ConcurrentTransition as exc:
+            raise Conflict(
+                Code.CONCURRENT_MODIFICATION,
+                "The product's status changed meanwhile; reload and try again.",
+            ) from exc
+        audit_record(
+            actor=actor,
+            action=TRANSITIONS[transition],
+            target=product,
+            changes=diff(before, snapshot(product, ["status", "published_at"])),
+        )
+        publish(TRANSITIONS[transition], _product_data(product), subject=f"product:{product.pk}")
+        _after_catalog_commit()
+    return product
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    moved: list[Product]
+    refused: list[tuple[Product, str]]
+
+
+def product_bulk_transition(
+    *, actor: Actor, product_ids: list[int], transition: str
+) -> BulkOutcome:
+    """Apply ``transition`` to each product in its own transaction; report each refusal."""
+    moved, refused = [], []
+    for product in Product.objects.filter(pk__in=product_ids).order_by("pk"):
+        try:
+            moved.append(
+                product_transition(actor=actor, product_id=product.pk, transition=transition)
+            )
+        except (Conflict, InvalidInput) as exc:
+            refused.append((product, exc.detail))
+    return BulkOutcome(moved=moved, refused=refused)
+
+
+def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
+    """Insert the unsaved ``products`` whose SKU is new, in one transaction; return how many.
+
+    For bulk loads (demo data, imports): one audit entry for the batch and no per-product
+    events, so a load of thousands does not flood receivers.
+    """
+    with transaction.atomic():
+        existing = set(
+            Product.objects.filter(sku__in=[p.sku for p in products]).values_list("sku", flat=True)
+        )
+        rows = [p for p in products if p.sku not in existing]
+        if not rows:
+            return 0
+        Product.objects.bulk_create(rows, batch_size=2000)
+        audit_record(
+            actor=actor,
+            action="product.bulk_created",
+            object_type="catalog.product",
+            changes={
+                "count": {"before": None, "after": len(rows)},
+                "skus": {"before": None, "after": [rows[0].sku, rows[-1].sku]},
+            },
+        )
+        _after_catalog_commit()
+    return len(rows)

@@ -1,0 +1,89 @@
+"""How API requests prove who they are: an API key, or a staff member's admin session."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from pms_backend.apikeys.models import ApiKey
+from pms_backend.apikeys.selectors import api_key_authenticate
+
+
+class ApiKeyPrincipal(AnonymousUser):
+    """``request.user`` for key-authenticated requests: authenticated, never staff."""
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return f"api_key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``."""
+
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        raw = self._presented_key(request)
+        if raw is None:
+            return None
+        key = api_key_authenticate(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.")
+        return ApiKeyPrincipal(key), key
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+    def _presented_key(self, request) -> str | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == self.keyword.lower():
+                value = value.strip()
+                if not value:
+                    raise exceptions.AuthenticationFailed("The Api-Key header carries no key.")
+                return value
+            return None
+        value = request.META.get("HTTP_X_API_KEY", "").strip()
+        return value or None
+
+
+class StaffSessionAuthentication(authentication.SessionAuthentication):
+    """The admin session of an active staff member, with CSRF enforced."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, _ = result
+        if not user.is_staff:
+            return None
+        return result
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "pms_backend.api.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key pms_<prefix>_<secret>` (or the `X-API-Key` header)",
+        }
+
+
+class StaffSessionAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "pms_backend.api.authentication.StaffSessionAuthentication"
+    name = "StaffSession"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

@@ -1,0 +1,50 @@
+"""Finding the key behind a presented credential, with a shared cache in front."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from pms_backend.apikeys.models import ApiKey
+from pms_backend.apikeys.services import cache_key_for_prefix, hash_key
+
+_MISSING = "missing"
+
+
+def api_key_parse_prefix(raw_key: str) -> str | None:
+    """Return the prefix of a well-formed ``pms_<prefix>_<secret>`` key, else None."""
+    parts = raw_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pms" or not parts[1] or len(parts[2]) < 40:
+        return None
+    if len(raw_key) > 100:
+        return None
+    return parts[1]
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """Return the usable key that ``raw_key`` is, or None (unknown, revoked, expired)."""
+    prefix = api_key_parse_prefix(raw_key)
+    if prefix is None:
+        return None
+    cache_key = cache_key_for_prefix(prefix)
+    key = cache.get(cache_key)
+    if key is None:
+        key = ApiKey.objects.filter(prefix=prefix).first() or _MISSING
+        cache.set(cache_key, key, settings.PMS_API_KEY_CACHE_SECONDS)
+    if key == _MISSING:
+        return None
+    if not hmac.compare_digest(key.key_hash, hash_key(raw_key)):
+        return None
+    if not key.is_usable:
+        return None
+    _touch_last_used(key)
+    return key
+
+
+def _touch_last_used(key: ApiKey) -> None:
+    # One write per key per interval, not one per request.
+    if cache.add(f"apikey:used:{key.pk}", 1, timeout=300):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())

@@ -1,0 +1,50 @@
+"""The outbox: events are rows written in the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from pms_backend.events.models import Event
+
+EVENT_TOPICS = {
+    "product.created": "products",
+    "product.updated": "products",
+    "product.published": "products",
+    "product.unpublished": "products",
+    "product.archived": "products",
+    "product.restored": "products",
+    "category.updated": "products",
+    "stock.updated": "stock",
+    "stock.low": "stock",
+    "order.created": "orders",
+    "order.status_changed": "orders",
+}
+
+
+def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
+    """Write one outbox event in the caller's transaction and return it.
+
+    Raise ``ValueError`` for a type CONTRACT.md does not name, and ``RuntimeError``
+    outside a transaction: an event must commit with its change or not at all.
+    """
+    if type not in EVENT_TOPICS:
+        raise ValueError(f"unknown event type {type!r}")
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("publish must run inside the business transaction")
+    # Round-trip through Django's encoder so Decimals and datetimes land as the API shows them.
+    encoder = DjangoJSONEncoder()
+    payload = _json_ready(data, encoder)
+    return Event.objects.create(type=type, topic=EVENT_TOPICS[type], subject=subject, data=payload)
+
+
+def _json_ready(value: Any, encoder: DjangoJSONEncoder) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, encoder) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v, encoder) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return encoder.default(value)

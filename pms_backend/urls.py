@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from pms_backend.api.views import PingView
+from pms_backend.monitoring import views as monitoring
+
+# The schema and its docs are public: a storefront developer reads them before holding a key.
+public = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+api_v1 = [
+    path("ping/", PingView.as_view(), name="ping"),
+    path("", include("catalog.api.urls")),
+    path("", include("audit.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", **public),
+        name="api-docs",
+    ),
+    path("health/live", monitoring.live, name="health-live"),
+    path("health/ready", monitoring.ready, name="health-ready"),
+]
+
+handler400 = "pms_backend.api.problems.handler400"
+handler404 = "pms_backend.api.problems.handler404"
+handler500 = "pms_backend.api.problems.handler500"
