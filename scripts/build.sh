@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Production build: install, collect static files, run Django's deployment checks with the
+# production environment, and fail if a model change has no migration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/venv.sh
+ensure_venv
+
+if [ "${DJANGO_DEBUG:-false}" = "true" ]; then
+  echo "error: build.sh checks the production settings; unset DJANGO_DEBUG" >&2
+  exit 2
+fi
+if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
+  echo "error: set DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) as production will" >&2
+  exit 2
+fi
+
+.venv/bin/python manage.py collectstatic --noinput -v0
+.venv/bin/python manage.py check --deploy --fail-level WARNING
+.venv/bin/python manage.py makemigrations --check --dry-run
+echo "==> build ok"

@@ -1,0 +1,143 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from audit.actors import Actor
+
+REQUIRE_SERVICES = os.environ.get("PMS_REQUIRE_SERVICES") == "1"
+
+
+def _need(service: str, available: bool) -> None:
+    if available:
+        return
+    message = f"needs {service}: set {'DATABASE_URL' if service == 'PostgreSQL' else 'REDIS_URL'}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = str(item.fspath)
+        if f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _service_requirements(request):
+    if request.node.get_closest_marker("postgres"):
+        _need("PostgreSQL", settings.DATABASE_BACKEND == "postgresql")
+    if request.node.get_closest_marker("redis"):
+        _need("Redis", bool(settings.REDIS_URL))
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Each test starts with an empty cache (only our own keys, even on a shared Redis)."""
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def system_actor() -> Actor:
+    return Actor.system("tests")
+
+
+@pytest.fixture
+def make_key(db, system_actor):
+    """Return a function creating an API key with ``scopes`` and returning the raw key."""
+    from pms_backend.apikeys.services import api_key_create
+
+    def make(scopes: str = "storefront", name: str = "test key", **kwargs) -> str:
+        _, raw = api_key_create(
+            name=name, scopes=scopes.split(","), actor=system_actor, **kwargs
+        )
+        return raw
+
+    return make
+
+
+def _client_with(raw_key: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    client.raw_key = raw_key
+    return client
+
+
+@pytest.fixture
+def storefront(make_key):
+    """An API client holding a storefront key."""
+    return _client_with(make_key("storefront", name="storefront"))
+
+
+@pytest.fixture
+def admin_api(make_key):
+    """An API client holding a key with every scope."""
+    return _client_with(make_key("admin", name="integration"))
+
+
+@pytest.fixture
+def client_for(make_key):
+    """Return a function making an API client holding a key with the given scopes."""
+
+    def make(scopes: str):
+        return _client_with(make_key(scopes, name=f"key {scopes}"))
+
+    return make
+
+
+@pytest.fixture
+def category(db, system_actor):
+    from catalog.services import category_create
+
+    return category_create(actor=system_actor, name="Kitchen")
+
+
+@pytest.fixture
+def make_product(db, system_actor, category):
+    """Return a function creating a product (Draft unless ``status`` says otherwise)."""
+    from decimal import Decimal
+
+    from catalog.services import product_create, product_transition
+
+    counter = {"n": 0}
+
+    def make(status: str = "draft", **fields):
+        counter["n"] += 1
+        fields.setdefault("sku", f"SKU-{counter['n']:04d}")
+        fields.setdefault("name", f"Product {counter['n']}")
+        fields.setdefault("price", Decimal("19.90"))
+        fields.setdefault("category", category)
+        product = product_create(actor=system_actor, **fields)
+        if status in ("published", "archived"):
+            product = product_transition(
+                actor=system_actor, product_id=product.pk, transition="publish"
+            )
+        if status == "archived":
+            product = product_transition(
+                actor=system_actor, product_id=product.pk, transition="archive"
+            )
+        return product
+
+    return make
+
+
+@pytest.fixture
+def staff_user(db):
+    """A superuser with staff access (admin login)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser(
+        username="boss", email="boss@example.com", password="correct horse battery"
+    )
