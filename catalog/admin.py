@@ -113,6 +113,12 @@ class ProductAdmin(
         # Products are archived, never deleted: orders and the ledger refer to them.
         return False
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if not self.has_change_permission(request, obj):
+            # The buttons post the change form, which a view-only user may not post.
+            context[self.fsm_context_key] = []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def save_model(self, request, obj, form, change):
         actor = Actor.from_request(request)
         if change:

@@ -89,7 +89,11 @@ class Product(ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.DRAFT,
         target=Status.PUBLISHED,
-        custom={"admin": True, "label": "Publish"},
+        custom={
+            "admin": True,
+            "label": "Publish",
+            "help_text": "Put it on sale: needs a name, a price above zero and an active category.",
+        },
     )
     def publish(self) -> None:
         self.published_at = timezone.now()
@@ -98,7 +102,11 @@ class Product(ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.PUBLISHED,
         target=Status.DRAFT,
-        custom={"admin": True, "label": "Unpublish"},
+        custom={
+            "admin": True,
+            "label": "Unpublish",
+            "help_text": "Take it off the storefront and back to draft.",
+        },
     )
     def unpublish(self) -> None:
         self.published_at = None
@@ -107,7 +115,11 @@ class Product(ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.PUBLISHED,
         target=Status.ARCHIVED,
-        custom={"admin": True, "label": "Archive"},
+        custom={
+            "admin": True,
+            "label": "Archive",
+            "help_text": "Retire it: off the storefront, kept for orders and history.",
+        },
     )
     def archive(self) -> None:
         """Take the product off sale; it keeps its publication date for the record."""
@@ -116,7 +128,11 @@ class Product(ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.ARCHIVED,
         target=Status.DRAFT,
-        custom={"admin": True, "label": "Restore to draft"},
+        custom={
+            "admin": True,
+            "label": "Restore to draft",
+            "help_text": "Bring it back as a draft to edit and publish again.",
+        },
     )
     def restore(self) -> None:
         self.published_at = None
