@@ -59,6 +59,9 @@ INSTALLED_APPS = [
     "pms_backend.events",
     "audit",
     "catalog",
+    "inventory",
+    "orders",
+    "pms_backend.idempotency",
 ]
 
 MIDDLEWARE = [
@@ -287,6 +290,11 @@ PMS_DEFAULT_CURRENCY = env.str("PMS_DEFAULT_CURRENCY", default="EUR")
 PMS_CATALOG_CACHE_SECONDS = env.int("PMS_CATALOG_CACHE_SECONDS", default=300)
 PMS_API_KEY_CACHE_SECONDS = env.int("PMS_API_KEY_CACHE_SECONDS", default=60)
 PMS_MAX_PAGE_SIZE = 100
+PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
+PMS_RESERVATION_MINUTES = env.int("PMS_RESERVATION_MINUTES", default=30)
+PMS_ORDER_MAX_LINES = 100
+PMS_ORDER_MAX_QUANTITY = env.int("PMS_ORDER_MAX_QUANTITY", default=1000)
+PMS_IDEMPOTENCY_HOURS = 24
 
 # --- Logging -------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 api_v1 = [
     path("ping/", PingView.as_view(), name="ping"),
     path("", include("catalog.api.urls")),
+    path("", include("inventory.api.urls")),
+    path("", include("orders.api.urls")),
     path("", include("audit.api.urls")),
 ]
 

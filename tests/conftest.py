@@ -141,3 +141,33 @@ def staff_user(db):
     return get_user_model().objects.create_superuser(
         username="boss", email="boss@example.com", password="correct horse battery"
     )
+
+
+@pytest.fixture
+def receive(system_actor):
+    """Return a function putting ``quantity`` of a product on hand (a receipt)."""
+    from inventory.services import stock_record_movement
+
+    def receive(product, quantity: int):
+        return stock_record_movement(
+            actor=system_actor,
+            product_id=product.pk,
+            kind="receipt",
+            quantity=quantity,
+            reason="test receipt",
+        )
+
+    return receive
+
+
+ORDER_CUSTOMER = {"email": "ada@example.com", "name": "Ada Lovelace"}
+ORDER_ADDRESS = {"line1": "1 Analytical Way", "city": "London", "postal_code": "N1", "country": "GB"}
+
+
+def order_body(*lines) -> dict:
+    """Return an order request body for ``(product, quantity)`` pairs."""
+    return {
+        "items": [{"product": p.pk, "quantity": q} for p, q in lines],
+        "customer": ORDER_CUSTOMER,
+        "shipping_address": ORDER_ADDRESS,
+    }

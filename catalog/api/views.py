@@ -27,6 +27,8 @@ from catalog.cache import (
     response_cache_key,
 )
 from catalog.filters import ProductFilter
+from inventory.api.serializers import StockSerializer
+from inventory.selectors import stock_for
 from pms_backend.api.permissions import principal_has_scope
 from pms_backend.apikeys import scopes
 
@@ -126,6 +128,7 @@ class ProductViewSet(
         "unpublish": scopes.CATALOG_WRITE,
         "archive": scopes.CATALOG_WRITE,
         "restore": scopes.CATALOG_WRITE,
+        "stock": scopes.INVENTORY_READ,
     }
 
     def sees_everything(self) -> bool:
@@ -173,6 +176,15 @@ class ProductViewSet(
     _transition_schema = extend_schema(
         request=None, responses={200: ProductSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM}
     )
+
+    @extend_schema(
+        summary="Stock status of a product", responses={200: StockSerializer, 404: PROBLEM}
+    )
+    @action(detail=True, methods=["get"])
+    def stock(self, request, pk=None):
+        """On hand, reserved, available and whether it is in stock."""
+        product = self.get_object()
+        return Response(stock_for([product.pk])[product.pk])
 
     @_transition_schema
     @action(detail=True, methods=["post"])

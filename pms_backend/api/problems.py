@@ -68,19 +68,29 @@ def _flatten_errors(data, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+def domain_error_body(exc: DomainError) -> dict:
+    """Return the problem+json body of a service's refusal."""
+    return problem_body(
+        status_code=exc.status,
+        code=exc.code,
+        title=exc.code.replace("_", " ").capitalize(),
+        detail=exc.detail,
+        errors=exc.errors,
+        **exc.extra,
+    )
+
+
+def problem_response(body: dict, status_code: int, headers: dict | None = None) -> Response:
+    response = Response(body, status=status_code, headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
 def problem_exception_handler(exc, context) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every handled error leaves as problem+json."""
     headers = {}
     if isinstance(exc, DomainError):
-        body = problem_body(
-            status_code=exc.status,
-            code=exc.code,
-            title=exc.code.replace("_", " ").capitalize(),
-            detail=exc.detail,
-            errors=exc.errors,
-            **exc.extra,
-        )
-        return _response(body, exc.status, headers)
+        return problem_response(domain_error_body(exc), exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -110,13 +120,7 @@ def problem_exception_handler(exc, context) -> Response | None:
     body = problem_body(
         status_code=exc.status_code, code=code, title=title, detail=detail, errors=errors
     )
-    return _response(body, exc.status_code, headers)
-
-
-def _response(body: dict, status_code: int, headers: dict) -> Response:
-    response = Response(body, status=status_code, headers=headers)
-    response.content_type = PROBLEM_CONTENT_TYPE
-    return response
+    return problem_response(body, exc.status_code, headers)
 
 
 def _plain_problem(status_code: int, code: str, title: str, detail: str) -> JsonResponse:

@@ -1,0 +1,84 @@
+"""Stock status and the movement ledger over HTTP."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.actors import Actor
+from catalog import selectors as catalog_selectors
+from inventory import selectors, services
+from inventory.api.serializers import MovementCreateSerializer, MovementSerializer, StockSerializer
+from inventory.filters import MovementFilter
+from pms_backend.api.permissions import principal_has_scope
+from pms_backend.apikeys import scopes
+
+MAX_BATCH = 100
+PROBLEM = {"description": "problem+json error"}
+
+
+class StockBatchView(APIView):
+    """Stock of several products at once: ``?products=1,2,3`` (at most 100)."""
+
+    required_scopes = {"GET": scopes.INVENTORY_READ}
+
+    @extend_schema(
+        summary="Stock status of several products",
+        parameters=[
+            OpenApiParameter("products", str, required=True, description="Comma-separated ids")
+        ],
+        responses={200: StockSerializer(many=True), 400: PROBLEM},
+    )
+    def get(self, request):
+        raw = request.query_params.get("products", "")
+        try:
+            ids = [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            ids = None
+        if not ids or any(i < 1 for i in ids) or len(ids) > MAX_BATCH:
+            raise ValidationError(
+                {"products": [f"Give 1 to {MAX_BATCH} comma-separated product ids."]}
+            )
+        visible = catalog_selectors.product_list(
+            include_unpublished=principal_has_scope(request, scopes.CATALOG_WRITE)
+        ).filter(pk__in=ids)
+        stock = selectors.stock_for(visible.values_list("pk", flat=True))
+        return Response([stock[pid] for pid in sorted(stock)])
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Read the stock ledger"),
+    retrieve=extend_schema(summary="Read one movement"),
+    create=extend_schema(
+        summary="Record a receipt, adjustment, correction or return",
+        request=MovementCreateSerializer,
+        responses={201: MovementSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    ),
+)
+class MovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = MovementSerializer
+    filterset_class = MovementFilter
+    required_scopes = {
+        "list": scopes.INVENTORY_WRITE,
+        "retrieve": scopes.INVENTORY_WRITE,
+        "create": scopes.INVENTORY_WRITE,
+    }
+
+    def get_queryset(self):
+        return selectors.movement_list()
+
+    def create(self, request):
+        serializer = MovementCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        movement = services.stock_record_movement(
+            actor=Actor.from_request(request),
+            product_id=data["product"].pk,
+            kind=data["kind"],
+            quantity=data["quantity"],
+            reason=data["reason"],
+        )
+        return Response(MovementSerializer(movement).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,7 @@
+from enum import StrEnum
+
+
+class InventoryErrorCode(StrEnum):
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    INVALID_MOVEMENT = "invalid_movement"
+    UNKNOWN_PRODUCT = "unknown_product"

@@ -1,0 +1,293 @@
+"""Stock changes. Every change locks the stock rows in primary-key order, checks under
+the lock, and writes stock + ledger movement + audit entry + events in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_record
+from catalog.models import Product
+from inventory.errors import InventoryErrorCode as Code
+from inventory.models import InventoryMovement, Stock
+from pms_backend.errors import Conflict, InvalidInput, NotFound
+from pms_backend.events.services import publish
+
+MAX_MOVEMENT_QUANTITY = 1_000_000
+MANUAL_KINDS = (
+    InventoryMovement.Kind.RECEIPT,
+    InventoryMovement.Kind.ADJUSTMENT,
+    InventoryMovement.Kind.CORRECTION,
+    InventoryMovement.Kind.RETURN,
+)
+Kind = InventoryMovement.Kind
+
+
+@dataclass(frozen=True)
+class _Delta:
+    product_id: int
+    on_hand: int
+    reserved: int
+
+
+def stock_representation(stock: Stock) -> dict[str, Any]:
+    """Return a stock row as the API and the ``stock.*`` events show it."""
+    return {
+        "product": stock.product_id,
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.available,
+        "in_stock": stock.available > 0,
+    }
+
+
+def _lock_stock(product_ids, *, create_missing: bool) -> dict[int, Stock]:
+    """Lock the stock rows of ``product_ids`` in primary-key order and return them.
+
+    Every writer takes its locks in this one order, so two multi-line orders naming the
+    same products in opposite orders wait for each other instead of deadlocking.
+    """
+    ids = sorted(set(product_ids))
+    if create_missing:
+        Stock.objects.bulk_create([Stock(product_id=pid) for pid in ids], ignore_conflicts=True)
+    rows = Stock.objects.select_for_update().filter(product_id__in=ids).order_by("product_id")
+    return {row.product_id: row for row in rows}
+
+
+def _apply(
+    *,
+    actor: Actor,
+    stocks: dict[int, Stock],
+    deltas: list[_Delta],
+    kind: str,
+    reason: str,
+    reference: str,
+) -> list[InventoryMovement]:
+    """Apply checked deltas to locked rows; write movements, audit entries and events."""
+    now = timezone.now()
+    movements, changed, low = [], [], []
+    for delta in deltas:
+        stock = stocks[delta.product_id]
+        was_low = stock.is_low
+        before = {"on_hand": stock.on_hand, "reserved": stock.reserved}
+        stock.on_hand += delta.on_hand
+        stock.reserved += delta.reserved
+        stock.updated_at = now
+        changed.append(stock)
+        if stock.is_low and not was_low:
+            low.append(stock)
+        movements.append(
+            InventoryMovement(
+                product_id=stock.product_id,
+                kind=kind,
+                on_hand_delta=delta.on_hand,
+                reserved_delta=delta.reserved,
+                on_hand_after=stock.on_hand,
+                reserved_after=stock.reserved,
+                reason=reason[:500],
+                reference=reference[:64],
+                actor_label=actor.label[:200],
+            )
+        )
+        audit_record(
+            actor=actor,
+            action=f"stock.{kind}",
+            object_type="inventory.stock",
+            object_id=stock.product_id,
+            changes={
+                name: {"before": before[name], "after": getattr(stock, name)}
+                for name in ("on_hand", "reserved")
+                if before[name] != getattr(stock, name)
+            }
+            | ({"reference": {"before": None, "after": reference}} if reference else {}),
+        )
+    Stock.objects.bulk_update(changed, ["on_hand", "reserved", "updated_at"])
+    InventoryMovement.objects.bulk_create(movements)
+    for stock in changed:
+        data = stock_representation(stock)
+        publish("stock.updated", data, subject=f"product:{stock.product_id}")
+    for stock in low:
+        publish(
+            "stock.low",
+            stock_representation(stock) | {"low_stock_threshold": stock.low_stock_threshold},
+            subject=f"product:{stock.product_id}",
+        )
+    return movements
+
+
+def _check_lines(lines: Mapping[int, int]) -> None:
+    if not lines:
+        raise InvalidInput(Code.INVALID_MOVEMENT, "No lines to move.")
+    for product_id, quantity in lines.items():
+        if not isinstance(quantity, int) or not 0 < quantity <= MAX_MOVEMENT_QUANTITY:
+            raise InvalidInput(
+                Code.INVALID_MOVEMENT,
+                f"Quantity for product {product_id} must be from 1 to {MAX_MOVEMENT_QUANTITY}.",
+            )
+
+
+def stock_reserve(*, actor: Actor, lines: Mapping[int, int], reference: str) -> None:
+    """Reserve every line or none: raise ``Conflict`` listing each short line.
+
+    Must run inside the caller's transaction (the order placement), so the reservation
+    commits with the order or not at all.
+    """
+    _check_lines(lines)
+    with transaction.atomic():
+        stocks = _lock_stock(lines, create_missing=False)
+        short = []
+        for product_id in sorted(lines):
+            stock = stocks.get(product_id)
+            available = stock.available if stock else 0
+            if lines[product_id] > available:
+                short.append(
+                    {"product": product_id, "requested": lines[product_id], "available": available}
+                )
+        if short:
+            raise Conflict(
+                Code.INSUFFICIENT_STOCK,
+                "Not enough stock for "
+                + ", ".join(
+                    f"product {s['product']} "
+                    f"({s['requested']} requested, {s['available']} available)"
+                    for s in short
+                )
+                + ".",
+                extra={"lines": short},
+            )
+        _apply(
+            actor=actor,
+            stocks=stocks,
+            deltas=[_Delta(pid, 0, qty) for pid, qty in sorted(lines.items())],
+            kind=Kind.RESERVE,
+            reason="order placed",
+            reference=reference,
+        )
+
+
+def _move_reserved(
+    *, actor: Actor, lines: Mapping[int, int], reference: str, kind: str, reason: str
+) -> None:
+    _check_lines(lines)
+    with transaction.atomic():
+        stocks = _lock_stock(lines, create_missing=False)
+        deltas = []
+        for product_id, quantity in sorted(lines.items()):
+            stock = stocks.get(product_id)
+            if stock is None or stock.reserved < quantity:
+                # The ledger promised this reservation; failing loudly beats drifting.
+                raise Conflict(
+                    Code.INSUFFICIENT_STOCK,
+                    f"Product {product_id} has fewer than {quantity} reserved.",
+                )
+            sold = quantity if kind == Kind.SALE else 0
+            deltas.append(_Delta(product_id, -sold, -quantity))
+        _apply(
+            actor=actor, stocks=stocks, deltas=deltas, kind=kind, reason=reason, reference=reference
+        )
+
+
+def stock_release(
+    *, actor: Actor, lines: Mapping[int, int], reference: str, reason: str = ""
+) -> None:
+    """Give reserved quantities back to ``available`` (an order cancelled or expired)."""
+    _move_reserved(actor=actor, lines=lines, reference=reference, kind=Kind.RELEASE, reason=reason)
+
+
+def stock_sell(*, actor: Actor, lines: Mapping[int, int], reference: str) -> None:
+    """Turn reservations into sales: ``on_hand`` and ``reserved`` both fall."""
+    _move_reserved(
+        actor=actor, lines=lines, reference=reference, kind=Kind.SALE, reason="order completed"
+    )
+
+
+def stock_return(*, actor: Actor, lines: Mapping[int, int], reference: str, reason: str) -> None:
+    """Put returned goods back on hand (a refund with restock)."""
+    _check_lines(lines)
+    with transaction.atomic():
+        stocks = _lock_stock(lines, create_missing=True)
+        _apply(
+            actor=actor,
+            stocks=stocks,
+            deltas=[_Delta(pid, qty, 0) for pid, qty in sorted(lines.items())],
+            kind=Kind.RETURN,
+            reason=reason,
+            reference=reference,
+        )
+
+
+def stock_record_movement(
+    *, actor: Actor, product_id: int, kind: str, quantity: int, reason: str
+) -> InventoryMovement:
+    """Record a manual movement: a receipt, adjustment, correction or return.
+
+    Receipts and returns add (``quantity`` > 0); adjustments and corrections are signed.
+    Refuse (409 ``insufficient_stock``) a change that would take ``on_hand`` below zero
+    or below what is reserved.
+    """
+    if kind not in MANUAL_KINDS:
+        raise InvalidInput(
+            Code.INVALID_MOVEMENT,
+            f"Kind must be one of {', '.join(MANUAL_KINDS)}; reservations, releases and "
+            "sales come from orders.",
+            errors={"kind": ["Not a manual movement kind."]},
+        )
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidInput(
+            Code.INVALID_MOVEMENT,
+            "Quantity must be a whole number.",
+            errors={"quantity": ["Not an integer."]},
+        )
+    if quantity == 0 or abs(quantity) > MAX_MOVEMENT_QUANTITY:
+        raise InvalidInput(
+            Code.INVALID_MOVEMENT,
+            f"Quantity must be non-zero and at most {MAX_MOVEMENT_QUANTITY} in size.",
+            errors={"quantity": ["Out of range."]},
+        )
+    if kind in (Kind.RECEIPT, Kind.RETURN) and quantity < 0:
+        raise InvalidInput(
+            Code.INVALID_MOVEMENT,
+            f"A {kind} adds stock; use an adjustment to remove it.",
+            errors={"quantity": ["Must be positive."]},
+        )
+    if not reason.strip() and kind in (Kind.ADJUSTMENT, Kind.CORRECTION):
+        raise InvalidInput(
+            Code.INVALID_MOVEMENT,
+            "Adjustments and corrections need a reason.",
+            errors={"reason": ["Required for this kind."]},
+        )
+    with transaction.atomic():
+        if not Product.objects.filter(pk=product_id).exists():
+            raise NotFound(Code.UNKNOWN_PRODUCT, f"No product has id {product_id}.")
+        stocks = _lock_stock([product_id], create_missing=True)
+        stock = stocks[product_id]
+        if stock.on_hand + quantity < stock.reserved:
+            raise Conflict(
+                Code.INSUFFICIENT_STOCK,
+                f"Cannot take on hand from {stock.on_hand} to {stock.on_hand + quantity}: "
+                f"{stock.reserved} are reserved by open orders.",
+                extra={
+                    "lines": [
+                        {
+                            "product": product_id,
+                            "requested": -quantity,
+                            "available": stock.available,
+                        }
+                    ]
+                },
+            )
+        (movement,) = _apply(
+            actor=actor,
+            stocks=stocks,
+            deltas=[_Delta(product_id, quantity, 0)],
+            kind=kind,
+            reason=reason,
+            reference="",
+        )
+    return movement

@@ -1,0 +1,86 @@
+from django.conf import settings
+from rest_framework import serializers
+
+from orders.models import Order, OrderItem
+from pms_backend.api.serializers import StrictInputMixin
+
+
+class OrderItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderItem
+        fields = ["product", "sku", "name", "unit_price", "quantity", "line_total"]
+        read_only_fields = fields
+
+
+class CustomerSerializer(StrictInputMixin, serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(max_length=200)
+
+
+class ShippingAddressSerializer(StrictInputMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    region = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    country = serializers.RegexField(
+        r"^[A-Z]{2}$", max_length=2, error_messages={"invalid": "Use an ISO 3166 alpha-2 code."}
+    )
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+
+
+class OrderLineSerializer(StrictInputMixin, serializers.Serializer):
+    product = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+class OrderCreateSerializer(StrictInputMixin, serializers.Serializer):
+    """A new order. Prices come from the catalog; a product named twice is merged."""
+
+    items = OrderLineSerializer(
+        many=True, allow_empty=False, max_length=settings.PMS_ORDER_MAX_LINES
+    )
+    customer = CustomerSerializer()
+    shipping_address = ShippingAddressSerializer()
+
+
+class CustomerOutSerializer(serializers.Serializer):
+    email = serializers.EmailField(source="customer_email")
+    name = serializers.CharField(source="customer_name")
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    items = OrderItemSerializer(many=True, read_only=True)
+    customer = CustomerOutSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "items",
+            "total",
+            "currency",
+            "reserved_until",
+            "customer",
+            "shipping_address",
+            "cancellation_reason",
+            "restocked",
+            "created_at",
+            "processing_at",
+            "completed_at",
+            "cancelled_at",
+            "refunded_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class RefundSerializer(StrictInputMixin, serializers.Serializer):
+    restock = serializers.BooleanField(required=False, default=False)
+
+
+class CancelSerializer(StrictInputMixin, serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, default="")

@@ -1,0 +1,250 @@
+"""Order writes: placement (all lines reserved or none) and the status machine's moves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from audit.actors import Actor
+from audit.services import audit_record
+from catalog.models import Product
+from inventory import services as inventory
+from orders.errors import OrderErrorCode as Code
+from orders.models import Order, OrderItem
+from pms_backend.errors import Conflict, InvalidInput
+from pms_backend.events.services import publish
+
+TRANSITIONS = ("process", "complete", "cancel", "refund")
+
+
+def order_representation(order: Order) -> dict[str, Any]:
+    from orders.api.serializers import OrderSerializer
+
+    return dict(OrderSerializer(order).data)
+
+
+def merge_lines(items: list[Mapping[str, int]]) -> dict[int, int]:
+    """Return ``{product_id: quantity}``; a product named twice has its quantities added."""
+    lines: dict[int, int] = {}
+    for item in items:
+        lines[item["product"]] = lines.get(item["product"], 0) + item["quantity"]
+    return lines
+
+
+def _check_limits(lines: dict[int, int]) -> None:
+    if not lines:
+        raise InvalidInput(
+            Code.INVALID_ORDER, "An order needs at least one item.", errors={"items": ["Empty."]}
+        )
+    if len(lines) > settings.PMS_ORDER_MAX_LINES:
+        raise InvalidInput(
+            Code.INVALID_ORDER,
+            f"An order may hold at most {settings.PMS_ORDER_MAX_LINES} products.",
+            errors={"items": ["Too many lines."]},
+        )
+    too_many = [pid for pid, qty in lines.items() if qty > settings.PMS_ORDER_MAX_QUANTITY]
+    if too_many:
+        raise InvalidInput(
+            Code.INVALID_ORDER,
+            f"At most {settings.PMS_ORDER_MAX_QUANTITY} of one product per order "
+            f"(products {', '.join(map(str, too_many))}).",
+            errors={"items": ["Quantity over the limit."]},
+        )
+
+
+def order_place(
+    *,
+    actor: Actor,
+    items: list[Mapping[str, int]],
+    customer: Mapping[str, str],
+    shipping_address: Mapping[str, Any],
+) -> Order:
+    """Place an order: reserve every line or none, price it from the catalog.
+
+    Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
+    ordered (unknown, draft or archived), or ``insufficient_stock`` naming each short
+    line with the quantities requested and available.
+    """
+    lines = merge_lines(items)
+    _check_limits(lines)
+    products = Product.objects.in_bulk(list(lines))
+    unavailable = []
+    for product_id in sorted(lines):
+        product = products.get(product_id)
+        if product is None:
+            unavailable.append({"product": product_id, "reason": "not_found"})
+        elif product.status != Product.Status.PUBLISHED:
+            unavailable.append({"product": product_id, "reason": product.status})
+    if unavailable:
+        raise Conflict(
+            Code.PRODUCT_UNAVAILABLE,
+            "Cannot order "
+            + ", ".join(f"product {u['product']} ({u['reason']})" for u in unavailable)
+            + ".",
+            extra={"lines": unavailable},
+        )
+    currencies = {products[pid].currency for pid in lines}
+    if len(currencies) > 1:
+        raise InvalidInput(
+            Code.MIXED_CURRENCIES,
+            f"Products are priced in {', '.join(sorted(currencies))}; order them separately.",
+        )
+    now = timezone.now()
+    total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
+    with transaction.atomic():
+        order = Order.objects.create(
+            customer_email=customer["email"],
+            customer_name=customer["name"],
+            shipping_address=dict(shipping_address),
+            currency=currencies.pop(),
+            total=total,
+            reserved_until=now + timedelta(minutes=settings.PMS_RESERVATION_MINUTES),
+            api_key=actor.api_key,
+            placed_by=actor.user,
+        )
+        inventory.stock_reserve(actor=actor, lines=lines, reference=f"order:{order.number}")
+        OrderItem.objects.bulk_create(
+            [
+                OrderItem(
+                    order=order,
+                    product_id=pid,
+                    sku=products[pid].sku,
+                    name=products[pid].name,
+                    unit_price=products[pid].price,
+                    quantity=qty,
+                    line_total=products[pid].price * qty,
+                )
+                for pid, qty in sorted(lines.items())
+            ]
+        )
+        audit_record(
+            actor=actor,
+            action="order.created",
+            target=order,
+            changes={
+                "status": {"before": None, "after": order.status},
+                "total": {"before": None, "after": str(order.total)},
+                "items": {
+                    "before": None,
+                    "after": [[pid, qty] for pid, qty in sorted(lines.items())],
+                },
+            },
+        )
+        publish("order.created", order_representation(order), subject=f"order:{order.pk}")
+    return order
+
+
+def order_transition(
+    *,
+    actor: Actor,
+    order_id: int,
+    transition: str,
+    restock: bool = False,
+    reason: str = "",
+) -> Order:
+    """Move an order along its status machine with the move's stock effect.
+
+    process keeps the reservation; complete turns it into a sale; cancel releases it;
+    refund puts the goods back on hand when ``restock``. A move the machine forbids, or
+    one that lost a race to another move, raises ``Conflict`` and changes nothing.
+    """
+    if transition not in TRANSITIONS:
+        raise InvalidInput(
+            Code.UNKNOWN_TRANSITION,
+            f"Unknown transition {transition!r}; known: {', '.join(TRANSITIONS)}.",
+        )
+    with transaction.atomic():
+        order = Order.objects.get(pk=order_id)
+        before = order.status
+        kwargs: dict[str, Any] = {}
+        if transition == "cancel":
+            kwargs["reason"] = reason or "cancelled"
+        elif transition == "refund":
+            kwargs["restock"] = restock
+        try:
+            getattr(order, transition)(**kwargs)
+        except TransitionNotAllowed as exc:
+            raise Conflict(
+                Code.INVALID_TRANSITION,
+                f"Cannot {transition} an order that is {before}.",
+                extra={"current_status": before},
+            ) from exc
+        # The status update comes first: it takes the order's row lock before any stock
+        # lock, and a racer that changed the status meanwhile makes it fail here.
+        try:
+            order.save()
+        except ConcurrentTransition as exc:
+            raise Conflict(
+                Code.CONCURRENT_MODIFICATION,
+                "The order's status changed meanwhile; reload and try again.",
+            ) from exc
+        lines = dict(order.items.values_list("product_id", "quantity"))
+        reference = f"order:{order.number}"
+        if transition == "complete":
+            inventory.stock_sell(actor=actor, lines=lines, reference=reference)
+        elif transition == "cancel":
+            inventory.stock_release(
+                actor=actor, lines=lines, reference=reference, reason=kwargs["reason"]
+            )
+        elif transition == "refund" and restock:
+            inventory.stock_return(
+                actor=actor, lines=lines, reference=reference, reason="refund with restock"
+            )
+        changes = {"status": {"before": before, "after": order.status}}
+        if transition == "refund":
+            changes["restocked"] = {"before": None, "after": restock}
+        if transition == "cancel":
+            changes["cancellation_reason"] = {"before": "", "after": order.cancellation_reason}
+        audit_record(actor=actor, action=f"order.{transition}", target=order, changes=changes)
+        publish(
+            "order.status_changed",
+            order_representation(order) | {"from": before, "to": order.status},
+            subject=f"order:{order.pk}",
+        )
+    return order
+
+
+def order_expire_reservations(*, actor: Actor, batch_size: int = 100, now=None) -> int:
+    """Cancel Pending orders whose reservation has run out, releasing their stock.
+
+    Works in batches; each order is its own transaction with its audit entry and event,
+    so one that a customer or staff member moved meanwhile is simply skipped.
+    """
+    now = now or timezone.now()
+    expired = 0
+    last_id = 0
+    while True:
+        ids = list(
+            Order.objects.filter(
+                status=Order.Status.PENDING, reserved_until__lt=now, pk__gt=last_id
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return expired
+        for order_id in ids:
+            try:
+                order_transition(
+                    actor=actor,
+                    order_id=order_id,
+                    transition="cancel",
+                    reason="reservation expired",
+                )
+            except Conflict:
+                continue  # processed or cancelled meanwhile
+            expired += 1
+        last_id = ids[-1]
+
+
+def expired_reservations(*, now=None):
+    """Return the Pending orders whose reservation has run out (what cleanup would cancel)."""
+    now = now or timezone.now()
+    return Order.objects.filter(status=Order.Status.PENDING, reserved_until__lt=now)
