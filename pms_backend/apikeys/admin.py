@@ -109,7 +109,7 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
             },
         )
 
-    @admin.action(description="Revoke selected keys", permissions=["view"])
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
         for key in queryset:
             services.api_key_revoke(prefix=key.prefix, actor=Actor.from_request(request))
