@@ -181,7 +181,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 150
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "expire-reservations": {"task": "orders.expire_reservations", "schedule": 60.0},
+    "check-inventory": {"task": "inventory.check_integrity", "schedule": 3600.0},
+    "prune-idempotency-keys": {"task": "idempotency.prune", "schedule": 3600.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Auth, i18n, static ---------------------------------------------------------------

@@ -7,45 +7,95 @@ import inventory.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
+        ("catalog", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Stock',
+            name="Stock",
             fields=[
-                ('product', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='stock', serialize=False, to='catalog.product')),
-                ('on_hand', models.IntegerField(default=0)),
-                ('reserved', models.IntegerField(default=0)),
-                ('low_stock_threshold', models.PositiveIntegerField(default=inventory.models.default_low_stock_threshold)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "product",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="stock",
+                        serialize=False,
+                        to="catalog.product",
+                    ),
+                ),
+                ("on_hand", models.IntegerField(default=0)),
+                ("reserved", models.IntegerField(default=0)),
+                (
+                    "low_stock_threshold",
+                    models.PositiveIntegerField(
+                        default=inventory.models.default_low_stock_threshold
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('on_hand__gte', 0)), name='stock_on_hand_gte_0'), models.CheckConstraint(condition=models.Q(('reserved__gte', 0)), name='stock_reserved_gte_0'), models.CheckConstraint(condition=models.Q(('reserved__lte', models.F('on_hand'))), name='stock_reserved_lte_on_hand')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("on_hand__gte", 0)), name="stock_on_hand_gte_0"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("reserved__gte", 0)), name="stock_reserved_gte_0"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("reserved__lte", models.F("on_hand"))),
+                        name="stock_reserved_lte_on_hand",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='InventoryMovement',
+            name="InventoryMovement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('receipt', 'Receipt'), ('adjustment', 'Adjustment'), ('reserve', 'Reserve'), ('release', 'Release'), ('sale', 'Sale'), ('return', 'Return'), ('correction', 'Correction')], max_length=16)),
-                ('on_hand_delta', models.IntegerField()),
-                ('reserved_delta', models.IntegerField()),
-                ('on_hand_after', models.IntegerField()),
-                ('reserved_after', models.IntegerField()),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('reference', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('actor_label', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='movements', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("receipt", "Receipt"),
+                            ("adjustment", "Adjustment"),
+                            ("reserve", "Reserve"),
+                            ("release", "Release"),
+                            ("sale", "Sale"),
+                            ("return", "Return"),
+                            ("correction", "Correction"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("on_hand_delta", models.IntegerField()),
+                ("reserved_delta", models.IntegerField()),
+                ("on_hand_after", models.IntegerField()),
+                ("reserved_after", models.IntegerField()),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("reference", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("actor_label", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="movements",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['product', '-id'], name='movement_product_idx')],
+                "ordering": ["-id"],
+                "indexes": [models.Index(fields=["product", "-id"], name="movement_product_idx")],
             },
         ),
     ]
