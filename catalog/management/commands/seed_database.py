@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.text import slugify
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 slug=f"{slugify(p.name)}-{p.sku.lower()}"[:220],
                 description=p.description,
                 price=p.price,
-                currency="EUR",
+                currency=settings.PMS_DEFAULT_CURRENCY,
                 category=categories[p.category],
                 attributes=p.attributes,
                 status=p.status,
