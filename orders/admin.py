@@ -88,7 +88,7 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
     def get_urls(self):
         return [
             path(
-                "<int:order_id>/refund/",
+                "<uuid:order_id>/refund/",
                 self.admin_site.admin_view(self.refund_view),
                 name="orders_order_refund",
             ),
@@ -117,7 +117,7 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
         self.message_user(request, f"Order {obj.number}: {name} done.", messages.SUCCESS)
         return True
 
-    def refund_view(self, request, order_id: int):
+    def refund_view(self, request, order_id):
         """Ask whether to restock, then refund through the service."""
         order = get_object_or_404(Order, pk=order_id)
         if not self.has_change_permission(request, order):

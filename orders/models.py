@@ -1,4 +1,5 @@
 import secrets
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -32,6 +33,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     OPEN_STATUSES = (Status.PENDING, Status.PROCESSING)
 
+    # Not guessable (a storefront cannot walk other shops' order ids), and known before
+    # the insert, so encrypted columns can bind the row's key as associated data.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.CharField(max_length=20, unique=True, default=new_order_number)
     status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True)
     customer_email = models.EmailField(max_length=254)

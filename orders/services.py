@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -144,7 +145,7 @@ def order_place(
 def order_transition(
     *,
     actor: Actor,
-    order_id: int,
+    order_id: uuid.UUID | str,
     transition: str,
     restock: bool = False,
     reason: str = "",
@@ -219,13 +220,12 @@ def order_expire_reservations(*, actor: Actor, batch_size: int = 100, now=None) 
     """
     now = now or timezone.now()
     expired = 0
-    last_id = 0
+    skipped: set = set()
     while True:
         ids = list(
-            Order.objects.filter(
-                status=Order.Status.PENDING, reserved_until__lt=now, pk__gt=last_id
-            )
-            .order_by("pk")
+            expired_reservations(now=now)
+            .exclude(pk__in=skipped)
+            .order_by("reserved_until", "pk")
             .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
@@ -239,9 +239,9 @@ def order_expire_reservations(*, actor: Actor, batch_size: int = 100, now=None) 
                     reason="reservation expired",
                 )
             except Conflict:
-                continue  # processed or cancelled meanwhile
+                skipped.add(order_id)  # moved meanwhile; never retried in this run
+                continue
             expired += 1
-        last_id = ids[-1]
 
 
 def expired_reservations(*, now=None):
