@@ -8,6 +8,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from catalog.models import Product
 from pms_backend.apikeys.models import ApiKey
+from pms_backend.encryption.attributes import EncryptedAttribute
 
 _NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
 
@@ -38,9 +39,15 @@ class Order(ConcurrentTransitionMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.CharField(max_length=20, unique=True, default=new_order_number)
     status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True)
-    customer_email = models.EmailField(max_length=254)
-    customer_name = models.CharField(max_length=200)
-    shipping_address = models.JSONField(default=dict)
+    # Customer data is encrypted at rest (AES-256-GCM, bound to this row); the e-mail is
+    # findable through its blind index, never by decrypting every row.
+    customer_email_ct = models.TextField(db_column="customer_email", blank=True, editable=False)
+    customer_email_index = models.CharField(max_length=64, db_index=True, editable=False)
+    customer_name_ct = models.TextField(db_column="customer_name", blank=True, editable=False)
+    shipping_address_ct = models.TextField(db_column="shipping_address", blank=True, editable=False)
+    customer_email = EncryptedAttribute("customer_email_ct", index_field="customer_email_index")
+    customer_name = EncryptedAttribute("customer_name_ct")
+    shipping_address = EncryptedAttribute("shipping_address_ct", kind="json")
     currency = models.CharField(max_length=3)
     total = models.DecimalField(max_digits=14, decimal_places=2)
     reserved_until = models.DateTimeField(null=True, blank=True)

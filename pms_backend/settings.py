@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "inventory",
     "orders",
     "pms_backend.idempotency",
+    "pms_backend.encryption",
 ]
 
 MIDDLEWARE = [
@@ -104,9 +105,21 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    if env.bool("DATABASE_POOL", default=True):
+        # Under ASGI every request runs in a thread of its own, so persistent per-thread
+        # connections pile up until PostgreSQL refuses more ("too many clients"), and
+        # without them each request pays for a new connection. A per-process pool
+        # (psycopg_pool) is Django's answer; requests wait for a free connection.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+            "timeout": 10,
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 else:
     # SQLite: wait for a writer instead of failing at once; dev server and worker share it.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -289,6 +302,25 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- PMS ------------------------------------------------------------------------------
+
+# Field encryption: comma-separated base64 32-byte keys, newest first. Development
+# without keys derives one from the secret key; production refuses to start without.
+PMS_ENCRYPTION_KEYS = env.str("PMS_ENCRYPTION_KEYS", default="")
+if not PMS_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PMS_ENCRYPTION_KEYS is required in production: comma-separated standard base64 "
+            "of 32 random bytes each, newest first (python -c \"import os,base64;"
+            "print(base64.b64encode(os.urandom(32)).decode())\")."
+        )
+    import base64
+    import hashlib
+
+    PMS_ENCRYPTION_KEYS = base64.b64encode(
+        hashlib.sha256(b"pms-dev-encryption:" + SECRET_KEY.encode()).digest()
+    ).decode()
+# Keys the blind indexes (search by customer e-mail); keep it when rotating other secrets.
+PMS_BLIND_INDEX_SECRET = env.str("PMS_BLIND_INDEX_KEY", default="") or SECRET_KEY
 
 PMS_DEFAULT_CURRENCY = env.str("PMS_DEFAULT_CURRENCY", default="EUR")
 PMS_CATALOG_CACHE_SECONDS = env.int("PMS_CATALOG_CACHE_SECONDS", default=300)
