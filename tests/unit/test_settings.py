@@ -1,0 +1,268 @@
+"""Settings come from the environment; production refuses to start on insecure defaults.
+
+Each case starts a fresh interpreter: settings are read once per process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+STRONG_KEY = secrets.token_urlsafe(50)
+ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+
+# Import the settings the way every process does and print what a reader needs to see.
+SHOW = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "ENGINE": s.DATABASES["default"]["ENGINE"],
+    "CACHE": s.CACHES["default"]["BACKEND"],
+    "BROKER": s.CELERY_BROKER_URL,
+    "SSL_REDIRECT": getattr(s, "SECURE_SSL_REDIRECT", False),
+    "HSTS": getattr(s, "SECURE_HSTS_SECONDS", 0),
+    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE,
+    "CORS": s.CORS_ALLOWED_ORIGINS,
+    "CURRENCY": s.PMS_DEFAULT_CURRENCY,
+    "BASE_DIR": str(s.BASE_DIR),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project's code without a local ``.env``, database or state.
+
+    Settings fill unset variables from ``.env`` beside ``manage.py`` (``dev.sh`` writes
+    one), so only a copy lets a test see what an unset variable does.
+    """
+    copy = tmp_path_factory.mktemp("project") / "pms"
+    shutil.copytree(
+        ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            ".env",
+            "db.sqlite3*",
+            "var",
+            "staticfiles",
+            "bench",
+            "tests",
+            "__pycache__",
+            "*.egg-info",
+            ".*_cache",
+        ),
+    )
+    return copy
+
+
+@pytest.fixture
+def environment(tmp_path):
+    """A bare environment: only what each test sets, nothing inherited from the shell."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "pms_backend.settings",
+    }
+
+
+def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run the venv's Python with ``args`` in ``cwd``."""
+    return subprocess.run(
+        [PYTHON, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def production(env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {
+        **env,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": STRONG_KEY,
+        "DJANGO_ALLOWED_HOSTS": "shop.example.com,api.example.com",
+        "PMS_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        **extra,
+    }
+
+
+# --- The secret key -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    [
+        None,
+        "",
+        "short",
+        "django-insecure-" + "x7Qp2Lk9" * 5 + "abcd",  # 60 characters, Django's own prefix
+        "ab" * 30,  # long enough, too few distinct characters
+    ],
+    ids=["unset", "empty", "short", "django-insecure", "repetitive"],
+)
+def test_production_refuses_a_missing_or_weak_secret_key(project, environment, secret_key):
+    env = {**environment, "DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "shop.example.com"}
+    if secret_key is not None:
+        env["DJANGO_SECRET_KEY"] = secret_key
+        assert len(secret_key) == 60 or not secret_key.startswith("django-insecure-")
+
+    result = _run(project, env, "manage.py", "check")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    assert "System check identified no issues" not in result.stdout
+
+
+def test_an_unset_debug_flag_means_production(project, environment):
+    result = _run(project, {**environment, "DJANGO_SECRET_KEY": "short"}, "-c", SHOW)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_with_a_strong_key_starts_hardened(project, environment):
+    env = production(environment)
+
+    checked = _run(project, env, "manage.py", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "System check identified no issues" in checked.stdout
+
+    shown = _run(project, env, "-c", SHOW)
+    assert shown.returncode == 0, shown.stderr
+    values = json.loads(shown.stdout)
+    assert values["BASE_DIR"] == str(project)  # the copy, not the checkout, was imported
+    assert values["DEBUG"] is False
+    assert values["ALLOWED_HOSTS"] == ["shop.example.com", "api.example.com"]
+    assert values["SSL_REDIRECT"] is True
+    assert values["HSTS"] >= 31_536_000
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+
+
+def test_development_needs_no_key_at_all(project, environment):
+    result = _run(project, {**environment, "DJANGO_DEBUG": "true"}, "-c", SHOW)
+
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["DEBUG"] is True
+    assert "127.0.0.1" in values["ALLOWED_HOSTS"]
+
+
+# --- Backends: embedded defaults, or PostgreSQL and Redis ----------------------------------
+
+
+def test_without_services_the_embedded_defaults_are_used_and_logged(project, environment):
+    result = _run(project, production(environment), "-c", SHOW)
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "database=sqlite cache=local-memory broker=filesystem "
+        "channel_layer=InMemoryChannelLayer" in result.stderr
+    )
+    values = json.loads(result.stdout)
+    assert values["ENGINE"] == "django.db.backends.sqlite3"
+    assert values["CACHE"].endswith("LocMemCache")
+    assert values["BROKER"] == "filesystem://"
+
+
+def test_with_database_and_redis_urls_postgresql_and_redis_are_used_and_logged(
+    project, environment
+):
+    env = production(
+        environment,
+        # Nothing listens there: importing the settings must not connect.
+        DATABASE_URL="postgres://pms:hunter2@db.invalid:5432/pms",
+        REDIS_URL="redis://cache.invalid:6379/0",
+    )
+
+    result = _run(project, env, "-c", SHOW)
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "database=postgresql cache=redis broker=redis channel_layer=RedisChannelLayer"
+        in result.stderr
+    )
+    values = json.loads(result.stdout)
+    assert values["ENGINE"] == "django.db.backends.postgresql"
+    assert values["CACHE"] == "django_redis.cache.RedisCache"
+    assert values["BROKER"] == "redis://cache.invalid:6379/0"
+    assert "hunter2" not in result.stderr  # the log line names backends, not credentials
+
+
+def test_the_log_level_follows_log_level(project, environment):
+    env = {**environment, "DJANGO_DEBUG": "true", "LOG_LEVEL": "WARNING"}
+
+    result = _run(project, env, "-c", SHOW)
+
+    assert result.returncode == 0, result.stderr
+    assert "database=" not in result.stderr
+
+
+def test_cors_origins_and_currency_come_from_the_environment(project, environment):
+    env = {
+        **environment,
+        "DJANGO_DEBUG": "true",
+        "CORS_ALLOWED_ORIGINS": "https://shop.example.com,https://m.example.com",
+        "PMS_DEFAULT_CURRENCY": "USD",
+    }
+
+    values = json.loads(_run(project, env, "-c", SHOW).stdout)
+
+    assert values["CORS"] == ["https://shop.example.com", "https://m.example.com"]
+    assert values["CURRENCY"] == "USD"
+
+
+# --- scripts/build.sh ---------------------------------------------------------------------
+
+
+def build(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the real build script in the checkout (it uses the checkout's .venv)."""
+    return subprocess.run(
+        ["scripts/build.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_build_passes_the_deployment_checks_with_a_production_environment(environment, tmp_path):
+    env = production(
+        environment,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        CELERY_BROKER_DIR=str(tmp_path / "broker"),
+    )
+
+    result = build(env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "No changes detected" in result.stdout  # every model change has its migration
+    assert "==> build ok" in result.stdout
+    assert (ROOT / "staticfiles" / "staticfiles.json").is_file()  # hashed, compressed
+
+
+def test_build_refuses_without_a_secret_key(environment):
+    env = production(environment)
+    env.pop("DJANGO_SECRET_KEY")
+
+    result = build(env)
+
+    assert result.returncode == 2
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    assert "build ok" not in result.stdout
+
+
+def test_build_refuses_debug_mode(environment):
+    result = build(production(environment, DJANGO_DEBUG="true"))
+
+    assert result.returncode == 2
+    assert "DJANGO_DEBUG" in result.stderr
