@@ -1,4 +1,4 @@
-"""Who did something: a staff user, an API key or a system job, plus where from."""
+"""Who did something: a staff user, an API key, a system job or an anonymous client."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Actor:
             return "api_key"
         if self.user is not None:
             return "user"
-        return "system"
+        return "system" if self.job else "anonymous"
 
     @property
     def label(self) -> str:
@@ -33,7 +33,9 @@ class Actor:
             return f"api_key:{self.api_key.prefix} ({self.api_key.name})"
         if self.user is not None:
             return f"user:{self.user.get_username()}"
-        return f"job:{self.job or 'system'}"
+        if self.job:
+            return f"job:{self.job}"
+        return f"anonymous@{self.ip or 'unknown'}"
 
     @classmethod
     def system(cls, job: str) -> Actor:

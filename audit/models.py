@@ -12,6 +12,7 @@ class AuditLog(models.Model):
         USER = "user", "Staff user"
         API_KEY = "api_key", "API key"
         SYSTEM = "system", "System job"
+        ANONYMOUS = "anonymous", "Anonymous client"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)

@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "pms_backend.api.guard.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
@@ -275,7 +276,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pms_backend.api.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["pms_backend.api.parsers.StrictJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["pms_backend.api.throttles.CredentialRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "pms_backend.api.pagination.BoundedPageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -310,8 +312,8 @@ if not PMS_ENCRYPTION_KEYS:
     if not DEBUG:
         raise ImproperlyConfigured(
             "PMS_ENCRYPTION_KEYS is required in production: comma-separated standard base64 "
-            "of 32 random bytes each, newest first (python -c \"import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())\")."
+            'of 32 random bytes each, newest first (python -c "import os,base64;'
+            'print(base64.b64encode(os.urandom(32)).decode())").'
         )
     import base64
     import hashlib
@@ -326,6 +328,17 @@ PMS_DEFAULT_CURRENCY = env.str("PMS_DEFAULT_CURRENCY", default="EUR")
 PMS_CATALOG_CACHE_SECONDS = env.int("PMS_CATALOG_CACHE_SECONDS", default=300)
 PMS_API_KEY_CACHE_SECONDS = env.int("PMS_API_KEY_CACHE_SECONDS", default=60)
 PMS_MAX_PAGE_SIZE = 100
+PMS_RATE_LIMITS_ENABLED = env.bool("PMS_RATE_LIMITS_ENABLED", default=True)
+PMS_RATE_LIMITS = {
+    # Every API request from one client address.
+    "ip": env.str("PMS_RATE_LIMIT_IP", default="1200/minute"),
+    # Every request made with one API key (or staff session).
+    "key": env.str("PMS_RATE_LIMIT_KEY", default="6000/minute"),
+    # Order placements per key: a storefront must not be able to hoard stock.
+    "orders": env.str("PMS_RATE_LIMIT_ORDERS", default="120/minute"),
+    # Failed authentications per client address (key guessing).
+    "auth_failures": env.str("PMS_RATE_LIMIT_AUTH_FAILURES", default="20/10m"),
+}
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
 PMS_RESERVATION_MINUTES = env.int("PMS_RESERVATION_MINUTES", default=30)
 PMS_ORDER_MAX_LINES = 100

@@ -44,6 +44,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
+    rate_limit_bucket = {"create": "orders"}
     required_scopes = {
         "list": scopes.ORDERS_READ,
         "retrieve": scopes.ORDERS_READ,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from audit.actors import Actor
+from audit.services import audit_record
+from pms_backend.api import ratelimit
+from pms_backend.api.guard import client_ip
 from pms_backend.apikeys.models import ApiKey
-from pms_backend.apikeys.selectors import api_key_authenticate
+from pms_backend.apikeys.selectors import api_key_authenticate, api_key_parse_prefix
 
 
 class ApiKeyPrincipal(AnonymousUser):
@@ -33,10 +39,35 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = self._presented_key(request)
         if raw is None:
             return None
+        ip = client_ip(request._request)
+        limited = settings.PMS_RATE_LIMITS_ENABLED
+        failures = ratelimit.rate("auth_failures")
+        if limited and ratelimit.peek("authfail", ip, failures) >= failures.count:
+            # Past the limit no key is even checked: guessing gains nothing.
+            raise exceptions.Throttled(detail="Too many failed authentications from this address.")
         key = api_key_authenticate(raw)
         if key is None:
+            self._record_failure(request, ip, raw, limited)
             raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.")
         return ApiKeyPrincipal(key), key
+
+    def _record_failure(self, request, ip: str, raw: str, limited: bool) -> None:
+        count, limit = 1, None
+        if limited:
+            (verdict,) = ratelimit.hit([("authfail", ip, ratelimit.rate("auth_failures"))])
+            count, limit = verdict.limit - verdict.remaining, verdict.limit
+        # Audit the first failure of a window and the one that trips the limit, not every
+        # guess: a flood must not turn into a flood of audit rows.
+        if count not in (1, limit):
+            return
+        with transaction.atomic():
+            audit_record(
+                actor=Actor(request_id=getattr(request, "request_id", ""), ip=ip),
+                action="auth.locked_out" if count == limit else "auth.failed",
+                object_type="apikeys.apikey",
+                object_id=api_key_parse_prefix(raw) or "",
+                changes={"failures_in_window": {"before": None, "after": count}},
+            )
 
     def authenticate_header(self, request) -> str:
         return self.keyword

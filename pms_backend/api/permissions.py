@@ -37,7 +37,9 @@ class HasScope(BasePermission):
         if request.auth is None and not (request.user and request.user.is_authenticated):
             return False  # DRF answers 401 for this
         if scope is None:
-            return False
+            # A method the view does not serve at all: let it answer 405 instead.
+            method = request.method.lower()
+            return method not in view.http_method_names or not hasattr(view, method)
         if principal_has_scope(request, scope):
             return True
         self.message = f"Your credentials lack the scope {scope!r}."

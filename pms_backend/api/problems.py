@@ -52,8 +52,9 @@ def _flatten_errors(data, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(data, dict):
         for key, value in data.items():
             name = f"{prefix}.{key}" if prefix else str(key)
-            if key == "non_field_errors" and not prefix:
-                name = "non_field_errors"
+            if key == "non_field_errors":
+                # A nested object's or list's own error belongs to the field holding it.
+                name = prefix or "non_field_errors"
             for k, v in _flatten_errors(value, name).items():
                 flat.setdefault(k, []).extend(v)
     elif isinstance(data, list):

@@ -1,0 +1,78 @@
+"""What every API request passes before DRF sees it: a body-size cap and the per-IP
+rate limit; and what every API response carries out: the RateLimit-* headers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from pms_backend.api import ratelimit
+from pms_backend.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+
+def client_ip(request: HttpRequest) -> str:
+    """Return the peer address. Forwarded headers count only when the ASGI server was told
+    to trust the proxy (FORWARDED_ALLOW_IPS), which then rewrites REMOTE_ADDR itself."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def record_verdict(request: HttpRequest, verdict: ratelimit.Verdict) -> None:
+    """Keep the most constraining verdict for this request's RateLimit-* headers."""
+    current = getattr(request, "pms_ratelimit", None)
+    request.pms_ratelimit = (
+        verdict if current is None else ratelimit.most_constraining([current, verdict])
+    )
+
+
+def _problem(status: int, code: str, title: str, detail: str, **headers) -> JsonResponse:
+    response = JsonResponse(
+        problem_body(status_code=status, code=code, title=title, detail=detail),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+class ApiGuardMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        response = self._refuse(request) or self.get_response(request)
+        verdict = getattr(request, "pms_ratelimit", None)
+        if verdict is not None:
+            response["RateLimit-Limit"] = str(verdict.limit)
+            response["RateLimit-Remaining"] = str(max(verdict.remaining, 0))
+            response["RateLimit-Reset"] = str(verdict.reset)
+        return response
+
+    def _refuse(self, request: HttpRequest) -> HttpResponse | None:
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            try:
+                request.body  # noqa: B018 -- reading enforces DATA_UPLOAD_MAX_MEMORY_SIZE
+            except RequestDataTooBig:
+                return _problem(
+                    413,
+                    "payload_too_large",
+                    "Payload too large",
+                    f"The request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                )
+        if not settings.PMS_RATE_LIMITS_ENABLED:
+            return None
+        (verdict,) = ratelimit.hit([("ip", client_ip(request), ratelimit.rate("ip"))])
+        record_verdict(request, verdict)
+        if not verdict.allowed:
+            return _problem(
+                429,
+                "rate_limited",
+                "Too many requests",
+                f"More than {verdict.limit} requests from this address; retry in "
+                f"{verdict.reset} s.",
+                Retry_After=str(verdict.reset),
+            )
+        return None

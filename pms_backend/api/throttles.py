@@ -1,0 +1,39 @@
+"""Per-credential rate limits, with a stricter one for order placement."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+from pms_backend.api import ratelimit
+from pms_backend.api.guard import record_verdict
+from pms_backend.apikeys.models import ApiKey
+
+
+class CredentialRateThrottle(BaseThrottle):
+    """Count each request against its API key (or staff user); order placement also
+    against the key's order budget, so a storefront cannot hoard stock."""
+
+    def __init__(self) -> None:
+        self.verdict: ratelimit.Verdict | None = None
+
+    def allow_request(self, request, view) -> bool:
+        if not settings.PMS_RATE_LIMITS_ENABLED:
+            return True
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.prefix}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            return True  # the per-IP limit covers anonymous requests
+        buckets = [("cred", ident, ratelimit.rate("key"))]
+        if getattr(view, "rate_limit_bucket", {}).get(getattr(view, "action", None)):
+            bucket = view.rate_limit_bucket[view.action]
+            buckets.append((bucket, ident, ratelimit.rate(bucket)))
+        verdicts = ratelimit.hit(buckets)
+        self.verdict = ratelimit.most_constraining(verdicts)
+        record_verdict(request._request, self.verdict)
+        return self.verdict.allowed
+
+    def wait(self) -> float | None:
+        return self.verdict.reset if self.verdict else None
