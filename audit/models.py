@@ -39,3 +39,24 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class AuditSeal(models.Model):
+    """A link of the hash chain over the audit log, written after the entry by the sealer.
+
+    ``entry_hash`` covers the entry's content; ``chain_hash`` = SHA-256 of the previous
+    link's ``chain_hash`` and this ``entry_hash``. Altering, removing or reordering a
+    sealed entry breaks the chain at that point (``verify_audit_chain`` says where).
+    """
+
+    sequence = models.PositiveBigIntegerField(primary_key=True)
+    entry_id = models.BigIntegerField(unique=True)  # not a foreign key: deletions must show
+    entry_hash = models.CharField(max_length=64)
+    chain_hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"seal {self.sequence} of entry {self.entry_id}"

@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-reservations": {"task": "orders.expire_reservations", "schedule": 60.0},
     "check-inventory": {"task": "inventory.check_integrity", "schedule": 3600.0},
     "prune-idempotency-keys": {"task": "idempotency.prune", "schedule": 3600.0},
+    "seal-audit-log": {"task": "audit.seal", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0001_initial'),
+        ("audit", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditlog',
-            name='actor_type',
-            field=models.CharField(choices=[('user', 'Staff user'), ('api_key', 'API key'), ('system', 'System job'), ('anonymous', 'Anonymous client')], max_length=16),
+            model_name="auditlog",
+            name="actor_type",
+            field=models.CharField(
+                choices=[
+                    ("user", "Staff user"),
+                    ("api_key", "API key"),
+                    ("system", "System job"),
+                    ("anonymous", "Anonymous client"),
+                ],
+                max_length=16,
+            ),
         ),
     ]
