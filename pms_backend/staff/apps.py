@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class StaffConfig(AppConfig):
+    name = "pms_backend.staff"
+    label = "staff"
+    verbose_name = "Staff roles"
+
+    def ready(self) -> None:
+        from pms_backend.staff import signals  # noqa: F401 -- connects the audit receivers
