@@ -54,8 +54,12 @@ class StorefrontCachedReadMixin:
         version = catalog_cache_version()
         if version is None:
             return build()
+        # Pages carry absolute links (next, previous), so scheme and host are part of the key.
         key = response_cache_key(
-            version, "storefront", request.path, request.META.get("QUERY_STRING", "")
+            version,
+            "storefront",
+            request.build_absolute_uri(request.path),
+            request.META.get("QUERY_STRING", ""),
         )
         hit = cached_response_get(key)
         if hit is not None:
