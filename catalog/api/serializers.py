@@ -9,6 +9,11 @@ MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_LENGTH = 500
 
 
+def _storable_text(text: str) -> bool:
+    # PostgreSQL's jsonb cannot hold NUL, and no encoder can write an unpaired surrogate.
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def validate_attributes(value):
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object of name → value.")
@@ -17,6 +22,10 @@ def validate_attributes(value):
     for name, item in value.items():
         if not 1 <= len(name) <= 100:
             raise serializers.ValidationError("Attribute names must be 1 to 100 characters.")
+        if not _storable_text(name) or (isinstance(item, str) and not _storable_text(item)):
+            raise serializers.ValidationError(
+                f"Attribute {name!r}: null and surrogate characters are not allowed."
+            )
         if isinstance(item, dict | list):
             raise serializers.ValidationError(
                 f"Attribute {name!r}: values must be strings, numbers, booleans or null."
