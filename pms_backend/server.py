@@ -1,0 +1,66 @@
+"""The production ASGI server (uvicorn), configured from the environment.
+
+``python -m pms_backend.server`` serves HTTP and websockets on ``$HOST:$PORT`` with
+``$WEB_CONCURRENCY`` processes; HTTPS/WSS with TLS 1.3 as the minimum when
+``TLS_CERT_FILE`` and ``TLS_KEY_FILE`` are set. Forwarded headers are trusted only from
+the proxies listed in ``FORWARDED_ALLOW_IPS``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from collections.abc import Callable
+
+import uvicorn
+
+
+def tls13_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """Return uvicorn's TLS context with TLS 1.3 as the lowest version it will speak."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def options_from_env(env: dict[str, str]) -> dict:
+    """Return uvicorn.run's keyword arguments for this environment; exit on bad values."""
+    try:
+        port = int(env.get("PORT", "8000"))
+        workers = int(env.get("WEB_CONCURRENCY", "2"))
+    except ValueError:
+        sys.exit("error: PORT and WEB_CONCURRENCY must be whole numbers")
+    if not (0 < port < 65536 and 0 < workers <= 64):
+        sys.exit("error: PORT must be 1-65535 and WEB_CONCURRENCY 1-64")
+    options = {
+        "host": env.get("HOST", "0.0.0.0"),  # noqa: S104 -- a server listens on all interfaces
+        "port": port,
+        "workers": workers,
+        "log_level": env.get("UVICORN_LOG_LEVEL", "warning"),
+        "access_log": env.get("ACCESS_LOG", "0") == "1",
+        "timeout_graceful_shutdown": 20,
+        "proxy_headers": bool(env.get("FORWARDED_ALLOW_IPS")),
+        "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or None,
+    }
+    cert, key = env.get("TLS_CERT_FILE", ""), env.get("TLS_KEY_FILE", "")
+    if cert or key:
+        for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):
+            if not path or not os.access(path, os.R_OK):
+                sys.exit(f"error: {name} must name a readable file (got {path!r})")
+        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls13_context)
+    return options
+
+
+def main() -> None:
+    options = options_from_env(dict(os.environ))
+    scheme = "https" if "ssl_certfile" in options else "http"
+    print(
+        f"==> serving {scheme}://{options['host']}:{options['port']} with "
+        f"{options['workers']} process(es)",
+        file=sys.stderr,
+    )
+    uvicorn.run("pms_backend.asgi:application", **options)
+
+
+if __name__ == "__main__":
+    main()
