@@ -303,7 +303,13 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
             f"Unknown transition {transition!r}; known: {', '.join(TRANSITIONS)}.",
         )
     with transaction.atomic():
-        product = Product.objects.select_related("category").get(pk=product_id)
+        # Locked like product_update: the save writes every field, and an edit committed
+        # between an unlocked read and that save would be silently undone.
+        product = (
+            Product.objects.select_for_update(of=("self",))
+            .select_related("category")
+            .get(pk=product_id)
+        )
         before_status = product.status
         if transition == "publish" and before_status == Product.Status.DRAFT:
             problems = product.publish_problems()
