@@ -14,6 +14,9 @@ if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
   echo "error: set DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) as production will" >&2
   exit 2
 fi
+# Said explicitly, so that a local .env (dev.sh writes DJANGO_DEBUG=true) cannot turn the
+# checks below into checks of the development settings.
+export DJANGO_DEBUG=false
 
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py check --deploy --fail-level WARNING

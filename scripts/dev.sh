@@ -40,13 +40,14 @@ user.save()
 worker_pid=$!
 trap 'kill $worker_pid 2>/dev/null || true' EXIT INT TERM
 
+port="${PORT:-8000}"
 cat <<MSG
 
   PMS backend is running (worker log: var/worker.log)
-    admin:    http://127.0.0.1:8000/admin/   user: admin   password: ${PMS_DEV_ADMIN_PASSWORD}
-    API:      http://127.0.0.1:8000/api/v1/  docs: http://127.0.0.1:8000/api/docs/
+    admin:    http://127.0.0.1:${port}/admin/   user: admin   password: ${PMS_DEV_ADMIN_PASSWORD}
+    API:      http://127.0.0.1:${port}/api/v1/  docs: http://127.0.0.1:${port}/api/docs/
     API key:  .venv/bin/python manage.py generate_api_key --name me --scopes storefront
 
 MSG
-.venv/bin/uvicorn pms_backend.asgi:application --host 127.0.0.1 --port "${PORT:-8000}" \
+.venv/bin/uvicorn pms_backend.asgi:application --host 127.0.0.1 --port "$port" \
   --reload --log-level warning

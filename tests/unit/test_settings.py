@@ -42,32 +42,36 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project's code without a local ``.env``, database or state.
+IGNORED = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    ".env",
+    "db.sqlite3*",
+    "var",
+    "staticfiles",
+    "bench",
+    "tests",
+    "__pycache__",
+    "*.egg-info",
+    ".*_cache",
+)
+
+
+def copy_project(target: Path) -> Path:
+    """Copy the project's code and scripts to ``target``, sharing the checkout's .venv.
 
     Settings fill unset variables from ``.env`` beside ``manage.py`` (``dev.sh`` writes
-    one), so only a copy lets a test see what an unset variable does.
+    one), so only a copy without it shows what an unset variable does; and a build in a
+    copy leaves the checkout's static files alone.
     """
-    copy = tmp_path_factory.mktemp("project") / "pms"
-    shutil.copytree(
-        ROOT,
-        copy,
-        ignore=shutil.ignore_patterns(
-            ".venv",
-            ".git",
-            ".env",
-            "db.sqlite3*",
-            "var",
-            "staticfiles",
-            "bench",
-            "tests",
-            "__pycache__",
-            "*.egg-info",
-            ".*_cache",
-        ),
-    )
-    return copy
+    shutil.copytree(ROOT, target, ignore=IGNORED)
+    (target / ".venv").symlink_to(ROOT / ".venv")
+    return target
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("project") / "pms")
 
 
 @pytest.fixture
@@ -227,42 +231,48 @@ def test_cors_origins_and_currency_come_from_the_environment(project, environmen
 # --- scripts/build.sh ---------------------------------------------------------------------
 
 
-def build(env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run the real build script in the checkout (it uses the checkout's .venv)."""
+def build(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["scripts/build.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        ["scripts/build.sh"], cwd=project, env=env, capture_output=True, text=True, timeout=600
     )
 
 
-def test_build_passes_the_deployment_checks_with_a_production_environment(environment, tmp_path):
-    env = production(
-        environment,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        CELERY_BROKER_DIR=str(tmp_path / "broker"),
-    )
-
-    result = build(env)
+def test_build_passes_the_deployment_checks_with_a_production_environment(project, environment):
+    result = build(project, production(environment))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "No changes detected" in result.stdout  # every model change has its migration
     assert "==> build ok" in result.stdout
-    assert (ROOT / "staticfiles" / "staticfiles.json").is_file()  # hashed, compressed
+    assert (project / "staticfiles" / "staticfiles.json").is_file()  # hashed, compressed
 
 
-def test_build_refuses_without_a_secret_key(environment):
+def test_build_checks_production_even_beside_a_development_env_file(tmp_path, environment):
+    project = copy_project(tmp_path / "pms")
+    # What scripts/dev.sh leaves behind in a working copy.
+    (project / ".env").write_text(f"DJANGO_DEBUG=true\nDJANGO_SECRET_KEY={STRONG_KEY}\n")
+    env = production(environment)
+    env.pop("DJANGO_DEBUG")
+
+    result = build(project, env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "==> build ok" in result.stdout
+
+
+def test_build_refuses_without_a_secret_key(project, environment):
     env = production(environment)
     env.pop("DJANGO_SECRET_KEY")
 
-    result = build(env)
+    result = build(project, env)
 
     assert result.returncode == 2
     assert "DJANGO_SECRET_KEY" in result.stderr
     assert "build ok" not in result.stdout
 
 
-def test_build_refuses_debug_mode(environment):
-    result = build(production(environment, DJANGO_DEBUG="true"))
+def test_build_refuses_debug_mode(project, environment):
+    result = build(project, production(environment, DJANGO_DEBUG="true"))
 
     assert result.returncode == 2
     assert "DJANGO_DEBUG" in result.stderr

@@ -1,0 +1,144 @@
+"""scripts/dev.sh as a newcomer runs it: a working copy to a running shop in one command."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNER = re.compile(
+    r"admin:\s+(?P<url>http://127\.0\.0\.1:(?P<port>\d+)/admin/)\s+user: (?P<user>\S+)"
+    r"\s+password: (?P<password>\S+)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory):
+    """Run dev.sh in a copy of the project (own SQLite, own .env) on a free port."""
+    project = tmp_path_factory.mktemp("dev") / "pms"
+    shutil.copytree(
+        ROOT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            ".env",
+            "db.sqlite3*",
+            "var",
+            "staticfiles",
+            "bench",
+            "tests",
+            "__pycache__",
+            "*.egg-info",
+            ".*_cache",
+        ),
+    )
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(project),
+        "PORT": str(port),
+        "PMS_DEMO_PRODUCTS": "30",
+    }
+    log = project / "dev.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["scripts/dev.sh"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            text = log.read_text()
+            if BANNER.search(text):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health/live").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+            assert process.poll() is None, f"dev.sh exited early:\n{text}"
+            assert time.monotonic() < deadline, f"dev.sh did not come up:\n{text}"
+            time.sleep(0.5)
+        yield {"project": project, "port": port, "env": env, "log": log}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_dev_prints_a_working_admin_login_on_its_port(dev_server):
+    banner = BANNER.search(dev_server["log"].read_text())
+
+    assert int(banner["port"]) == dev_server["port"]
+    with httpx.Client(base_url=f"http://127.0.0.1:{dev_server['port']}") as browser:
+        login = browser.get("/admin/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
+        response = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": token,
+                "username": banner["user"],
+                "password": banner["password"],
+                "next": "/admin/",
+            },
+            headers={"Referer": f"http://127.0.0.1:{dev_server['port']}/admin/login/"},
+        )
+        assert response.status_code == 302, response.text[:1000]
+        assert response.headers["location"] == "/admin/"
+        products = browser.get("/admin/catalog/product/")
+        assert products.status_code == 200
+        assert "DEMO1-" in products.text
+
+
+def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
+    made = subprocess.run(
+        [
+            ".venv/bin/python",
+            "manage.py",
+            "generate_api_key",
+            "--name",
+            "me",
+            "--scopes",
+            "storefront",
+        ],
+        cwd=dev_server["project"],
+        env=dev_server["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.splitlines()[-1]
+    base = f"http://127.0.0.1:{dev_server['port']}/api/v1"
+
+    anonymous = httpx.get(f"{base}/products/")
+    listed = httpx.get(f"{base}/products/", headers={"Authorization": f"Api-Key {key}"})
+
+    assert anonymous.status_code == 401
+    assert listed.status_code == 200
+    body = listed.json()
+    assert 0 < body["count"] < 30  # the published part of the 30 demo products
+    assert all(p["status"] == "published" for p in body["results"])
