@@ -7,5 +7,7 @@ source scripts/lib/venv.sh
 ensure_venv dev
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
-echo "==> database: ${DATABASE_URL:-sqlite (embedded)}; redis: ${REDIS_URL:-none (local-memory cache)}" >&2
+# Show where the tests run, never the passwords in the URLs (CI logs are widely read).
+mask() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }
+echo "==> database: $(mask "${DATABASE_URL:-sqlite (embedded)}"); redis: $(mask "${REDIS_URL:-none (local-memory cache)}")" >&2
 exec .venv/bin/python -m pytest "$@"
