@@ -88,18 +88,22 @@ def _integrity_conflict(exc: IntegrityError, *, sku: str = "", slug: str = "") -
 
 
 def category_check_parent(category: Category, parent: Category | None) -> None:
-    """Raise ``InvalidInput`` if ``parent`` is ``category`` or lies below it."""
-    node, seen = parent, set()
-    while node is not None and node.pk not in seen:
-        if node.pk == category.pk:
+    """Raise ``InvalidInput`` if ``parent`` is ``category`` or lies below it.
+
+    The chain is read from the database, not from ``parent``'s copy, which may predate
+    a move that committed while the caller waited for its lock.
+    """
+    node_id, seen = (parent.pk if parent is not None else None), set()
+    while node_id is not None and node_id not in seen:
+        if node_id == category.pk:
             raise InvalidInput(
                 Code.CATEGORY_CYCLE,
                 f"{parent.name!r} lies below {category.name!r}; a category cannot "
                 "become its own ancestor.",
                 errors={"parent": ["Would create a cycle."]},
             )
-        seen.add(node.pk)
-        node = node.parent
+        seen.add(node_id)
+        node_id = Category.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
 
 
 def category_create(
@@ -140,6 +144,10 @@ def category_create(
 def category_update(*, actor: Actor, category_id: int, data: dict[str, Any]) -> Category:
     """Change a category's fields; refuse a parent that would make a cycle."""
     with transaction.atomic():
+        if "parent" in data:
+            # Two crossing moves (A under B, B under A) each pass the cycle check alone.
+            # Moves are rare and the tree small: lock all of it, in one order, so they queue.
+            list(Category.objects.select_for_update().order_by("pk").values_list("pk"))
         category = Category.objects.select_for_update().get(pk=category_id)
         before = snapshot(category, CATEGORY_FIELDS)
         if "parent" in data:

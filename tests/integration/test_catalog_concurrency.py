@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -70,3 +71,37 @@ def test_an_edit_made_while_a_publish_runs_is_not_lost(make_product, monkeypatch
     product.refresh_from_db()
     assert product.status == "published"
     assert (product.name, product.price) == ("New name", Decimal("12.00"))
+
+
+def test_two_crossing_category_moves_cannot_make_a_cycle(system_actor, monkeypatch):
+    from catalog import services
+    from catalog.models import Category
+    from pms_backend.errors import InvalidInput
+
+    x = services.category_create(actor=system_actor, name="X")
+    y = services.category_create(actor=system_actor, name="Y")
+    both_checking = threading.Barrier(2)
+    original = services.category_check_parent
+
+    def check_together(category, parent):
+        # Make both moves check at the same moment, as an unlucky pair of admins would.
+        # A broken barrier: the other move is waiting for a lock instead.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checking.wait(timeout=2)
+        return original(category, parent)
+
+    monkeypatch.setattr(services, "category_check_parent", check_together)
+
+    def move(child, parent) -> str:
+        try:
+            services.category_update(actor=EDITOR, category_id=child.pk, data={"parent": parent})
+        except InvalidInput as exc:
+            return exc.code
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(_in_thread(move), [x, y], [y, x]))
+
+    assert outcomes == ["category_cycle", "ok"]
+    parents = dict(Category.objects.values_list("pk", "parent_id"))
+    assert not (parents[x.pk] == y.pk and parents[y.pk] == x.pk)
