@@ -94,6 +94,17 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
     def save_related(self, request, form, formsets, change):
         """Nothing to save: items are read-only."""
 
+    def construct_change_message(self, request, form, formsets, add=False):
+        # Django's message reads what save_related saved, which is nothing here; the
+        # transition itself is in the audit log.
+        return []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if not self.has_change_permission(request, obj):
+            # The buttons post the change form, which a view-only user may not post.
+            context[self.fsm_context_key] = []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_urls(self):
         return [
             path(
@@ -131,7 +142,8 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
         order = get_object_or_404(Order, pk=order_id)
         if not self.has_change_permission(request, order):
             raise PermissionDenied
-        form = RefundForm(request.POST or None)
+        # An unticked box posts no field: the method, not the data, says the form was sent.
+        form = RefundForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             self._transition(request, order, "refund", restock=form.cleaned_data["restock"])
             return HttpResponseRedirect(reverse("admin:orders_order_change", args=[order.pk]))
