@@ -161,7 +161,7 @@ class ProductAdmin(
             "Receive / adjust stock</a>",
             stock.on_hand,
             stock.reserved,
-            stock.available,
+            self.stock_available(obj),  # marked as in the list when low
             reverse("admin:catalog_product_stock", args=[obj.pk]),
         )
 
