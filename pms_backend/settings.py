@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "pms_backend.idempotency",
     "pms_backend.encryption",
     "pms_backend.staff",
+    "pms_backend.outbound",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +187,13 @@ if not REDIS_URL:
     }
 else:
     # Retries are scheduled in the database, so no countdown ever outlives this timeout.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Short socket timeouts: with Redis down, queueing fails fast and the outbox sweep
+    # takes over, instead of a request hanging on the broker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -202,6 +210,9 @@ CELERY_BEAT_SCHEDULE = {
     "check-inventory": {"task": "inventory.check_integrity", "schedule": 3600.0},
     "prune-idempotency-keys": {"task": "idempotency.prune", "schedule": 3600.0},
     "seal-audit-log": {"task": "audit.seal", "schedule": 30.0},
+    "sweep-outbox": {"task": "events.sweep", "schedule": 5.0},
+    "deliver-due-webhooks": {"task": "webhooks.deliver_due", "schedule": 5.0},
+    "prune-events": {"task": "events.prune", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -326,6 +337,25 @@ if not PMS_ENCRYPTION_KEYS:
     ).decode()
 # Keys the blind indexes (search by customer e-mail); keep it when rotating other secrets.
 PMS_BLIND_INDEX_SECRET = env.str("PMS_BLIND_INDEX_KEY", default="") or SECRET_KEY
+
+# --- Event delivery --------------------------------------------------------------------
+PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+PMS_WEBHOOK_TIMEOUT_SECONDS = env.float("PMS_WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+# Seconds after each failed attempt (CONTRACT.md: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+# 14 h, 20 h, 24 h). Tests and drills may shorten it.
+PMS_WEBHOOK_RETRY_SCHEDULE = [
+    int(x)
+    for x in env.list(
+        "PMS_WEBHOOK_RETRY_SCHEDULE",
+        default=["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"],
+    )
+]
+PMS_WEBHOOK_DISABLE_AFTER_DAYS = 5
+PMS_CIRCUIT_FAILURES = env.int("PMS_CIRCUIT_FAILURES", default=5)
+PMS_CIRCUIT_OPEN_SECONDS = env.int("PMS_CIRCUIT_OPEN_SECONDS", default=30)
+# An event not dispatched this long after it was written is picked up by the sweep.
+PMS_OUTBOX_SWEEP_AFTER_SECONDS = 3
+PMS_EVENT_RETENTION_DAYS = env.int("PMS_EVENT_RETENTION_DAYS", default=30)
 
 PMS_DEFAULT_CURRENCY = env.str("PMS_DEFAULT_CURRENCY", default="EUR")
 PMS_CATALOG_CACHE_SECONDS = env.int("PMS_CATALOG_CACHE_SECONDS", default=300)

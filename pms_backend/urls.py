@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("catalog.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("", include("audit.api.urls")),
 ]
 

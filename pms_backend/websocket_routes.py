@@ -1,3 +1,7 @@
-"""Websocket routes; the event consumer joins them in "Event delivery"."""
+"""Websocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from pms_backend.events.consumers import EventsConsumer
+
+websocket_urlpatterns = [path("ws/v1/events/", EventsConsumer.as_asgi())]

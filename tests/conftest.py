@@ -58,9 +58,7 @@ def make_key(db, system_actor):
     from pms_backend.apikeys.services import api_key_create
 
     def make(scopes: str = "storefront", name: str = "test key", **kwargs) -> str:
-        _, raw = api_key_create(
-            name=name, scopes=scopes.split(","), actor=system_actor, **kwargs
-        )
+        _, raw = api_key_create(name=name, scopes=scopes.split(","), actor=system_actor, **kwargs)
         return raw
 
     return make
@@ -161,7 +159,12 @@ def receive(system_actor):
 
 
 ORDER_CUSTOMER = {"email": "ada@example.com", "name": "Ada Lovelace"}
-ORDER_ADDRESS = {"line1": "1 Analytical Way", "city": "London", "postal_code": "N1", "country": "GB"}
+ORDER_ADDRESS = {
+    "line1": "1 Analytical Way",
+    "city": "London",
+    "postal_code": "N1",
+    "country": "GB",
+}
 
 
 def order_body(*lines) -> dict:
@@ -171,3 +174,26 @@ def order_body(*lines) -> dict:
         "customer": ORDER_CUSTOMER,
         "shipping_address": ORDER_ADDRESS,
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_inline():
+    """In-process tests run Celery tasks inline (at commit); e2e tests start real workers."""
+    from pms_backend.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def receiver():
+    """A real local HTTP receiver for webhooks (and permission to call 127.0.0.1)."""
+    from django.test import override_settings
+
+    from tests.receiver import Receiver
+
+    server = Receiver().start()
+    with override_settings(PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+        yield server
+    server.stop()

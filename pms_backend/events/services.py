@@ -8,6 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from pms_backend.events.models import Event
+from pms_backend.events.relay import schedule_dispatch
 
 EVENT_TOPICS = {
     "product.created": "products",
@@ -37,7 +38,9 @@ def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
     # Round-trip through Django's encoder so Decimals and datetimes land as the API shows them.
     encoder = DjangoJSONEncoder()
     payload = _json_ready(data, encoder)
-    return Event.objects.create(type=type, topic=EVENT_TOPICS[type], subject=subject, data=payload)
+    event = Event.objects.create(type=type, topic=EVENT_TOPICS[type], subject=subject, data=payload)
+    schedule_dispatch(event.pk)
+    return event
 
 
 def _json_ready(value: Any, encoder: DjangoJSONEncoder) -> Any:

@@ -94,7 +94,10 @@ def test_postgresql_refuses_update_and_delete_on_the_log(sealed_log):
         "UPDATE audit_auditlog SET action = 'nothing' WHERE id = %s",
         "DELETE FROM audit_auditlog WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [sealed_log[0].pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [sealed_log[0].pk])
     assert AuditLog.objects.filter(pk=sealed_log[0].pk, action=sealed_log[0].action).exists()

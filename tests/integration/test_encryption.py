@@ -33,7 +33,7 @@ def place_order(system_actor, make_product, receive):
 def _raw(order, column):
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {column} FROM orders_order WHERE id = %s",
+            f"SELECT {column} FROM orders_order WHERE id = %s",  # noqa: S608 -- fixed names
             [order.pk.hex if connection.vendor == "sqlite" else order.pk],
         )
         return cursor.fetchone()[0]

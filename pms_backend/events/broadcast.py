@@ -1,0 +1,99 @@
+"""Push committed events to the websocket groups that may see them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from pms_backend.events.models import Event
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_FIELDS = ("customer", "shipping_address")
+
+
+def full_group(topic: str) -> str:
+    """Staff and keys that see everything of a topic."""
+    return f"pms.{topic}.full"
+
+
+def public_group(topic: str) -> str:
+    """Storefront keys: published catalog and stock, no drafts, no customer data."""
+    return f"pms.{topic}.public"
+
+
+def key_group(prefix: str) -> str:
+    """A storefront key's own orders, without customer data."""
+    return f"pms.orders.key.{prefix}"
+
+
+def without_customer(envelope: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in envelope["data"].items() if k not in CUSTOMER_FIELDS}
+    return {**envelope, "data": data}
+
+
+def _is_public(event: Event, published: set[int]) -> bool:
+    if event.topic == "products":
+        if event.type.startswith("category."):
+            return bool(event.data.get("is_active")) or bool(event.data.get("deleted"))
+        return event.data.get("status") == "published" or event.type in (
+            "product.unpublished",
+            "product.archived",
+        )
+    if event.topic == "stock":
+        return event.data.get("product") in published
+    return False
+
+
+def routes(events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``(group, envelope)`` pairs for every audience of every event, in order."""
+    from catalog.models import Product
+    from orders.models import Order
+
+    stock_products = {e.data.get("product") for e in events if e.topic == "stock"}
+    published = set(
+        Product.objects.filter(pk__in=stock_products, status="published").values_list(
+            "pk", flat=True
+        )
+    )
+    order_ids = {e.data.get("id") for e in events if e.topic == "orders"}
+    order_keys = dict(
+        Order.objects.filter(pk__in=[i for i in order_ids if i], api_key__isnull=False).values_list(
+            "pk", "api_key__prefix"
+        )
+    )
+    out = []
+    for event in events:
+        envelope = event.envelope()
+        out.append((full_group(event.topic), envelope))
+        if event.topic == "orders":
+            prefix = order_keys.get(_as_uuid(event.data.get("id")))
+            if prefix:
+                out.append((key_group(prefix), without_customer(envelope)))
+        elif _is_public(event, published):
+            out.append((public_group(event.topic), envelope))
+    return out
+
+
+def _as_uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def broadcast(events: list[Event]) -> None:
+    """Send events to their groups. Best effort: webhooks are the durable channel, and a
+    websocket client that missed something can catch up with ``since``."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for group, envelope in routes(events):
+            async_to_sync(layer.group_send)(group, {"type": "event.message", "event": envelope})
+    except Exception:
+        logger.warning("websocket broadcast failed for %d event(s)", len(events), exc_info=True)

@@ -1,0 +1,316 @@
+"""``/ws/v1/events/``: live events for storefronts and staff, optionally sealed (JWE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from pms_backend.apikeys import scopes
+from pms_backend.apikeys.scopes import staff_has_scope
+from pms_backend.apikeys.selectors import api_key_authenticate
+from pms_backend.events import broadcast
+
+logger = logging.getLogger(__name__)
+
+AUTH_TIMEOUT = 5.0
+MAX_MESSAGE_BYTES = 4096
+MAX_MESSAGES = 30  # per window
+MESSAGE_WINDOW = 10.0
+REPLAY_LIMIT = 1000
+TOPIC_SCOPES = {
+    "products": scopes.CATALOG_READ,
+    "stock": scopes.INVENTORY_READ,
+    "orders": scopes.ORDERS_READ,
+}
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_MANY = 4429
+CLOSE_TOO_BIG = 1009
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    """Authenticate (header, staff session, or an ``auth`` message within 5 s), then
+    ``subscribe`` to topics. Each event arrives in the webhook envelope."""
+
+    async def connect(self) -> None:
+        self.api_key = None
+        self.user = None
+        self.groups_joined: set[str] = set()
+        self.jwk: OKPKey | None = None
+        self.message_times: list[float] = []
+        self.auth_timer = None
+        headers = {k.decode().lower(): v.decode() for k, v in self.scope.get("headers", [])}
+        origin = headers.get("origin")
+        raw = _header_key(headers)
+        if raw:
+            self.api_key = await database_sync_to_async(api_key_authenticate)(raw)
+            if self.api_key is None:
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+        # Cookies ride along on any cross-site socket: a session's origin must be ours.
+        elif await self._staff_session() and not _origin_allowed(origin, browser=True):
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
+        if origin and not _origin_allowed(origin, browser=False):
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
+        await self.accept()
+        if not self.authenticated:
+            self.auth_timer = asyncio.get_running_loop().call_later(
+                AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_expired())
+            )
+        await _ensure_local_poller()
+
+    @property
+    def authenticated(self) -> bool:
+        return self.api_key is not None or self.user is not None
+
+    async def _staff_session(self) -> bool:
+        user = self.scope.get("user")
+        if user is not None and getattr(user, "is_authenticated", False) and user.is_staff:
+            self.user = user
+            return True
+        return False
+
+    async def _auth_expired(self) -> None:
+        if not self.authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def disconnect(self, code) -> None:
+        if self.auth_timer:
+            self.auth_timer.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- incoming --------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        now = time.monotonic()
+        self.message_times = [t for t in self.message_times if now - t < MESSAGE_WINDOW]
+        self.message_times.append(now)
+        if len(self.message_times) > MAX_MESSAGES:
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        raw = text_data if text_data is not None else (bytes_data or b"").decode(errors="replace")
+        if len(raw.encode()) > MAX_MESSAGE_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            await self._error("invalid_json", "Messages must be JSON objects.")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._error("invalid_message", 'Messages are objects with a "type".')
+            return
+        handler = {
+            "auth": self._on_auth,
+            "subscribe": self._on_subscribe,
+            "unsubscribe": self._on_unsubscribe,
+            "ping": self._on_ping,
+        }.get(message["type"])
+        if handler is None:
+            await self._error("unknown_type", f"Unknown message type {message['type'][:40]!r}.")
+            return
+        if message["type"] not in ("auth", "ping") and not self.authenticated:
+            await self._error("not_authenticated", "Authenticate first.")
+            return
+        await handler(message)
+
+    async def _on_ping(self, message) -> None:
+        await self._send_json({"type": "pong"})
+
+    async def _on_auth(self, message) -> None:
+        if self.authenticated and self.api_key is not None:
+            await self._error("already_authenticated", "This socket is authenticated.")
+            return
+        key = message.get("key")
+        if key is not None:
+            if not isinstance(key, str):
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            self.api_key = await database_sync_to_async(api_key_authenticate)(key)
+            if self.api_key is None:
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+        if not self.authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if "jwk" in message:
+            try:
+                jwk = OKPKey.import_key(message["jwk"])
+                if jwk.as_dict().get("crv") != "X25519" or jwk.is_private:
+                    raise ValueError("need a public X25519 key")
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
+                await self._error("invalid_jwk", f"The jwk must be a public X25519 JWK ({exc}).")
+                return
+            self.jwk = jwk
+        if self.auth_timer:
+            self.auth_timer.cancel()
+        await self._send_json(
+            {
+                "type": "authenticated",
+                "sealed": self.jwk is not None,
+                "topics": self.allowed_topics(),
+            }
+        )
+
+    def allowed_topics(self) -> list[str]:
+        return [topic for topic, scope in TOPIC_SCOPES.items() if self._has(scope)]
+
+    def _has(self, scope: str) -> bool:
+        if self.api_key is not None:
+            return self.api_key.has_scope(scope)
+        return staff_has_scope(self.user, scope)
+
+    def _groups_for(self, topic: str) -> list[str]:
+        if topic == "orders":
+            if self._has(scopes.ORDERS_MANAGE) or (
+                self.user is not None and self._has(scopes.ORDERS_READ)
+            ):
+                return [broadcast.full_group("orders")]
+            return [broadcast.key_group(self.api_key.prefix)] if self.api_key else []
+        if self._has(scopes.CATALOG_WRITE) or self.user is not None:
+            return [broadcast.full_group(topic)]
+        return [broadcast.public_group(topic)]
+
+    async def _on_subscribe(self, message) -> None:
+        topics = message.get("topics")
+        if not isinstance(topics, list) or not topics or len(topics) > len(TOPIC_SCOPES):
+            await self._error("invalid_topics", f"topics: a list from {sorted(TOPIC_SCOPES)}.")
+            return
+        refused = [t for t in topics if t not in TOPIC_SCOPES or not self._has(TOPIC_SCOPES[t])]
+        if refused:
+            await self._error(
+                "forbidden_topic",
+                f"Not allowed: {', '.join(map(str, refused))[:100]}; allowed: "
+                f"{', '.join(self.allowed_topics())}.",
+            )
+            return
+        joined = []
+        for topic in topics:
+            for group in self._groups_for(topic):
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.add(group)
+                joined.append(topic)
+        await self._send_json({"type": "subscribed", "topics": sorted(set(joined))})
+        since = message.get("since")
+        if isinstance(since, str) and since.startswith("evt_"):
+            await self._replay(since, topics)
+
+    async def _on_unsubscribe(self, message) -> None:
+        topics = message.get("topics") if isinstance(message.get("topics"), list) else []
+        for topic in topics:
+            if topic in TOPIC_SCOPES:
+                for group in self._groups_for(topic):
+                    await self.channel_layer.group_discard(group, self.channel_name)
+                    self.groups_joined.discard(group)
+        await self._send_json({"type": "unsubscribed", "topics": topics})
+
+    async def _replay(self, since: str, topics: list[str]) -> None:
+        routes = await database_sync_to_async(_replay_routes)(since, topics)
+        for group, envelope in routes:
+            if group in self.groups_joined:
+                await self._deliver(envelope)
+
+    # --- outgoing --------------------------------------------------------------------
+
+    async def event_message(self, message) -> None:
+        await self._deliver(message["event"])
+
+    async def _deliver(self, envelope: dict) -> None:
+        if self.jwk is not None:
+            token = jwe.encrypt_compact(
+                {"alg": "ECDH-ES", "enc": "A256GCM"}, json.dumps(envelope).encode(), self.jwk
+            )
+            await self.send(text_data=token)
+        else:
+            await self._send_json(envelope)
+
+    async def _send_json(self, payload: dict) -> None:
+        await self.send(text_data=json.dumps(payload))
+
+    async def _error(self, code: str, detail: str) -> None:
+        await self._send_json({"type": "error", "code": code, "detail": detail})
+
+
+def _header_key(headers: dict[str, str]) -> str | None:
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "api-key" and value.strip():
+        return value.strip()
+    return headers.get("x-api-key", "").strip() or None
+
+
+def _origin_allowed(origin: str | None, *, browser: bool) -> bool:
+    if origin is None:
+        return not browser
+    host = urlsplit(origin).hostname or ""
+    if origin in settings.CORS_ALLOWED_ORIGINS:
+        return True
+    allowed = settings.ALLOWED_HOSTS
+    return (
+        "*" in allowed
+        or host in allowed
+        or any(h.startswith(".") and (host == h[1:] or host.endswith(h)) for h in allowed)
+    )
+
+
+def _replay_routes(since: str, topics: list[str]) -> list[tuple[str, dict]]:
+    from pms_backend.events.models import Event
+
+    start = Event.objects.filter(event_id=since).values_list("pk", flat=True).first()
+    if start is None:
+        return []
+    events = list(
+        Event.objects.filter(pk__gt=start, topic__in=topics).order_by("pk")[:REPLAY_LIMIT]
+    )
+    return broadcast.routes(events)
+
+
+# --- embedded mode: no Redis, so the worker cannot reach this process's channel layer ----
+
+_poller: asyncio.Task | None = None
+
+
+async def _ensure_local_poller() -> None:
+    """With the in-memory channel layer, follow the outbox from inside this process."""
+    global _poller
+    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+        return
+    if _poller is None or _poller.done():
+        _poller = asyncio.ensure_future(_follow_outbox())
+
+
+async def _follow_outbox(interval: float = 0.25) -> None:
+    from channels.layers import get_channel_layer
+
+    from pms_backend.events.models import Event
+
+    def newest() -> int:
+        return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+    def after(cursor: int) -> list[tuple[int, list]]:
+        events = list(Event.objects.filter(pk__gt=cursor).order_by("pk")[:500])
+        return (events[-1].pk if events else cursor), broadcast.routes(events)
+
+    layer = get_channel_layer()
+    cursor = await database_sync_to_async(newest)()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            cursor, routes = await database_sync_to_async(after)(cursor)
+            for group, envelope in routes:
+                await layer.group_send(group, {"type": "event.message", "event": envelope})
+        except Exception:
+            logger.warning("outbox follower failed; retrying", exc_info=True)

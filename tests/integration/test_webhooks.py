@@ -1,0 +1,192 @@
+"""Webhook delivery in process: real HTTP to a local receiver, real signatures, real JWE."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+from jwcrypto import jwe as jwcrypto_jwe
+from jwcrypto import jwk as jwcrypto_jwk
+from standardwebhooks import Webhook
+
+from audit.actors import Actor
+from pms_backend.events.models import Event
+from webhooks import services
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.signing import secret_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ACTOR = Actor.system("tests")
+
+
+def verify(secret: str, received) -> str:
+    """Verify like a receiver would, with the standardwebhooks package; return the body."""
+    hook = Webhook(secret)
+    if received.headers["content-type"] == "application/json":
+        hook.verify(received.body, received.headers)
+    else:
+        # The package's verify() parses the body as JSON; a JWE body is checked with its
+        # signer against the header instead.
+        timestamp = datetime.fromtimestamp(int(received.headers["webhook-timestamp"]), UTC)
+        expected = hook.sign(received.headers["webhook-id"], timestamp, received.body)
+        assert expected in received.headers["webhook-signature"].split(" ")
+    return received.body
+
+
+def test_a_published_product_reaches_the_receiver_signed(receiver, make_product):
+    endpoint, secret = services.endpoint_create(
+        actor=ACTOR, url=receiver.url, event_types=["product.published"]
+    )
+
+    product = make_product("published")
+
+    (received,) = receiver.wait_for(1)
+    envelope = json.loads(verify(secret, received))
+    assert envelope["type"] == "product.published"
+    assert envelope["data"]["id"] == product.pk and envelope["data"]["status"] == "published"
+    assert received.headers["webhook-id"] == envelope["id"]
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert delivery.status == "succeeded" and delivery.attempts.get().status_code == 200
+
+
+def test_an_encrypted_endpoint_gets_a_jwe_that_an_independent_library_opens(receiver, make_product):
+    _, secret = services.endpoint_create(
+        actor=ACTOR, url=receiver.url, event_types=["product.created"], encrypt=True
+    )
+
+    make_product(name="Secret sauce")
+
+    (received,) = receiver.wait_for(1)
+    body = verify(secret, received)  # the signature covers the JWE string
+    assert received.headers["content-type"] == "application/jose"
+    token = jwcrypto_jwe.JWE()
+    token.deserialize(body, key=jwcrypto_jwk.JWK(kty="oct", k=_b64url(secret_bytes(secret))))
+    envelope = json.loads(token.payload)
+    assert envelope["type"] == "product.created" and envelope["data"]["name"] == "Secret sauce"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_failures_are_retried_on_schedule_and_every_attempt_is_kept(
+    receiver, make_product, settings
+):
+    settings.PMS_WEBHOOK_RETRY_SCHEDULE = [0, 0, 0]
+    receiver.answer = lambda n: (500, 0, {}) if n < 2 else (200, 0, {})
+    endpoint, _ = services.endpoint_create(
+        actor=ACTOR, url=receiver.url, event_types=["product.created"]
+    )
+    make_product()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert delivery.status == "retrying" and delivery.attempt_count == 1
+
+    for _ in range(2):
+        services.delivery_attempt(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+    assert [a.status_code for a in delivery.attempts.order_by("id")] == [500, 500, 200]
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # stable id
+
+
+def test_retry_after_is_honoured(receiver, make_product, settings):
+    settings.PMS_WEBHOOK_RETRY_SCHEDULE = [5]
+    receiver.answer = lambda n: (503, 0, {"Retry-After": "120"})
+    endpoint, _ = services.endpoint_create(actor=ACTOR, url=receiver.url)
+    make_product()
+    delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first()
+    wait = (delivery.next_attempt_at - delivery.attempts.get().attempted_at).total_seconds()
+    assert 115 <= wait <= 125
+
+
+def test_410_disables_the_endpoint_and_audits_it(receiver, make_product):
+    receiver.answer = lambda n: (410, 0, {})
+    endpoint, _ = services.endpoint_create(actor=ACTOR, url=receiver.url)
+    make_product()
+    endpoint.refresh_from_db()
+    assert not endpoint.is_active and "410" in endpoint.disabled_reason
+    from audit.models import AuditLog
+
+    assert AuditLog.objects.filter(
+        action="webhook_endpoint.disabled", object_id=str(endpoint.pk)
+    ).exists()
+
+
+def test_dispatch_is_idempotent(receiver, make_product):
+    from pms_backend.events.relay import dispatch_events
+
+    services.endpoint_create(actor=ACTOR, url=receiver.url)
+    make_product()
+    event_ids = list(Event.objects.values_list("pk", flat=True))
+    Event.objects.update(dispatched_at=None)
+
+    dispatch_events(event_ids)
+    dispatch_events(event_ids)
+
+    assert WebhookDelivery.objects.count() == len(event_ids)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://example.com/hook", "https"),
+        ("https://user:pw@example.com/hook", "credentials"),
+        ("https://10.0.0.5/hook", "private"),
+        ("https://169.254.169.254/latest/meta-data", "private"),
+        ("https://[::1]/hook", "private"),
+        ("https://example.com/" + "a" * 2100, "2000"),
+    ],
+)
+def test_bad_webhook_urls_are_refused(admin_api, url, why):
+    response = admin_api.post("/api/v1/webhooks/endpoints/", {"url": url}, format="json")
+    assert response.status_code == 400
+    assert why in response.json()["detail"]
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_unknown_event_types_are_refused(admin_api):
+    response = admin_api.post(
+        "/api/v1/webhooks/endpoints/",
+        {"url": "https://example.com/h", "event_types": ["product.exploded"]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert any(field.startswith("event_types") for field in response.json()["errors"])
+
+
+def test_the_secret_is_shown_once_and_stored_encrypted(admin_api):
+    created = admin_api.post(
+        "/api/v1/webhooks/endpoints/", {"url": "https://example.com/h"}, format="json"
+    )
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert secret.startswith("whsec_")
+    again = admin_api.get(f"/api/v1/webhooks/endpoints/{created.json()['id']}/")
+    assert "secret" not in again.json()
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret_ct.startswith("pms1.") and secret not in endpoint.secret_ct
+    assert endpoint.secret == secret
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_at_send_time(make_product, settings):
+    endpoint, _ = services.endpoint_create(actor=ACTOR, url="https://localhost.:8443/hook")
+    make_product()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert "refused destination" in delivery.attempts.get().error
+
+
+def test_redeliver_sends_a_succeeded_delivery_again(receiver, make_product, admin_api):
+    endpoint, _ = services.endpoint_create(
+        actor=ACTOR, url=receiver.url, event_types=["product.created"]
+    )
+    make_product()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+
+    response = admin_api.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver/")
+
+    assert response.status_code == 202
+    assert len(receiver.wait_for(2)) == 2
+    assert delivery.attempts.count() == 2

@@ -1,0 +1,161 @@
+"""Staff screens for webhooks: endpoints (secret shown once), deliveries, redelivery."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from audit.actors import Actor
+from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
+from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.outbound.client import circuit_state
+from webhooks import services
+from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+
+class EndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, t) for t in sorted(EVENT_TOPICS)],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every event.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "description", "event_types", "is_active", "encrypt"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
+    form = EndpointForm
+    list_display = [
+        "url",
+        "description",
+        "is_active",
+        "encrypt",
+        "health",
+        "circuit",
+        "last_success_at",
+        "disabled_reason",
+    ]
+    list_filter = ["is_active", "encrypt"]
+    search_fields = ["url", "description"]
+    readonly_fields = ["failing_since", "last_success_at", "disabled_at", "disabled_reason"]
+    actions = ["rotate_secret"]
+
+    @admin.display(description="Health")
+    def health(self, obj: WebhookEndpoint) -> str:
+        if not obj.is_active:
+            return format_html('<strong style="color:#ba2121">disabled</strong>')
+        if obj.failing_since:
+            return format_html(
+                '<strong style="color:#b8860b">failing since {}</strong>',
+                f"{obj.failing_since:%Y-%m-%d %H:%M}",
+            )
+        return "healthy"
+
+    @admin.display(description="Circuit")
+    def circuit(self, obj: WebhookEndpoint) -> str:
+        return circuit_state(urlsplit(obj.url).hostname or "")["state"]
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.from_request(request)
+        if change:
+            data = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.endpoint_update(actor=actor, endpoint_id=obj.pk, data=data)
+        else:
+            endpoint, secret = services.endpoint_create(actor=actor, **form.cleaned_data)
+            obj.pk = endpoint.pk
+            request.pms_new_secret = secret
+
+    def delete_model(self, request, obj):
+        services.endpoint_delete(actor=Actor.from_request(request), endpoint_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            self.delete_model(request, endpoint)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._show_secret(request, obj, request.pms_new_secret)
+
+    def _show_secret(self, request, obj, secret: str):
+        # Rendered once, never stored in a message (messages travel in cookies).
+        return TemplateResponse(
+            request,
+            "webhooks/secret_shown.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "endpoint": obj,
+                "secret": secret,
+                "title": "Webhook signing secret",
+            },
+        )
+
+    @admin.action(description="Rotate the signing secret", permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Rotate one endpoint at a time.", messages.WARNING)
+            return None
+        endpoint, secret = services.endpoint_rotate_secret(
+            actor=Actor.from_request(request), endpoint_id=queryset.get().pk
+        )
+        return self._show_secret(request, endpoint, secret)
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempted_at", "status_code", "latency_ms", "error", "response_excerpt"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", "event__type", "endpoint"]
+    list_select_related = ["event", "endpoint"]
+    search_fields = ["event__event_id"]
+    inlines = [AttemptInline]
+    actions = ["redeliver"]
+    show_full_result_count = False
+
+    @admin.display(description="Event", ordering="event__type")
+    def event_type(self, obj: WebhookDelivery) -> str:
+        return f"{obj.event.type} ({obj.event.event_id})"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Send again now", permissions=["view"])
+    def redeliver(self, request, queryset):
+        count = services.delivery_redeliver(
+            actor=Actor.from_request(request),
+            delivery_ids=list(queryset.values_list("pk", flat=True)),
+        )
+        self.message_user(request, f"{count} deliver(y/ies) queued again.", messages.SUCCESS)

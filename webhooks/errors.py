@@ -1,0 +1,7 @@
+from enum import StrEnum
+
+
+class WebhookErrorCode(StrEnum):
+    INVALID_URL = "invalid_webhook_url"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    ENDPOINT_NOT_FOUND = "endpoint_not_found"
