@@ -1,0 +1,105 @@
+"""Order, movement and stock reads issue a fixed number of queries, however many rows."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audit.actors import Actor
+from orders.services import order_place
+from pms_backend.apikeys.models import ApiKey
+from pms_backend.apikeys.selectors import api_key_parse_prefix
+from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 60
+
+
+def queries_for(client, path: str, params: dict, rows: int) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path, params)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert len(body["results"] if isinstance(body, dict) else body) == rows
+    return len(ctx.captured_queries)
+
+
+def assert_flat(client, path: str, *, limit: int) -> None:
+    client.get(path, {"page_size": 1})  # warm up: key lookup and last-used stamp
+    small = queries_for(client, path, {"page_size": 5}, 5)
+    large = queries_for(client, path, {"page_size": 50}, 50)
+    assert large == small, f"{path}: {small} queries for 5 rows, {large} for 50"
+    assert small <= limit, f"{path}: {small} queries"
+
+
+@pytest.fixture
+def products(make_product, receive):
+    """Five published products with plenty on hand."""
+    made = [make_product("published") for _ in range(5)]
+    for product in made:
+        receive(product, 1000)
+    return made
+
+
+@pytest.fixture
+def many_orders(storefront, products):
+    """60 orders of 1 to 5 lines each, placed by the storefront key."""
+    key = ApiKey.objects.get(prefix=api_key_parse_prefix(storefront.raw_key))
+    actor = Actor(api_key=key)
+    for n in range(ROWS):
+        order_place(
+            actor=actor,
+            items=[{"product": p.pk, "quantity": 1} for p in products[: n % 5 + 1]],
+            customer=ORDER_CUSTOMER,
+            shipping_address=ORDER_ADDRESS,
+        )
+
+
+def test_order_list_query_count_is_flat(admin_api, many_orders):
+    assert_flat(admin_api, "/api/v1/orders/", limit=3)
+
+
+def test_storefront_order_list_query_count_is_flat(storefront, many_orders):
+    assert_flat(storefront, "/api/v1/orders/", limit=3)
+
+
+def test_filtered_order_list_query_count_is_flat(admin_api, many_orders):
+    admin_api.get("/api/v1/orders/", {"page_size": 1})
+    small = queries_for(admin_api, "/api/v1/orders/", {"page_size": 5, "status": "pending"}, 5)
+    large = queries_for(admin_api, "/api/v1/orders/", {"page_size": 50, "status": "pending"}, 50)
+    assert large == small
+
+
+def test_order_detail_query_count(admin_api, many_orders, django_assert_max_num_queries):
+    order_id = admin_api.get("/api/v1/orders/", {"page_size": 1}).json()["results"][0]["id"]
+    admin_api.get(f"/api/v1/orders/{order_id}/")
+
+    with django_assert_max_num_queries(3):
+        assert admin_api.get(f"/api/v1/orders/{order_id}/").status_code == 200
+
+
+def test_movement_list_query_count_is_flat(admin_api, many_orders):
+    # 5 receipts + 60 orders' reserve lines: well over 60 movements.
+    assert_flat(admin_api, "/api/v1/inventory/movements/", limit=2)
+
+
+def test_movement_list_filtered_by_product_query_count_is_flat(admin_api, products, many_orders):
+    path = "/api/v1/inventory/movements/"
+    admin_api.get(path, {"page_size": 1})
+    params = {"product": products[0].pk, "kind": "reserve"}
+    small = queries_for(admin_api, path, {**params, "page_size": 5}, 5)
+    large = queries_for(admin_api, path, {**params, "page_size": 50}, 50)
+    assert large == small <= 2
+
+
+def test_batch_stock_query_count_does_not_grow_with_ids(storefront, make_product, receive):
+    made = [make_product("published") for _ in range(ROWS)]
+    for product in made[::2]:
+        receive(product, 3)
+    ids = [str(p.pk) for p in made]
+    storefront.get("/api/v1/stock/", {"products": ids[0]})
+
+    small = queries_for(storefront, "/api/v1/stock/", {"products": ",".join(ids[:5])}, 5)
+    large = queries_for(storefront, "/api/v1/stock/", {"products": ",".join(ids)}, ROWS)
+
+    assert large == small <= 3
