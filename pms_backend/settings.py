@@ -185,6 +185,8 @@ if not REDIS_URL:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
+    # The same transport, but a message file appears only once it is completely written.
+    CELERY_BROKER_TRANSPORT = "pms_backend.filesystem_broker:Transport"
 else:
     # Retries are scheduled in the database, so no countdown ever outlives this timeout.
     # Short socket timeouts: with Redis down, queueing fails fast and the outbox sweep

@@ -31,6 +31,7 @@ print(json.dumps({
     "ENGINE": s.DATABASES["default"]["ENGINE"],
     "CACHE": s.CACHES["default"]["BACKEND"],
     "BROKER": s.CELERY_BROKER_URL,
+    "BROKER_TRANSPORT": getattr(s, "CELERY_BROKER_TRANSPORT", None),
     "SSL_REDIRECT": getattr(s, "SECURE_SSL_REDIRECT", False),
     "HSTS": getattr(s, "SECURE_HSTS_SECONDS", 0),
     "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
@@ -179,6 +180,7 @@ def test_without_services_the_embedded_defaults_are_used_and_logged(project, env
     assert values["ENGINE"] == "django.db.backends.sqlite3"
     assert values["CACHE"].endswith("LocMemCache")
     assert values["BROKER"] == "filesystem://"
+    assert values["BROKER_TRANSPORT"] == "pms_backend.filesystem_broker:Transport"
 
 
 def test_with_database_and_redis_urls_postgresql_and_redis_are_used_and_logged(
@@ -202,6 +204,7 @@ def test_with_database_and_redis_urls_postgresql_and_redis_are_used_and_logged(
     assert values["ENGINE"] == "django.db.backends.postgresql"
     assert values["CACHE"] == "django_redis.cache.RedisCache"
     assert values["BROKER"] == "redis://cache.invalid:6379/0"
+    assert values["BROKER_TRANSPORT"] is None  # the URL's scheme decides
     assert "hunter2" not in result.stderr  # the log line names backends, not credentials
 
 
