@@ -391,7 +391,8 @@ LOGGING = {
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
-    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Upper-cased: scripts/worker.sh hands the same value to Celery, which takes "info".
+    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
     "loggers": {
         "django.server": {"level": "WARNING"},
         "django_redis": {"level": "ERROR"},

@@ -208,8 +208,9 @@ def test_with_database_and_redis_urls_postgresql_and_redis_are_used_and_logged(
     assert "hunter2" not in result.stderr  # the log line names backends, not credentials
 
 
-def test_the_log_level_follows_log_level(project, environment):
-    env = {**environment, "DJANGO_DEBUG": "true", "LOG_LEVEL": "WARNING"}
+@pytest.mark.parametrize("level", ["WARNING", "warning"])  # worker.sh passes it to Celery too
+def test_the_log_level_follows_log_level(project, environment, level):
+    env = {**environment, "DJANGO_DEBUG": "true", "LOG_LEVEL": level}
 
     result = _run(project, env, "-c", SHOW)
 
