@@ -329,13 +329,13 @@ def test_audit_filters(admin_api, client_for, make_product, category):
     assert actions(action="no.such.action") == []
 
 
-def test_audit_time_range_filters(admin_api, make_product):
-    old = make_product("draft")
-    new = make_product("draft")
+def test_audit_time_range_filters(admin_api, make_product, monkeypatch):
     now = timezone.now()
-    AuditLog.objects.filter(object_id=str(old.pk), object_type="catalog.product").update(
-        created_at=now - timedelta(days=10)
-    )
+    # The log is append-only, so the old entry is written under a clock set back 10 days.
+    with monkeypatch.context() as clock:
+        clock.setattr(timezone, "now", lambda: now - timedelta(days=10))
+        old = make_product("draft")
+    new = make_product("draft")
 
     def object_ids(**params) -> set[str]:
         body = admin_api.get(AUDIT, {"object_type": "catalog.product", **params}).json()

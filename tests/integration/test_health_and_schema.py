@@ -107,3 +107,13 @@ def test_docs_page_is_public():
 
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_schema_generates_without_warnings_and_validates(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+
+    assert "/api/v1/products/" in yaml.safe_load(target.read_text())["paths"]

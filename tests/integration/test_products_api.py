@@ -75,6 +75,19 @@ def test_admin_key_sees_every_status_and_filters_by_status(admin_api, make_produ
     assert admin_api.get(f"{PRODUCTS}{draft.pk}/").json()["status"] == "draft"
 
 
+def test_catalog_write_scope_is_what_reveals_unpublished_products(client_for, make_product):
+    draft = make_product("draft")
+    published = make_product("published")
+
+    reader = client_for("catalog:read")
+    writer = client_for("catalog:read,catalog:write")
+
+    assert skus(reader.get(PRODUCTS)) == [published.sku]
+    assert_problem(reader.get(f"{PRODUCTS}{draft.pk}/"), 404)
+    assert sorted(skus(writer.get(PRODUCTS))) == sorted([draft.sku, published.sku])
+    assert writer.get(f"{PRODUCTS}{draft.pk}/").status_code == 200
+
+
 def test_unknown_status_filter_is_refused(admin_api, make_product):
     make_product("draft")
 
