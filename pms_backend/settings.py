@@ -216,7 +216,9 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-webhooks": {"task": "webhooks.deliver_due", "schedule": 5.0},
     "prune-events": {"task": "events.prune", "schedule": 86400.0},
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "PMS_BEAT_SCHEDULE_FILE", default=str(VAR_DIR / "celerybeat-schedule")
+)
 
 # --- Auth, i18n, static ---------------------------------------------------------------
 

@@ -1,0 +1,196 @@
+"""Real processes for drills: a private Redis, web servers and Celery workers on the test
+database, all reachable only on 127.0.0.1 and all torn down by the fixtures."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop
+
+ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+SECRET_KEY = secrets.token_urlsafe(64)
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    port: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+class Redis:
+    """A redis-server of the drill's own, so stopping it harms nobody else."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.1)
+        pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def base_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "PMS_", "DATABASE_", "REDIS_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": _database_url(),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": SECRET_KEY,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "PMS_ENCRYPTION_KEYS": os.environ.get("PMS_ENCRYPTION_KEYS") or ENCRYPTION_KEY,
+            "PMS_SKIP_INSTALL": "1",
+            "PMS_SKIP_MIGRATE": "1",
+            "PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+            "PMS_RATE_LIMITS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_POOL_MAX_SIZE": "4",
+        }
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(overrides)
+    return env
+
+
+def start_server(workdir: Path, env: dict[str, str], name: str = "web") -> Proc:
+    port = _free_port()
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "start.sh")],
+            cwd=ROOT,
+            env={**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc = Proc(name, process, log_path, port)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited:\n{proc.log_tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{proc.base_url}/health/live", timeout=1).status_code == 200:
+                return proc
+        if time.monotonic() > deadline:
+            proc.stop()
+            pytest.fail(f"{name} did not come up:\n{proc.log_tail()}")
+        time.sleep(0.2)
+
+
+def start_worker(
+    workdir: Path, env: dict[str, str], name: str = "worker", *args: str, beat: bool = True
+) -> Proc:
+    log_path = workdir / f"{name}.log"
+    command = [str(ROOT / "scripts" / "worker.sh"), "-n", f"{name}@%h", *args]
+    if beat:
+        command.append("--beat")
+        env = {**env, "PMS_BEAT_SCHEDULE_FILE": str(workdir / f"{name}-beat-schedule")}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={
+                **env,
+                "WORKER_CONCURRENCY": env.get("WORKER_CONCURRENCY", "2"),
+                "LOG_LEVEL": "info",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc = Proc(name, process, log_path)
+    deadline = time.monotonic() + 60
+    while " ready." not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            proc.stop()
+            pytest.fail(f"{name} did not become ready:\n{proc.log_tail()}")
+        time.sleep(0.2)
+    return proc
+
+
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(message)
