@@ -100,6 +100,33 @@ def test_patch_moves_a_category_under_another(admin_api):
     assert get(admin_api, a["id"])["children"] == [b["id"]]
 
 
+def test_patch_to_a_taken_slug_is_409(admin_api):
+    create(admin_api, name="Tools", slug="tools")
+    other = create(admin_api, name="Other")
+
+    with leaves_no_trace():
+        response = admin_api.patch(f"{CATEGORIES}{other['id']}/", {"slug": "tools"}, format="json")
+
+    assert_problem(response, 409, "duplicate_slug")
+    assert get(admin_api, other["id"])["slug"] == other["slug"]
+
+
+def test_patch_that_changes_nothing_leaves_no_trace(admin_api):
+    a = create(admin_api, name="Same")
+
+    with leaves_no_trace():
+        response = admin_api.patch(f"{CATEGORIES}{a['id']}/", {"name": "Same"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Same"
+
+
+def test_patch_of_a_missing_category_is_404(admin_api):
+    assert_problem(
+        admin_api.patch(f"{CATEGORIES}999999/", {"name": "x"}, format="json"), 404, "not_found"
+    )
+
+
 def test_patch_to_root(admin_api):
     a = create(admin_api, name="A")
     b = create(admin_api, name="B", parent=a["id"])
