@@ -41,3 +41,41 @@ def cached_response_get(key: str) -> tuple[bytes, str] | None:
 
 def cached_response_set(key: str, body: bytes, etag: str) -> None:
     cache.set(key, (body, etag), settings.PMS_CATALOG_CACHE_SECONDS)
+
+
+# A count at least this large is worth remembering: below it, COUNT(*) costs about as
+# much as the cache round trip, and small lists (tests, young shops) always count afresh.
+COUNT_CACHE_MIN_ROWS = 5_000
+# Lists whose last count was small, by query: this process counts them without asking the
+# cache first. Only a shortcut (whatever is counted is exact), so it may be forgotten.
+_counted_small: set[str] = set()
+_COUNTED_SMALL_MAX = 10_000
+
+
+def cached_count(queryset) -> int:
+    """Return ``queryset.count()``, remembered per catalog version when it is large.
+
+    A list's COUNT(*) visits every matching row, so on a big catalog it costs more than
+    the page itself. Any committed catalog change replaces the version, so a remembered
+    count is as fresh as the storefront's cached pages; without a cache it is counted.
+    """
+    sql, params = queryset.query.sql_with_params()
+    digest = hashlib.blake2b(repr((sql, params)).encode(), digest_size=16).hexdigest()
+    key = f"catalog:count:{digest}"
+    if digest not in _counted_small:
+        # One round trip for the version and the remembered count.
+        found = cache.get_many([VERSION_KEY, key])
+        remembered = found.get(key)
+        if remembered is not None and remembered[0] == found.get(VERSION_KEY):
+            return remembered[1]
+    count = queryset.count()
+    if count < COUNT_CACHE_MIN_ROWS:
+        if len(_counted_small) >= _COUNTED_SMALL_MAX:
+            _counted_small.clear()
+        _counted_small.add(digest)
+        return count
+    _counted_small.discard(digest)
+    version = catalog_cache_version()
+    if version is not None:
+        cache.set(key, (version, count), settings.PMS_CATALOG_CACHE_SECONDS)
+    return count

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from audit.actors import Actor
 from catalog import selectors, services
+from catalog.api.pagination import CatalogPagination
 from catalog.api.serializers import (
     CategorySerializer,
     CategoryWriteSerializer,
@@ -113,6 +114,7 @@ class ProductViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ProductSerializer
+    pagination_class = CatalogPagination
     filterset_class = ProductFilter
     filter_backends = [
         *viewsets.GenericViewSet.filter_backends,
