@@ -6,6 +6,24 @@ cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
 ensure_venv dev
 
+# The admin browser tests drive Debian's Chromium: install it once (never a downloaded
+# browser build). Quiet and instant when it is already there.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (Debian package) for the browser tests" >&2
+    apt_log="$(mktemp)"
+    if ! { apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+         } >"$apt_log" 2>&1; then
+      tail -n 20 "$apt_log" >&2
+      echo "warning: chromium could not be installed; the browser tests will not run" >&2
+    fi
+    rm -f "$apt_log"
+  else
+    echo "warning: /usr/bin/chromium is missing (apt-get install chromium as root)" >&2
+  fi
+fi
+
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 # Show where the tests run, never the passwords in the URLs (CI logs are widely read).
 mask() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }

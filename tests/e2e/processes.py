@@ -10,7 +10,9 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,11 @@ class Proc:
     log_path: Path
     port: int | None = None
     extra: dict = field(default_factory=dict)
+    scheme: str = "http"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -129,25 +132,46 @@ def base_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
     return env
 
 
-def start_server(workdir: Path, env: dict[str, str], name: str = "web") -> Proc:
+def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1/localhost (``manage.py make_tls_cert``)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "make_tls_cert", "--out", str(workdir)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DJANGO_DEBUG": "true"},
+        timeout=60,
+    )
+    return workdir / "cert.pem", workdir / "key.pem"
+
+
+def start_server(
+    workdir: Path, env: dict[str, str], name: str = "web", tls: tuple[Path, Path] | None = None
+) -> Proc:
+    """``scripts/start.sh`` on a free port; HTTPS/WSS when ``tls`` is (cert, key)."""
     port = _free_port()
     log_path = workdir / f"{name}.log"
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    if tls:
+        env.update(TLS_CERT_FILE=str(tls[0]), TLS_KEY_FILE=str(tls[1]))
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(ROOT / "scripts" / "start.sh")],
             cwd=ROOT,
-            env={**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"},
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    proc = Proc(name, process, log_path, port)
+    proc = Proc(name, process, log_path, port, scheme="https" if tls else "http")
+    verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
             pytest.fail(f"{name} exited:\n{proc.log_tail()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{proc.base_url}/health/live", timeout=1).status_code == 200:
+            live = httpx.get(f"{proc.base_url}/health/live", timeout=1, verify=verify)
+            if live.status_code == 200:
                 return proc
         if time.monotonic() > deadline:
             proc.stop()
