@@ -1,8 +1,8 @@
 """The storefront's cached catalog reads.
 
-Every cached response is keyed by a catalog version; any committed catalog change
-replaces the version, so stale pages are never served, only left to expire. When the
-cache is down, reads go straight to the database.
+Every cached response carries the catalog version it was built at; any committed catalog
+change replaces the version, so a response of an older version is never served, only
+replaced or left to expire. When the cache is down, reads go straight to the database.
 """
 
 from __future__ import annotations
@@ -30,17 +30,28 @@ def catalog_cache_bump() -> None:
     cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
 
 
-def response_cache_key(version: str, audience: str, path: str, query: str) -> str:
+def response_cache_key(audience: str, path: str, query: str) -> str:
     digest = hashlib.blake2b(f"{path}?{query}".encode(), digest_size=16).hexdigest()
-    return f"catalog:resp:{version}:{audience}:{digest}"
+    return f"catalog:resp:{audience}:{digest}"
 
 
-def cached_response_get(key: str) -> tuple[bytes, str] | None:
-    return cache.get(key)
+def cached_response_get(key: str) -> tuple[str | None, tuple[bytes, str] | None]:
+    """Return the catalog version and, if built at that version, the response under ``key``.
+
+    One cache round trip reads both. The version is None when the cache is unreachable.
+    """
+    found = cache.get_many([VERSION_KEY, key])
+    version = found.get(VERSION_KEY)
+    if version is None:
+        return catalog_cache_version(), None
+    entry = found.get(key)
+    if entry is not None and entry[0] == version:
+        return version, (entry[1], entry[2])
+    return version, None
 
 
-def cached_response_set(key: str, body: bytes, etag: str) -> None:
-    cache.set(key, (body, etag), settings.PMS_CATALOG_CACHE_SECONDS)
+def cached_response_set(key: str, version: str, body: bytes, etag: str) -> None:
+    cache.set(key, (version, body, etag), settings.PMS_CATALOG_CACHE_SECONDS)
 
 
 # A count at least this large is worth remembering: below it, COUNT(*) costs about as

@@ -24,7 +24,6 @@ from catalog.api.serializers import (
 from catalog.cache import (
     cached_response_get,
     cached_response_set,
-    catalog_cache_version,
     response_cache_key,
 )
 from catalog.filters import ProductFilter
@@ -52,17 +51,15 @@ class StorefrontCachedReadMixin:
     def cached(self, request, build) -> HttpResponse | Response:
         if self.sees_everything():
             return build()
-        version = catalog_cache_version()
-        if version is None:
-            return build()
         # Pages carry absolute links (next, previous), so scheme and host are part of the key.
         key = response_cache_key(
-            version,
             "storefront",
             request.build_absolute_uri(request.path),
             request.META.get("QUERY_STRING", ""),
         )
-        hit = cached_response_get(key)
+        version, hit = cached_response_get(key)
+        if version is None:
+            return build()
         if hit is not None:
             body, etag = hit
             response = HttpResponse(body, content_type="application/json")
@@ -73,7 +70,7 @@ class StorefrontCachedReadMixin:
         if response.status_code == 200:
             body = JSONRenderer().render(response.data)
             etag = _etag_for(body)
-            cached_response_set(key, body, etag)
+            cached_response_set(key, version, body, etag)
             response = HttpResponse(body, content_type="application/json")
             response["ETag"] = etag
             response["X-Cache"] = "miss"
