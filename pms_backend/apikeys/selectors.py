@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -44,7 +45,19 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     return key
 
 
+# Keys (by prefix) this process has stamped recently: it asks the cache again only after
+# a minute, so a busy key costs no cache round trip per request.
+_touched_at: dict[str, float] = {}
+_TOUCH_RECHECK_SECONDS = 60
+
+
 def _touch_last_used(key: ApiKey) -> None:
-    # One write per key per interval, not one per request.
+    now = time.monotonic()
+    if now - _touched_at.get(key.prefix, -_TOUCH_RECHECK_SECONDS) < _TOUCH_RECHECK_SECONDS:
+        return
+    if len(_touched_at) >= 10_000:
+        _touched_at.clear()
+    _touched_at[key.prefix] = now
+    # One write per key per interval across all processes, not one per request.
     if cache.add(f"apikey:used:{key.pk}", 1, timeout=300):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
