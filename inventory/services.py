@@ -18,6 +18,7 @@ from inventory.errors import InventoryErrorCode as Code
 from inventory.models import InventoryMovement, Stock
 from pms_backend.errors import Conflict, InvalidInput, NotFound
 from pms_backend.events.services import publish
+from pms_backend.monitoring import metrics
 
 MAX_MOVEMENT_QUANTITY = 1_000_000
 MANUAL_KINDS = (
@@ -109,6 +110,7 @@ def _apply(
         )
     Stock.objects.bulk_update(changed, ["on_hand", "reserved", "updated_at"])
     InventoryMovement.objects.bulk_create(movements)
+    metrics.count_stock_movements(kind, len(movements))
     for stock in changed:
         data = stock_representation(stock)
         publish("stock.updated", data, subject=f"product:{stock.product_id}")

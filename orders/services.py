@@ -21,6 +21,7 @@ from orders.errors import OrderErrorCode as Code
 from orders.models import Order, OrderItem
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish
+from pms_backend.monitoring import metrics
 
 TRANSITIONS = ("process", "complete", "cancel", "refund")
 
@@ -139,6 +140,7 @@ def order_place(
             },
         )
         publish("order.created", order_representation(order), subject=f"order:{order.pk}")
+        metrics.count_order_placed()
     return order
 
 

@@ -4,16 +4,24 @@
 ``$WEB_CONCURRENCY`` processes; HTTPS/WSS with TLS 1.3 as the minimum when
 ``TLS_CERT_FILE`` and ``TLS_KEY_FILE`` are set. Forwarded headers are trusted only from
 the proxies listed in ``FORWARDED_ALLOW_IPS``.
+
+The processes share a folder for their Prometheus samples (``PROMETHEUS_MULTIPROC_DIR``):
+``$PMS_METRICS_DIR/web-$PORT`` (default ``var/metrics``), emptied when the server starts
+and removed when it stops, so ``/metrics`` sums exactly this deployment's processes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def tls13_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -51,15 +59,31 @@ def options_from_env(env: dict[str, str]) -> dict:
     return options
 
 
+def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:
+    """Return an empty folder for this server's metric files (one per port)."""
+    root = Path(env.get("PMS_METRICS_DIR") or BASE_DIR / "var" / "metrics")
+    path = root / f"web-{port}"
+    # Samples left by a previous run (its pids are gone) would be summed into ours.
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def main() -> None:
     options = options_from_env(dict(os.environ))
+    metrics_dir = prepare_metrics_dir(dict(os.environ), options["port"])
+    # Before anything imports prometheus_client: the worker processes inherit it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     scheme = "https" if "ssl_certfile" in options else "http"
     print(
         f"==> serving {scheme}://{options['host']}:{options['port']} with "
         f"{options['workers']} process(es)",
         file=sys.stderr,
     )
-    uvicorn.run("pms_backend.asgi:application", **options)
+    try:
+        uvicorn.run("pms_backend.asgi:application", **options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

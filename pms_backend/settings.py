@@ -6,10 +6,13 @@ channel layer and Celery on kombu's file-system transport. ``DJANGO_DEBUG=false`
 production: it refuses to start without a strong secret key.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from pms_backend.monitoring.log_config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "pms_backend.monitoring.middleware.RequestIdMiddleware",
+    "pms_backend.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -278,7 +282,7 @@ SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^health/"]
+    SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -384,19 +388,26 @@ PMS_IDEMPOTENCY_HOURS = 24
 
 # --- Logging -------------------------------------------------------------------------
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    # Upper-cased: scripts/worker.sh hands the same value to Celery, which takes "info".
-    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
-    "loggers": {
-        "django.server": {"level": "WARNING"},
-        "django_redis": {"level": "ERROR"},
-    },
-}
+# JSON lines in production (PMS_LOG_FORMAT=plain to opt out), plain text in development;
+# every line of a request carries its id (X-Request-ID).
+LOGGING = logging_config(
+    json_lines=env.str("PMS_LOG_FORMAT", default="plain" if DEBUG else "json") == "json",
+    level=env.str("LOG_LEVEL", default="INFO"),
+)
+
+# /metrics: scrapers from these networks, or any caller with "Authorization: Bearer <token>".
+PMS_METRICS_TOKEN = env.str("PMS_METRICS_TOKEN", default="")
+PMS_METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in env.list(
+        "PMS_METRICS_ALLOWED_NETWORKS",
+        default=[
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ],
+    )
+]

@@ -29,6 +29,7 @@ urlpatterns = [
     ),
     path("health/live", monitoring.live, name="health-live"),
     path("health/ready", monitoring.ready, name="health-ready"),
+    path("metrics", monitoring.metrics, name="metrics"),
 ]
 
 handler400 = "pms_backend.api.problems.handler400"

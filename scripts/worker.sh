@@ -11,6 +11,16 @@ for arg in "$@"; do
   if [ "$arg" = "--beat" ]; then args+=(--beat); else args+=("$arg"); fi
 done
 mkdir -p var
+# Prometheus samples of this worker's processes (task outcomes, webhook deliveries), served
+# on PMS_WORKER_METRICS_PORT when set: a folder per worker, named for its pid (exec keeps
+# it); folders of workers that are no longer running are removed.
+metrics_root="${PMS_METRICS_DIR:-$PWD/var/metrics}"
+mkdir -p "$metrics_root"
+for dir in "$metrics_root"/worker-*; do
+  if [ -d "$dir" ] && ! kill -0 "${dir##*-}" 2>/dev/null; then rm -rf "$dir"; fi
+done
+export PROMETHEUS_MULTIPROC_DIR="$metrics_root/worker-$$"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 exec .venv/bin/celery -A pms_backend worker \
   --loglevel "${LOG_LEVEL:-info}" \
   --concurrency "${WORKER_CONCURRENCY:-2}" \

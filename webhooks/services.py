@@ -23,6 +23,7 @@ from audit.services import audit_record
 from pms_backend.errors import InvalidInput, NotFound
 from pms_backend.events.models import Event
 from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.monitoring import metrics
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from webhooks import signing
@@ -211,6 +212,9 @@ def _headers_and_body(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> t
         "webhook-signature": " ".join(signatures),
         "user-agent": "PMS-Webhooks/1.0",
     }
+    if event.request_id:
+        # The request that caused the event, to follow it through both sides' logs.
+        headers["x-pms-request-id"] = event.request_id
     return headers, body
 
 
@@ -360,6 +364,7 @@ def _record(delivery_id: int, endpoint_id, result: SendResult) -> str:
                     f"failing for {settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS} days straight",
                 )
         delivery.save()
+    metrics.count_webhook_delivery(delivery.status)
     return delivery.status
 
 

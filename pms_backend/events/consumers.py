@@ -19,6 +19,7 @@ from pms_backend.apikeys import scopes
 from pms_backend.apikeys.scopes import staff_has_scope
 from pms_backend.apikeys.selectors import api_key_authenticate
 from pms_backend.events import broadcast
+from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.jwk: OKPKey | None = None
         self.message_times: list[float] = []
         self.auth_timer = None
+        self.counted = False
         headers = {k.decode().lower(): v.decode() for k, v in self.scope.get("headers", [])}
         origin = headers.get("origin")
         raw = _header_key(headers)
@@ -65,6 +67,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
         await self.accept()
+        WEBSOCKET_CONNECTIONS.inc()
+        self.counted = True
         if not self.authenticated:
             self.auth_timer = asyncio.get_running_loop().call_later(
                 AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_expired())
@@ -87,6 +91,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code) -> None:
+        if getattr(self, "counted", False):
+            WEBSOCKET_CONNECTIONS.dec()
+            self.counted = False
         if self.auth_timer:
             self.auth_timer.cancel()
         for group in self.groups_joined:

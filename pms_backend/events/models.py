@@ -21,6 +21,8 @@ class Event(models.Model):
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The X-Request-ID of the request that wrote it: sent as x-pms-request-id on webhooks.
+    request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

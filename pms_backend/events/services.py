@@ -9,6 +9,7 @@ from django.db import transaction
 
 from pms_backend.events.models import Event
 from pms_backend.events.relay import schedule_dispatch
+from pms_backend.monitoring.request_context import current_request_id
 
 EVENT_TOPICS = {
     "product.created": "products",
@@ -38,7 +39,13 @@ def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
     # Round-trip through Django's encoder so Decimals and datetimes land as the API shows them.
     encoder = DjangoJSONEncoder()
     payload = _json_ready(data, encoder)
-    event = Event.objects.create(type=type, topic=EVENT_TOPICS[type], subject=subject, data=payload)
+    event = Event.objects.create(
+        type=type,
+        topic=EVENT_TOPICS[type],
+        subject=subject,
+        data=payload,
+        request_id=current_request_id(),
+    )
     schedule_dispatch(event.pk)
     return event
 

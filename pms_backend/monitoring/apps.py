@@ -1,5 +1,7 @@
+import atexit
 import logging
 
+from celery import signals as celery_signals
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -12,6 +14,13 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
+        from pms_backend.monitoring import metrics, task_metrics  # noqa: F401 -- signals
+
+        if metrics.multiprocess_dir():
+            atexit.register(metrics.mark_this_process_dead)
+        if settings.LOGGING["handlers"]["stderr"]["formatter"] == "json":
+            # A worker would otherwise replace the JSON handler with Celery's plain one.
+            celery_signals.setup_logging.connect(task_metrics.keep_json_logs, weak=False)
         layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
         broker = "redis" if settings.REDIS_URL else "filesystem"
         logger.info(

@@ -1,16 +1,20 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus scrape endpoint."""
 
+import hmac
+import ipaddress
 import time
 import uuid
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from pms_backend.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from pms_backend.celery import app as celery_app
+from pms_backend.monitoring import metrics as prometheus
 
 
 @require_GET
@@ -65,7 +69,46 @@ def ready(request: HttpRequest) -> JsonResponse:
         "cache": settings.CACHE_BACKEND_NAME,
         "broker": "redis" if settings.REDIS_URL else "filesystem",
     }
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks, "backends": backends},
-        status=200 if healthy else 503,
-    )
+    failures = [name for name, check in checks.items() if check["status"] != "ok"]
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks, "backends": backends}
+    if failures:
+        body["failures"] = failures
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _scraper_allowed(request: HttpRequest) -> bool:
+    """A bearer token (``PMS_METRICS_TOKEN``) or an address in ``PMS_METRICS_ALLOWED_NETWORKS``."""
+    token = settings.PMS_METRICS_TOKEN
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(presented.strip().encode(), token.encode())
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.PMS_METRICS_ALLOWED_NETWORKS)
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Serve every metric in the Prometheus text format to allowed scrapers only."""
+    if not _scraper_allowed(request):
+        status = 401 if settings.PMS_METRICS_TOKEN else 403
+        response = JsonResponse(
+            problem_body(
+                status_code=status,
+                code="metrics_forbidden",
+                title="Not allowed to scrape",
+                detail="Send Authorization: Bearer <PMS_METRICS_TOKEN>, or scrape from an "
+                "address in PMS_METRICS_ALLOWED_NETWORKS.",
+            ),
+            status=status,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(prometheus.render(), content_type=prometheus.CONTENT_TYPE)

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db
 
 # Public on purpose: probes, the constant ceiling endpoint, the schema and its docs.
 PUBLIC = {"/health/live", "/health/ready", "/api/v1/ping/", "/api/schema/", "/api/docs/"}
+# Scrapers only: callers from PMS_METRICS_ALLOWED_NETWORKS, or with the bearer token.
+SCRAPERS_ONLY = {"/metrics"}
 
 
 def _walk(patterns, prefix=""):
@@ -118,11 +120,28 @@ def test_admin_pages_need_a_staff_login():
             assert "/admin/login/" in response["Location"], path
 
 
+@pytest.mark.parametrize("path", sorted(SCRAPERS_ONLY))
+def test_scraper_endpoints_refuse_outside_callers(path, settings, make_key):
+    outsider = APIClient(REMOTE_ADDR="203.0.113.50")
+    assert outsider.get(path).status_code == 403
+    # An API key, even one holding every scope, is no scraper credential.
+    assert outsider.get(path, HTTP_AUTHORIZATION=f"Api-Key {make_key('admin')}").status_code == 403
+
+    settings.PMS_METRICS_TOKEN = "a-scrape-token-of-some-length"
+    assert outsider.get(path).status_code == 401
+    assert outsider.get(path, HTTP_AUTHORIZATION="Bearer not-the-token").status_code == 401
+    assert (
+        outsider.get(path, HTTP_AUTHORIZATION="Bearer a-scrape-token-of-some-length").status_code
+        == 200
+    )
+
+
 def test_every_url_is_classified():
     for pattern in _walk(get_resolver().url_patterns):
         path = _concrete(pattern)
         assert (
             path.startswith(("/admin/", "/api/v1/", "/static/"))
             or path in PUBLIC
+            or path in SCRAPERS_ONLY
             or path.rstrip("/") + "/" in PUBLIC
         ), f"{path} is neither protected nor listed as public"

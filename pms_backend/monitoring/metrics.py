@@ -1,0 +1,186 @@
+"""Prometheus metrics, safe across server processes.
+
+Under ``python -m pms_backend.server`` (and ``scripts/worker.sh``) every process writes its
+samples to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape merges them; without that
+variable (tests, ``runserver``) the process's own registry is served. Business counters
+move only after their transaction commits, so a rolled-back order counts for nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+HTTP_REQUESTS = Counter(
+    "pms_http_requests",
+    "HTTP requests served, by endpoint (URL name), method and status code.",
+    ["endpoint", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "pms_http_request_duration_seconds",
+    "Time to serve an HTTP request, by endpoint (URL name) and method.",
+    ["endpoint", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ORDERS_PLACED = Counter("pms_orders_placed", "Orders placed (committed).")
+STOCK_MOVEMENTS = Counter(
+    "pms_stock_movements", "Stock ledger movements written (committed), by kind.", ["kind"]
+)
+WEBHOOK_DELIVERIES = Counter(
+    "pms_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (succeeded, retrying, failed).",
+    ["outcome"],
+)
+WEBSOCKET_CONNECTIONS = Gauge(
+    "pms_websocket_connections",
+    "Open websocket connections (summed over the live server processes).",
+    multiprocess_mode="livesum",
+)
+CELERY_TASKS = Counter(
+    "pms_celery_tasks",
+    "Celery tasks finished, by task name and outcome (success, failure, retry, revoked).",
+    ["task", "outcome"],
+)
+CELERY_TASK_DURATION = Histogram(
+    "pms_celery_task_duration_seconds",
+    "Celery task run time, by task name.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 150.0),
+)
+
+
+def observe_request(*, method: str, endpoint: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "other"
+    HTTP_REQUESTS.labels(endpoint=endpoint, method=method, status=str(status)).inc()
+    HTTP_LATENCY.labels(endpoint=endpoint, method=method).observe(seconds)
+
+
+def count_order_placed() -> None:
+    """Count one order when the caller's transaction commits."""
+    transaction.on_commit(ORDERS_PLACED.inc)
+
+
+def count_stock_movements(kind: str, count: int) -> None:
+    """Count ``count`` movements of ``kind`` when the caller's transaction commits."""
+    transaction.on_commit(lambda: STOCK_MOVEMENTS.labels(kind=kind).inc(count))
+
+
+def count_webhook_delivery(outcome: str) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+
+
+# --- scrape ----------------------------------------------------------------------------
+
+
+class OutboxCollector:
+    """Numbers read from the database at scrape time, once per scrape (not per process)."""
+
+    def collect(self) -> Iterable[Metric]:
+        from pms_backend.events.models import Event
+        from webhooks.models import WebhookDelivery
+
+        try:
+            pending = Event.objects.filter(dispatched_at__isnull=True)
+            oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+            backlog = WebhookDelivery.objects.filter(
+                status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
+            ).count()
+            undispatched = pending.count()
+        except Exception:
+            logger.warning("metrics: could not read the outbox", exc_info=True)
+            return
+        lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "pms_outbox_lag_seconds",
+            "Age of the oldest event not yet dispatched from the outbox (0 when empty).",
+            value=max(lag, 0.0),
+        )
+        yield GaugeMetricFamily(
+            "pms_outbox_undispatched_events", "Events waiting in the outbox.", value=undispatched
+        )
+        yield GaugeMetricFamily(
+            "pms_webhook_backlog",
+            "Webhook deliveries pending or waiting for a retry.",
+            value=backlog,
+        )
+
+
+class _ThisProcess:
+    """The process's own registry, as a collector (no multiprocess directory)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render() -> bytes:
+    """Return every metric in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    path = multiprocess_dir()
+    if path:
+        forget_dead_processes(path)
+        multiprocess.MultiProcessCollector(registry, path=path)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(OutboxCollector())
+    return generate_latest(registry)
+
+
+_PID_IN_NAME = re.compile(r"_(\d+)\.db$")
+
+
+def forget_dead_processes(path: str) -> None:
+    """Drop the live gauges of processes that are gone (killed, or restarted by uvicorn).
+
+    Their counters stay: a counter's past increments are part of its total.
+    """
+    pids = set()
+    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        match = _PID_IN_NAME.search(name)
+        if match:
+            pids.add(int(match.group(1)))
+    for pid in pids:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_this_process_dead() -> None:
+    """At a clean exit, take this process's live gauges out of the sums."""
+    path = multiprocess_dir()
+    if path:
+        multiprocess.mark_process_dead(os.getpid(), path)
