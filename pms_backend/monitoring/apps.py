@@ -14,7 +14,8 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
-        from pms_backend.monitoring import metrics, task_metrics  # noqa: F401 -- signals
+        # Importing task_metrics connects its Celery signal receivers.
+        from pms_backend.monitoring import metrics, task_metrics
 
         if metrics.multiprocess_dir():
             atexit.register(metrics.mark_this_process_dead)
