@@ -763,7 +763,7 @@ NOTES = {
         "ratio = median over rounds of this load's req/s over the ceiling's in the same "
         "round. CPU/req = CPU time per request of the server's processes (uvicorn and its "
         "workers) + of the PostgreSQL backends serving them (Redis not counted): the cost of "
-        "an endpoint, which other work on the machine does not change much.",
+        "an endpoint; other work on the machine inflates it less than it moves req/s.",
         "The 100k/1k latency target is judged on p50; p99 is shown beside it (under "
         "saturation it mostly measures scheduling noise).",
     ],
