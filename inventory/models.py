@@ -2,9 +2,13 @@ from django.conf import settings
 from django.db import models
 
 from catalog.models import Product
+from pms_backend.shopsettings.selectors import setting_get
+
+LOW_STOCK_SETTING = "inventory.low_stock_threshold"
 
 
 def default_low_stock_threshold() -> int:
+    # Only migration 0001 still names this: the threshold lives in the settings service.
     return settings.PMS_LOW_STOCK_THRESHOLD
 
 
@@ -21,7 +25,6 @@ class Stock(models.Model):
     )
     on_hand = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
-    low_stock_threshold = models.PositiveIntegerField(default=default_low_stock_threshold)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -42,6 +45,11 @@ class Stock(models.Model):
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def low_stock_threshold(self) -> int:
+        """The settings service's threshold for this product (its own, else the shop's)."""
+        return setting_get(LOW_STOCK_SETTING, product_id=self.product_id)
 
     @property
     def is_low(self) -> bool:

@@ -15,10 +15,11 @@ from audit.actors import Actor
 from audit.services import audit_record
 from catalog.models import Product
 from inventory.errors import InventoryErrorCode as Code
-from inventory.models import InventoryMovement, Stock
+from inventory.models import LOW_STOCK_SETTING, InventoryMovement, Stock
 from pms_backend.errors import Conflict, InvalidInput, NotFound
 from pms_backend.events.services import publish
 from pms_backend.monitoring import metrics
+from pms_backend.shopsettings.selectors import setting_get_many
 
 MAX_MOVEMENT_QUANTITY = 1_000_000
 MANUAL_KINDS = (
@@ -73,16 +74,18 @@ def _apply(
     """Apply checked deltas to locked rows; write movements, audit entries and events."""
     now = timezone.now()
     movements, changed, low = [], [], []
+    thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids=[d.product_id for d in deltas])
     for delta in deltas:
         stock = stocks[delta.product_id]
-        was_low = stock.is_low
+        threshold = thresholds[delta.product_id]
+        was_low = stock.available <= threshold
         before = {"on_hand": stock.on_hand, "reserved": stock.reserved}
         stock.on_hand += delta.on_hand
         stock.reserved += delta.reserved
         stock.updated_at = now
         changed.append(stock)
-        if stock.is_low and not was_low:
-            low.append(stock)
+        if stock.available <= threshold and not was_low:
+            low.append((stock, threshold))
         movements.append(
             InventoryMovement(
                 product_id=stock.product_id,
@@ -114,10 +117,10 @@ def _apply(
     for stock in changed:
         data = stock_representation(stock)
         publish("stock.updated", data, subject=f"product:{stock.product_id}")
-    for stock in low:
+    for stock, threshold in low:
         publish(
             "stock.low",
-            stock_representation(stock) | {"low_stock_threshold": stock.low_stock_threshold},
+            stock_representation(stock) | {"low_stock_threshold": threshold},
             subject=f"product:{stock.product_id}",
         )
     return movements

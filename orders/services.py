@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
@@ -22,6 +21,7 @@ from orders.models import Order, OrderItem
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish
 from pms_backend.monitoring import metrics
+from pms_backend.shopsettings.selectors import setting_get
 
 TRANSITIONS = ("process", "complete", "cancel", "refund")
 
@@ -40,22 +40,25 @@ def merge_lines(items: list[Mapping[str, int]]) -> dict[int, int]:
     return lines
 
 
-def _check_limits(lines: dict[int, int]) -> None:
+def _check_limits(lines: dict[int, int], *, line_count: int) -> None:
     if not lines:
         raise InvalidInput(
             Code.INVALID_ORDER, "An order needs at least one item.", errors={"items": ["Empty."]}
         )
-    if len(lines) > settings.PMS_ORDER_MAX_LINES:
+    max_lines = setting_get("orders.max_lines")
+    # Counted before merging too: the limit bounds the work a request causes.
+    if max(len(lines), line_count) > max_lines:
         raise InvalidInput(
             Code.INVALID_ORDER,
-            f"An order may hold at most {settings.PMS_ORDER_MAX_LINES} products.",
+            f"An order may hold at most {max_lines} lines.",
             errors={"items": ["Too many lines."]},
         )
-    too_many = [pid for pid, qty in lines.items() if qty > settings.PMS_ORDER_MAX_QUANTITY]
+    max_quantity = setting_get("orders.max_quantity_per_line")
+    too_many = [pid for pid, qty in lines.items() if qty > max_quantity]
     if too_many:
         raise InvalidInput(
             Code.INVALID_ORDER,
-            f"At most {settings.PMS_ORDER_MAX_QUANTITY} of one product per order "
+            f"At most {max_quantity} of one product per order "
             f"(products {', '.join(map(str, too_many))}).",
             errors={"items": ["Quantity over the limit."]},
         )
@@ -75,7 +78,7 @@ def order_place(
     line with the quantities requested and available.
     """
     lines = merge_lines(items)
-    _check_limits(lines)
+    _check_limits(lines, line_count=len(items))
     products = Product.objects.in_bulk(list(lines))
     unavailable = []
     for product_id in sorted(lines):
@@ -107,7 +110,7 @@ def order_place(
             shipping_address=dict(shipping_address),
             currency=currencies.pop(),
             total=total,
-            reserved_until=now + timedelta(minutes=settings.PMS_RESERVATION_MINUTES),
+            reserved_until=now + timedelta(minutes=setting_get("orders.reservation_minutes")),
             api_key=actor.api_key,
             placed_by=actor.user,
         )

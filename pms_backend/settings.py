@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "pms_backend.staff",
     "pms_backend.outbound",
     "webhooks",
+    "pms_backend.shopsettings",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("orders.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("pms_backend.shopsettings.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,8 +1,8 @@
-from django.conf import settings
 from rest_framework import serializers
 
 from orders.models import Order, OrderItem
 from pms_backend.api.serializers import StrictInputMixin
+from pms_backend.shopsettings.registry import ORDER_LINES_CEILING
 
 
 class OrderItemSerializer(serializers.ModelSerializer):
@@ -38,9 +38,8 @@ class OrderLineSerializer(StrictInputMixin, serializers.Serializer):
 class OrderCreateSerializer(StrictInputMixin, serializers.Serializer):
     """A new order. Prices come from the catalog; a product named twice is merged."""
 
-    items = OrderLineSerializer(
-        many=True, allow_empty=False, max_length=settings.PMS_ORDER_MAX_LINES
-    )
+    # The ceiling of the orders.max_lines setting; the service checks the setting itself.
+    items = OrderLineSerializer(many=True, allow_empty=False, max_length=ORDER_LINES_CEILING)
     customer = CustomerSerializer()
     shipping_address = ShippingAddressSerializer()
 

@@ -8,6 +8,18 @@ from rest_framework.throttling import BaseThrottle
 from pms_backend.api import ratelimit
 from pms_backend.api.guard import record_verdict
 from pms_backend.apikeys.models import ApiKey
+from pms_backend.shopsettings.selectors import setting_get
+
+# Buckets whose limit staff can change in the settings service (PMS_RATE_LIMITS is the
+# default there).
+SETTING_RATES = {"orders": "ratelimit.orders_per_minute"}
+
+
+def bucket_rate(bucket: str) -> ratelimit.Rate:
+    """Return the limit of ``bucket``: the settings service's, else PMS_RATE_LIMITS."""
+    if bucket in SETTING_RATES:
+        return ratelimit.Rate.parse(setting_get(SETTING_RATES[bucket]))
+    return ratelimit.rate(bucket)
 
 
 class CredentialRateThrottle(BaseThrottle):
@@ -29,7 +41,7 @@ class CredentialRateThrottle(BaseThrottle):
         buckets = [("cred", ident, ratelimit.rate("key"))]
         if getattr(view, "rate_limit_bucket", {}).get(getattr(view, "action", None)):
             bucket = view.rate_limit_bucket[view.action]
-            buckets.append((bucket, ident, ratelimit.rate(bucket)))
+            buckets.append((bucket, ident, bucket_rate(bucket)))
         verdicts = ratelimit.hit(buckets)
         self.verdict = ratelimit.most_constraining(verdicts)
         record_verdict(request._request, self.verdict)

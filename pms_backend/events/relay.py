@@ -91,9 +91,10 @@ def sweep(*, batch_size: int = 500) -> int:
 
 def prune(*, batch_size: int = 2000) -> int:
     """Delete dispatched events past retention whose deliveries all succeeded."""
+    from pms_backend.shopsettings.selectors import setting_get
     from webhooks.models import WebhookDelivery
 
-    cutoff = timezone.now() - timedelta(days=settings.PMS_EVENT_RETENTION_DAYS)
+    cutoff = timezone.now() - timedelta(days=setting_get("webhooks.event_retention_days"))
     removed = 0
     while True:
         ids = list(

@@ -23,6 +23,8 @@ EVENT_TOPICS = {
     "stock.low": "stock",
     "order.created": "orders",
     "order.status_changed": "orders",
+    # Sensitive values arrive masked. Webhooks only: websockets offer no "settings" topic.
+    "settings.updated": "settings",
 }
 
 

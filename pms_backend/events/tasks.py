@@ -17,5 +17,5 @@ def sweep() -> int:
 
 @shared_task(name="events.prune")
 def prune() -> int:
-    """Delete old, fully delivered events (after PMS_EVENT_RETENTION_DAYS)."""
+    """Delete old, fully delivered events (setting webhooks.event_retention_days)."""
     return relay.prune()

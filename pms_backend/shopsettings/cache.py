@@ -1,0 +1,117 @@
+"""The hot path of ``setting_get``: every stored value, decoded once per process.
+
+The shared cache (Redis in production) holds only a version stamp, replaced after each
+committed change. A process keeps the values it loaded under one stamp and loads them
+again when the stamp moves, so a read costs one small cache lookup and no query, and
+secrets never leave the database except into process memory. With the cache
+unreachable every read goes to the database. A process also reloads after ``MAX_AGE``
+seconds, so a stamp lost with the cache (or a process-local cache in development)
+cannot keep a value stale for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+from pms_backend.encryption.ciphers import DecryptionError
+from pms_backend.shopsettings.models import ProductSetting, Setting
+from pms_backend.shopsettings.registry import TUNABLES
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "settings:version"
+MAX_AGE = 60.0
+
+
+@dataclass(frozen=True)
+class StoredValues:
+    """The values stored for every known key: global, and per product."""
+
+    version: str | None
+    loaded_at: float
+    values: dict[str, Any] = field(default_factory=dict)
+    product_values: dict[str, dict[int, Any]] = field(default_factory=dict)
+
+
+_current: StoredValues | None = None
+
+
+def stored_values() -> StoredValues:
+    """Return the stored values, from this process's copy while the stamp is unchanged."""
+    global _current
+    version = _version()
+    current = _current
+    if (
+        version is not None
+        and current is not None
+        and current.version == version
+        and time.monotonic() - current.loaded_at < MAX_AGE
+    ):
+        return current
+    fresh = load_stored_values(version)
+    if version is not None:
+        _current = fresh
+    return fresh
+
+
+def load_stored_values(version: str | None = None) -> StoredValues:
+    """Read and decode every stored value of a known key (two queries)."""
+    loaded = StoredValues(version=version, loaded_at=time.monotonic())
+    for setting in Setting.objects.filter(key__in=list(TUNABLES)):
+        value = _decode(setting.key, setting, f"setting {setting.key}")
+        if value is not _INVALID:
+            loaded.values[setting.key] = value
+    rows = ProductSetting.objects.filter(setting_id__in=list(TUNABLES))
+    for row in rows:
+        value = _decode(
+            row.setting_id, row, f"setting {row.setting_id} of product {row.product_id}"
+        )
+        if value is not _INVALID:
+            loaded.product_values.setdefault(row.setting_id, {})[row.product_id] = value
+    return loaded
+
+
+_INVALID = object()
+
+
+def _decode(key: str, row: Setting | ProductSetting, label: str) -> Any:
+    """Return the row's value, or ``_INVALID`` when it has none that can be used."""
+    try:
+        text = row.stored_json()
+    except DecryptionError:
+        logger.error("stored %s cannot be decrypted (key ring?); using the default", label)
+        return _INVALID
+    if not text:
+        return _INVALID
+    try:
+        return TUNABLES[key].load(text)
+    except ValueError:
+        # The registry's type or bounds changed since it was stored: the default is safe.
+        logger.warning("stored %s no longer valid; using the default", label)
+        return _INVALID
+
+
+def settings_changed() -> None:
+    """Make every process read the values again once the current transaction commits."""
+    transaction.on_commit(_bump)
+
+
+def _bump() -> None:
+    global _current
+    _current = None
+    cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def _version() -> str | None:
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        version = cache.get(VERSION_KEY)
+    return version
