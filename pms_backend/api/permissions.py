@@ -36,6 +36,10 @@ class HasScope(BasePermission):
         scope = required_scope(view, request)
         if request.auth is None and not (request.user and request.user.is_authenticated):
             return False  # DRF answers 401 for this
+        if scope is None and request.method == "OPTIONS":
+            # Which methods exist is no secret (the schema is public); DRF's metadata
+            # lists only the actions these credentials may take.
+            return True
         if scope is None:
             # A method the view does not serve at all: let it answer 405 instead.
             method = request.method.lower()

@@ -145,3 +145,9 @@ def test_every_url_is_classified():
             or path in SCRAPERS_ONLY
             or path.rstrip("/") + "/" in PUBLIC
         ), f"{path} is neither protected nor listed as public"
+
+
+def test_options_describes_an_endpoint_to_any_valid_key_but_not_to_strangers(make_key):
+    storefront = APIClient(HTTP_AUTHORIZATION=f"Api-Key {make_key('storefront')}")
+    assert storefront.options("/api/v1/products/").status_code == 200
+    assert APIClient().options("/api/v1/products/").status_code == 401
