@@ -301,9 +301,16 @@ def _aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def ratio_to(measured: dict[str, Any], base: dict[str, Any], metric: str) -> float:
-    """The median over rounds of measured/base (rounds ran side by side)."""
-    pairs = zip(measured["rounds"], base["rounds"], strict=True)
-    return _median([m[metric] / b[metric] if b[metric] else float("inf") for m, b in pairs])
+    """The median over rounds of measured / base, ``base`` being the loads run first in
+    each round: a round of ``measured`` is compared with the mean of the ``base`` rounds
+    just before and just after it, which bracket it in time."""
+    ours, theirs = measured["rounds"], base["rounds"]
+    ratios = []
+    for i, m in enumerate(ours):
+        near = theirs[i : i + 2]
+        b = sum(r[metric] for r in near) / len(near)
+        ratios.append(m[metric] / b if b else float("inf"))
+    return _median(ratios)
 
 
 @dataclass
@@ -319,11 +326,11 @@ class Context:
     @property
     def duration(self) -> int:
         """Seconds per round of one load."""
-        return self.args.duration or (2 if self.args.quick else 3)
+        return self.args.duration or 2
 
     @property
     def rounds(self) -> int:
-        return self.args.rounds or (2 if self.args.quick else 5)
+        return self.args.rounds or (2 if self.args.quick else 8)
 
     @property
     def warmup(self) -> int:
@@ -843,10 +850,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--duration",
         type=int,
         default=None,
-        help="seconds per round of each load (default 3, quick 2)",
+        help="seconds per round of each load (default 2)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="interleaved rounds per load (default 5, quick 2)"
+        "--rounds", type=int, default=None, help="interleaved rounds per load (default 8, quick 2)"
     )
     parser.add_argument(
         "--warmup", type=int, default=None, help="warm-up seconds per load (default 2, quick 1)"
