@@ -220,6 +220,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "events.sweep", "schedule": 5.0},
     "deliver-due-webhooks": {"task": "webhooks.deliver_due", "schedule": 5.0},
     "prune-events": {"task": "events.prune", "schedule": 86400.0},
+    "collect-metrics": {"task": "monitoring.collect_metrics", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "PMS_BEAT_SCHEDULE_FILE", default=str(VAR_DIR / "celerybeat-schedule")
