@@ -1,6 +1,7 @@
 import django_filters
 
 from audit.models import AuditLog
+from pms_backend.api.filters import UtcIsoDateTimeFilter
 
 
 class AuditLogFilter(django_filters.FilterSet):
@@ -13,8 +14,8 @@ class AuditLogFilter(django_filters.FilterSet):
         help_text="Part of the actor: a username, an API key prefix or a job name.",
     )
     actor_type = django_filters.ChoiceFilter(choices=AuditLog.ActorType.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditLog

@@ -1,20 +1,7 @@
 import django_filters
-from django import forms
 
-from catalog.models import Product
-
-MAX_ID = 2**63 - 1
-
-
-class IdFilter(django_filters.NumberFilter):
-    """A whole-number id in the key range; "1.5" or 10**25 is refused, never read as 1 or a 500."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_ID)
-        super().__init__(*args, **kwargs)
+from catalog.models import Category, Product
+from pms_backend.api.filters import IdFilter, StrictBooleanFilter
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -24,3 +11,13 @@ class ProductFilter(django_filters.FilterSet):
     class Meta:
         model = Product
         fields = ["category", "status"]
+
+
+class CategoryFilter(django_filters.FilterSet):
+    # An id, not a choice: an unknown parent has no children (an empty page), not a 400.
+    parent = IdFilter(field_name="parent_id")
+    is_active = StrictBooleanFilter()
+
+    class Meta:
+        model = Category
+        fields = ["parent", "is_active"]

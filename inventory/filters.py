@@ -1,14 +1,15 @@
 import django_filters
 
 from inventory.models import InventoryMovement
+from pms_backend.api.filters import IdFilter, UtcIsoDateTimeFilter
 
 
 class MovementFilter(django_filters.FilterSet):
-    product = django_filters.NumberFilter(field_name="product_id")
+    product = IdFilter(field_name="product_id")
     kind = django_filters.ChoiceFilter(choices=InventoryMovement.Kind.choices)
     reference = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = InventoryMovement

@@ -325,6 +325,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Errors as they leave: problem+json, with the 400/401/403/404/429 every call may get.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pms_backend.api.schema.problem_responses",
+    ],
 }
 
 # --- PMS ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import django_filters
 
+from pms_backend.api.filters import UtcIsoDateTimeFilter
 from webhooks.models import WebhookDelivery
 
 
@@ -7,8 +8,8 @@ class DeliveryFilter(django_filters.FilterSet):
     endpoint = django_filters.UUIDFilter(field_name="endpoint_id")
     status = django_filters.ChoiceFilter(choices=WebhookDelivery.Status.choices)
     event_type = django_filters.CharFilter(field_name="event__type")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = WebhookDelivery

@@ -26,7 +26,7 @@ from catalog.cache import (
     cached_response_set,
     response_cache_key,
 )
-from catalog.filters import ProductFilter
+from catalog.filters import CategoryFilter, ProductFilter
 from inventory.api.serializers import StockSerializer
 from inventory.selectors import stock_for
 from pms_backend.api.permissions import principal_has_scope
@@ -241,7 +241,7 @@ class CategoryViewSet(
 ):
     serializer_class = CategorySerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    filterset_fields = ["parent", "is_active"]
+    filterset_class = CategoryFilter
     required_scopes = {
         "list": scopes.CATALOG_READ,
         "retrieve": scopes.CATALOG_READ,

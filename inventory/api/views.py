@@ -28,7 +28,19 @@ class StockBatchView(APIView):
     @extend_schema(
         summary="Stock status of several products",
         parameters=[
-            OpenApiParameter("products", str, required=True, description="Comma-separated ids")
+            OpenApiParameter(
+                "products",
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                },
+                required=True,
+                style="form",
+                explode=False,
+                description=f"Product ids, comma-separated (1 to {MAX_BATCH}).",
+            )
         ],
         responses={200: StockSerializer(many=True), 400: PROBLEM},
     )

@@ -29,7 +29,7 @@ _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "pattern": _KEY_PATTERN.pattern},
     location=OpenApiParameter.HEADER,
     required=True,
     description="Unique per order attempt (1-255 printable ASCII characters). A retry with "

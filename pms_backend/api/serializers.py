@@ -1,18 +1,46 @@
 """Serializer plumbing shared by every app's API."""
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
+
+# JSON types as the schema states them: DRF alone would read "5" as 5, 1 as true, 5 as "5".
+_JSON_TYPES = (
+    (serializers.BooleanField, (bool,), "Must be true or false."),
+    (serializers.IntegerField, (int,), "Must be a whole number."),
+    (serializers.CharField, (str,), "Must be a string."),
+    (serializers.DecimalField, (str,), 'Must be a string, such as "12.50".'),
+)
+
+
+def _json_type_error(field, value) -> str | None:
+    if value is None:
+        return None  # the field's own allow_null decides
+    for kind, types, message in _JSON_TYPES:
+        if kind is serializers.DecimalField and not getattr(field, "coerce_to_string", False):
+            continue  # documented as a number
+        if isinstance(field, kind):
+            wrong = not isinstance(value, types) or (
+                kind is serializers.IntegerField and isinstance(value, bool)
+            )
+            return message if wrong else None
+    return None
 
 
 class StrictInputMixin:
-    """Refuse write bodies carrying fields the endpoint does not accept, naming them."""
+    """Refuse write bodies carrying fields the endpoint does not accept, or values of
+    another JSON type than the field's, naming them."""
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
         writable = {name for name, field in self.fields.items() if not field.read_only}
         errors = {}
-        for name in data:
+        for name, value in data.items():
             if name in writable:
+                message = _json_type_error(self.fields[name], value)
+                if message:
+                    errors[name] = [message]
                 continue
             if name in self.fields:
                 errors[name] = ["This field is read-only."]
@@ -21,3 +49,42 @@ class StrictInputMixin:
         if errors:
             raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class StrictInputSchema(OpenApiSerializerExtension):
+    """The schema says what StrictInputMixin does: no properties beyond those documented,
+    and lists of nested objects as long as they may be."""
+
+    target_class = StrictInputMixin
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction != "request":
+            return schema
+        schema["additionalProperties"] = False
+        for name, field in force_instance(self.target).fields.items():
+            prop = schema.get("properties", {}).get(name)
+            if not isinstance(field, serializers.ListSerializer) or not prop:
+                continue
+            if not field.allow_empty:
+                prop.setdefault("minItems", 1)
+            if field.min_length is not None:
+                prop["minItems"] = max(field.min_length, prop.get("minItems", 0))
+            if field.max_length is not None:
+                prop.setdefault("maxItems", field.max_length)
+        for name, field in force_instance(self.target).fields.items():
+            prop = schema.get("properties", {}).get(name)
+            if isinstance(field, serializers.DecimalField) and prop and prop.get("pattern"):
+                prop["pattern"] = _decimal_pattern(field)
+        return schema
+
+
+def _decimal_pattern(field: serializers.DecimalField) -> str:
+    """What DecimalField reads from a string: at least one digit, no sign below zero."""
+    whole = (field.max_digits or 30) - (field.decimal_places or 0)
+    places = field.decimal_places or 0
+    sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    if not places:
+        return rf"^{sign}\d{{1,{whole}}}$"
+    return rf"^{sign}(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})$"
