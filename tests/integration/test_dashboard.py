@@ -1,0 +1,245 @@
+"""The staff dashboard on /admin/: numbers the database agrees with, sections only for
+staff who may see them, and queries that do not grow with the days shown."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.actors import Actor
+from catalog.models import Product
+from inventory.models import Stock
+from orders.models import Order
+from orders.services import order_place, order_transition
+from pms_backend.events.models import Event
+from pms_backend.monitoring import services as m
+from pms_backend.monitoring.models import MetricSnapshot
+from pms_backend.monitoring.periods import period_start
+from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+from webhooks import signing
+from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.system("tests")
+PASSWORD = "a long enough passphrase 42"
+
+
+def metric(html: str, name: str) -> str:
+    found = re.search(rf'data-metric="{name}">([^<]*)<', html)
+    assert found, f"no {name} on the page"
+    return found.group(1).strip()
+
+
+def staff(username: str, *, groups=(), permissions=()):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=True)
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
+    for code in permissions:
+        app_label, codename = code.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def endpoint(url: str, **fields) -> WebhookEndpoint:
+    hook = WebhookEndpoint(url=url, description=url.split("//")[1], **fields)
+    hook.secret = signing.new_secret()
+    hook.save()
+    return hook
+
+
+@pytest.fixture
+def shop(make_product, receive):
+    """Stock, orders over the last days, webhook attempts and two unhealthy endpoints."""
+    a = make_product("published", price=Decimal("12.50"))
+    b = make_product("published", price=Decimal("3.00"))
+    c = make_product("published", price=Decimal("8.00"))  # never stocked: out
+    receive(a, 50)
+    receive(b, 6)
+    now = timezone.now()
+    placed = []
+    for quantity, days_ago in [(1, 0), (2, 0), (3, 1), (1, 5), (4, 12), (1, 45)]:
+        order = order_place(
+            actor=ACTOR,
+            items=[{"product": a.pk, "quantity": quantity}],
+            customer=ORDER_CUSTOMER,
+            shipping_address=ORDER_ADDRESS,
+        )
+        Order.objects.filter(pk=order.pk).update(created_at=now - timedelta(days=days_ago))
+        placed.append(order)
+    order_place(
+        actor=ACTOR,
+        items=[{"product": b.pk, "quantity": 2}],
+        customer=ORDER_CUSTOMER,
+        shipping_address=ORDER_ADDRESS,
+    )
+    order_transition(actor=ACTOR, order_id=placed[2].pk, transition="cancel")
+
+    healthy = endpoint("https://good.example/hooks")
+    endpoint("https://flaky.example/hooks", failing_since=now - timedelta(hours=2))
+    endpoint("https://gone.example/hooks", is_active=False, disabled_reason="410 Gone")
+    event = Event.objects.first()
+    delivery = WebhookDelivery.objects.create(event=event, endpoint=healthy, status="succeeded")
+    for code in (200, 200, 204, 500):
+        DeliveryAttempt.objects.create(delivery=delivery, status_code=code)
+    m.metrics_collect(since=now - timedelta(days=60))
+    return a, b, c
+
+
+def test_the_numbers_are_the_databases(client, staff_user, shop):
+    _, b, c = shop
+    client.force_login(staff_user)
+
+    page = client.get("/admin/").content.decode()
+
+    now = timezone.now()
+    today = period_start(now, "day")
+    window = Order.objects.filter(created_at__gte=today - timedelta(days=29))
+    counted = window.exclude(status__in=["cancelled", "refunded"])
+    assert int(metric(page, "orders-total")) == window.count() == 6
+    assert Decimal(metric(page, "revenue-total")) == sum(o.total for o in counted)
+    todays = Order.objects.filter(created_at__gte=today)
+    assert int(metric(page, "orders-today")) == todays.count()
+    assert Decimal(metric(page, "revenue-today")) == sum(o.total for o in todays)
+    assert int(metric(page, "pending-orders")) == Order.objects.filter(status="pending").count()
+    stock_value = sum(s.on_hand * s.product.price for s in Stock.objects.select_related("product"))
+    assert Decimal(metric(page, "stock-value")) == stock_value == Decimal("643.00")
+    assert int(metric(page, "low-stock")) == 1  # b: 6 on hand, 2 reserved, threshold 5
+    assert int(metric(page, "out-of-stock")) == 1  # c
+    assert f'href="/admin/catalog/product/{b.pk}/change/"' in page
+    assert f'href="/admin/catalog/product/{c.pk}/change/"' in page
+    assert metric(page, "webhook-success") == "75.0 %"
+    assert "3 of 4 attempt(s)" in page
+    assert "flaky.example/hooks</a>: failing" in page
+    assert "gone.example/hooks</a>: disabled" in page and "(410 Gone)" in page
+    assert "good.example" not in page
+    # Thirty bars, one per day, each with the day's count of orders.
+    bars = re.findall(r'<rect class="bar"[^>]*data-day="([\d-]+)" data-value="(\d+)"', page)
+    assert len(bars) == 30
+    by_day = dict(bars)
+    assert by_day[f"{today - timedelta(days=12):%Y-%m-%d}"] == "1"
+    assert by_day[f"{today:%Y-%m-%d}"] == str(todays.count())
+    assert "<svg" in page and "cdn" not in page.lower()
+    # The live notices of base_site.html are still there.
+    assert 'id="pms-notices"' in page and "/ws/v1/events/" in page
+
+
+@pytest.mark.parametrize(
+    ("who", "sections"),
+    [
+        ({"groups": ["Warehouse staff"]}, {"orders", "stock"}),
+        ({"groups": ["Catalog managers"]}, {"stock"}),
+        ({"groups": ["Order managers"]}, {"orders", "stock"}),
+        ({"permissions": ["webhooks.view_webhookendpoint"]}, {"webhooks"}),
+        ({"groups": ["Auditors"]}, set()),
+    ],
+)
+def test_staff_see_only_the_sections_they_may(client, shop, who, sections):
+    client.force_login(staff("member", **who))
+
+    page = client.get("/admin/").content.decode()
+
+    shown = set(re.findall(r'<section id="pms-(\w+)"', page))
+    assert shown == sections
+    assert ('id="pms-dashboard"' in page) == bool(sections)
+    if "orders" not in sections:
+        assert 'data-metric="revenue-total"' not in page
+    if "webhooks" not in sections:
+        assert "flaky.example" not in page
+
+
+def _snapshots(days: int) -> None:
+    m.metrics_collect()  # the latest levels; the flows are overwritten below
+    now = timezone.now()
+    today = period_start(now, "day")
+    rows = []
+    for n in range(days):
+        start = today - timedelta(days=n)
+        rows += [
+            MetricSnapshot(
+                name=name,
+                granularity="day",
+                period_start=start,
+                value=Decimal(n % 7),
+                data={"currencies": {"EUR": str(n % 7)}} if name == m.REVENUE else {},
+                collected_at=now,
+            )
+            for name in (m.ORDERS_PLACED, m.REVENUE)
+        ]
+    for n in range(24):
+        rows.append(
+            MetricSnapshot(
+                name=m.WEBHOOK_SUCCESS_RATE,
+                granularity="hour",
+                period_start=period_start(now, "hour") - timedelta(hours=n),
+                value=Decimal(1),
+                data={"attempts": 2, "succeeded": 2},
+                collected_at=now,
+            )
+        )
+    MetricSnapshot.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["name", "granularity", "period_start"],
+        update_fields=["value", "data"],
+    )
+
+
+@pytest.mark.parametrize("days", [30, 365])
+def test_queries_do_not_grow_with_the_days_shown(
+    client, staff_user, make_product, days, django_assert_max_num_queries
+):
+    make_product("published")
+    _snapshots(days)
+    client.force_login(staff_user)
+    client.get("/admin/")  # warm the session and the settings cache
+
+    with django_assert_max_num_queries(10):
+        page = client.get(f"/admin/?days={days}").content.decode()
+
+    assert page.count('<rect class="bar"') == days
+    assert int(metric(page, "orders-total")) == sum(n % 7 for n in range(days))
+    assert metric(page, "webhook-success") == "100.0 %"
+
+
+def test_a_year_costs_the_same_queries_as_a_month(client, staff_user):
+    _snapshots(365)
+    client.force_login(staff_user)
+    client.get("/admin/")
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    assert queries("/admin/?days=365") == queries("/admin/?days=30") == queries("/admin/?days=7")
+
+
+@pytest.mark.parametrize("days", ["abc", "0", "9999", "-3", "1e3"])
+def test_a_malformed_day_count_is_explained_and_the_default_shown(client, staff_user, days):
+    _snapshots(40)
+    client.force_login(staff_user)
+
+    page = client.get(f"/admin/?days={days}").content.decode()
+
+    assert "is not a whole number of days from 1 to 365; showing the last 30 days." in page
+    assert page.count('<rect class="bar"') == 30
+
+
+def test_an_empty_shop_says_how_to_collect(client, staff_user):
+    client.force_login(staff_user)
+
+    page = client.get("/admin/").content.decode()
+
+    assert "No metrics collected yet" in page and "collect_metrics" in page
+    assert metric(page, "orders-total") == "0"
+    assert Product.objects.count() == 0
