@@ -767,10 +767,11 @@ NOTES = {
         "list's total count is remembered per catalog version once it reaches 5,000 rows "
         "(catalog.cache.cached_count), as COUNT(*) over 100k rows would cost more than the page.",
         "VACUUM ANALYZE after each seed, as autovacuum would have done on a live catalog.",
-        "ratio = median over rounds of this load's req/s over the ceiling's in the same "
-        "round. CPU/req = CPU time per request of the server's processes (uvicorn and its "
-        "workers) + of the PostgreSQL backends serving them (Redis not counted): the cost of "
-        "an endpoint; other work on the machine inflates it less than it moves req/s.",
+        "ratio = median over rounds of this load's req/s over the ceiling's in the rounds "
+        "just before and after it. CPU/req = CPU time per request of the server's processes "
+        "(uvicorn and its workers) + of the PostgreSQL backends serving them (Redis not "
+        "counted): the cost of an endpoint; other work on the machine inflates it less than "
+        "it moves req/s.",
         "The 100k/1k latency target is judged on p50; p99 is shown beside it (under "
         "saturation it mostly measures scheduling noise).",
     ],
