@@ -3,6 +3,11 @@
 
 ensure_venv() {
   local extra="${1:-}"
+  # Tests that run the scripts in a copy sharing this .venv must not reinstall it there
+  # (an editable install would then point at the copy).
+  if [ "${PMS_SKIP_INSTALL:-0}" = "1" ] && [ -x .venv/bin/python ]; then
+    return 0
+  fi
   local python="${PYTHON:-}"
   if [ -z "$python" ]; then
     for candidate in python3.13 python3.12 python3.11 python3; do

@@ -55,6 +55,8 @@ def dev_server(tmp_path_factory):
         "HOME": str(project),
         "PORT": str(port),
         "PMS_DEMO_PRODUCTS": "30",
+        # The copy shares this checkout's .venv: never reinstall it from there.
+        "PMS_SKIP_INSTALL": "1",
     }
     log = project / "dev.log"
     with log.open("w") as out:

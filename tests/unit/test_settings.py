@@ -82,6 +82,8 @@ def environment(tmp_path):
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "pms_backend.settings",
+        # The copy shares this checkout's .venv: never reinstall it from there.
+        "PMS_SKIP_INSTALL": "1",
     }
 
 
