@@ -60,3 +60,34 @@ def _json_ready(value: Any, encoder: DjangoJSONEncoder) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return encoder.default(value)
+
+
+def publish_many(events: list[tuple[str, dict[str, Any], str]]) -> int:
+    """Write ``(type, data, subject)`` events in the caller's transaction; return how many.
+
+    The same rows ``publish`` writes, inserted in batches: for bulk work (imports) where
+    one insert per event would cost a query per row. Dispatch still happens after commit.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("publish_many must run inside the business transaction")
+    unknown = {type for type, _data, _subject in events} - set(EVENT_TOPICS)
+    if unknown:
+        raise ValueError(f"unknown event type(s) {sorted(unknown)!r}")
+    encoder = DjangoJSONEncoder()
+    request_id = current_request_id()
+    for start in range(0, len(events), 1000):
+        rows = Event.objects.bulk_create(
+            [
+                Event(
+                    type=type,
+                    topic=EVENT_TOPICS[type],
+                    subject=subject,
+                    data=_json_ready(data, encoder),
+                    request_id=request_id,
+                )
+                for type, data, subject in events[start : start + 1000]
+            ]
+        )
+        for event in rows:
+            schedule_dispatch(event.pk)
+    return len(events)
