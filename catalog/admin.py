@@ -14,6 +14,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from audit.actors import Actor
 from catalog import services
+from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.models import Category, Product
 from inventory.forms import StockMovementForm
 from inventory.models import Stock
@@ -101,7 +102,11 @@ class ProductForm(forms.ModelForm):
 
 @admin.register(Product)
 class ProductAdmin(
-    ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin, admin.ModelAdmin
+    ProductCsvAdminMixin,
+    ServiceRefusalAdminMixin,
+    AuditHistoryAdminMixin,
+    FSMAdminMixin,
+    admin.ModelAdmin,
 ):
     form = ProductForm
     fsm_fields = ["status"]

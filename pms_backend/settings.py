@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_fsm",
+    "import_export",
     "pms_backend.monitoring",
     "pms_backend.apikeys",
     "pms_backend.events",
@@ -388,6 +389,10 @@ PMS_RATE_LIMITS = {
     "auth_failures": env.str("PMS_RATE_LIMIT_AUTH_FAILURES", default="20/10m"),
 }
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
+# CSV imports: the command refuses larger files before reading them; the admin, which
+# holds an upload in memory and previews it, takes less.
+PMS_IMPORT_MAX_BYTES = env.int("PMS_IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
+PMS_ADMIN_IMPORT_MAX_BYTES = env.int("PMS_ADMIN_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 PMS_RESERVATION_MINUTES = env.int("PMS_RESERVATION_MINUTES", default=30)
 PMS_ORDER_MAX_LINES = 100
 PMS_ORDER_MAX_QUANTITY = env.int("PMS_ORDER_MAX_QUANTITY", default=1000)

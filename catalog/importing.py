@@ -1,0 +1,890 @@
+"""Importing products from CSV: the one path behind ``manage.py import_products`` and the
+admin's import screen. The format is described in docs/import-export.md.
+
+Two passes over the file. The first parses every row and checks it against the catalog
+without writing; a dry run stops there. The second reads the file again inside one
+transaction and applies it in batches: products inserted and updated in bulk, statuses
+moved along the status machine, stock brought to the file's levels as ledger movements.
+A file is imported whole or not at all. Memory stays bounded by the batch, apart from
+the SKUs and slugs seen so far (needed to refuse duplicates within the file).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from rest_framework.exceptions import ValidationError as ApiValidationError
+
+from audit.actors import Actor
+from audit.services import audit_record
+from catalog.api.serializers import validate_attributes
+from catalog.cache import catalog_cache_bump
+from catalog.errors import CatalogErrorCode as Code
+from catalog.models import CURRENCY_VALIDATOR, SKU_VALIDATOR, Category, Product
+from catalog.selectors import category_paths
+from catalog.services import category_create
+from inventory.models import InventoryMovement
+from inventory.services import MAX_MOVEMENT_QUANTITY
+from inventory.stocktake import stock_set_levels
+from pms_backend.bulk_update import bulk_update_rows
+from pms_backend.errors import Conflict, InvalidInput
+
+COLUMNS = (
+    "sku",
+    "name",
+    "slug",
+    "description",
+    "price",
+    "currency",
+    "category",
+    "status",
+    "on_hand",
+    "attributes",
+)
+BATCH_SIZE = 2000
+MAX_LINE_BYTES = 1024 * 1024
+MAX_DESCRIPTION = 10_000
+MAX_ATTRIBUTES_TEXT = 20_000
+MAX_PRICE = Decimal("9999999999.99")
+MAX_REPORTED_ERRORS = 1000
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+Status = Product.Status
+# The transitions that take a product from one status to another, shortest first.
+STATUS_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+    (Status.DRAFT, Status.DRAFT): (),
+    (Status.DRAFT, Status.PUBLISHED): ("publish",),
+    (Status.DRAFT, Status.ARCHIVED): ("publish", "archive"),
+    (Status.PUBLISHED, Status.DRAFT): ("unpublish",),
+    (Status.PUBLISHED, Status.PUBLISHED): (),
+    (Status.PUBLISHED, Status.ARCHIVED): ("archive",),
+    (Status.ARCHIVED, Status.DRAFT): ("restore",),
+    (Status.ARCHIVED, Status.PUBLISHED): ("restore", "publish"),
+    (Status.ARCHIVED, Status.ARCHIVED): (),
+}
+_FIELDS = ("name", "slug", "description", "price", "currency", "category_id", "attributes")
+_LOADED = ("id", "sku", "status", "published_at", *_FIELDS, "stock__on_hand", "stock__reserved")
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """What is wrong with one line of the file (line 1 is the header)."""
+
+    line: int
+    column: str
+    message: str
+    cells: dict[str, str] = field(default_factory=dict, compare=False)  # the row as read
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class RowPreview:
+    """One row that would change something, as the admin's preview shows it."""
+
+    line: int
+    sku: str
+    action: str  # "new" or "update"
+    values: dict[str, str]
+    changes: dict[str, tuple[str, str]]  # column → (before, after), updates only
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did (or, for a dry run, would do)."""
+
+    file_name: str
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    stock_only: int = 0  # only the stock level changes
+    unchanged: int = 0
+    stock_movements: int = 0
+    transitions: Counter = field(default_factory=Counter)
+    new_categories: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    preview: list[RowPreview] = field(default_factory=list)
+    preview_limit: int = 0
+    _changing: set[int] = field(default_factory=set, repr=False)  # lines to write
+
+    def add_error(
+        self, line: int, column: str, message: str, cells: dict[str, str] | None = None
+    ) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(line, column, message, cells or {}))
+
+    @property
+    def changed_rows(self) -> int:
+        return self.created + self.updated + self.stock_only
+
+    def summary(self) -> str:
+        """Return one line of counts, e.g. for a command's output or an admin message."""
+        parts = [
+            f"{self.created} new",
+            f"{self.updated} updated",
+            f"{self.stock_only} with only a new stock level",
+            f"{self.unchanged} unchanged",
+            f"{self.stock_movements} stock movement(s)",
+        ]
+        if self.transitions:
+            parts.append(", ".join(f"{n} {t}" for t, n in sorted(self.transitions.items())))
+        if self.new_categories:
+            parts.append(f"new categories: {', '.join(self.new_categories[:10])}")
+        if self.dry_run:
+            return (
+                f"Dry run of {self.file_name}, {self.rows} row(s): would make "
+                + ", ".join(parts)
+                + ". Nothing was written."
+            )
+        return f"Imported {self.file_name}, {self.rows} row(s): " + ", ".join(parts) + "."
+
+
+class ImportRejected(InvalidInput):
+    """The file has errors; nothing of it was written. ``report.errors`` says where."""
+
+    def __init__(self, report: ImportReport) -> None:
+        shown = len(report.errors)
+        more = f" (the first {shown} are listed)" if report.error_count > shown else ""
+        super().__init__(
+            Code.IMPORT_REJECTED,
+            f"{report.file_name}: {report.error_count} error(s){more}; nothing was imported.",
+            extra={"errors": [str(e) for e in report.errors]},
+        )
+        self.report = report
+
+
+def product_import(
+    *,
+    actor: Actor,
+    source: IO[bytes],
+    file_name: str = "",
+    dry_run: bool = False,
+    create_categories: bool = False,
+    progress: Progress | None = None,
+    preview_limit: int = 0,
+    max_bytes: int | None = None,
+) -> ImportReport:
+    """Import products from the CSV bytes in ``source``; return what was done.
+
+    Upserts by SKU; ``on_hand`` becomes the product's stock level through ledger
+    movements (``receipt`` for a new product, ``adjustment`` otherwise) with the reason
+    ``import <file_name>``; a ``status`` is reached through the status machine's
+    transitions, with the checks publishing needs. Raise ``ImportRejected`` listing every
+    bad row (nothing written), ``InvalidInput`` (``import_too_large``) for a file over
+    ``max_bytes`` (default ``PMS_IMPORT_MAX_BYTES``). ``dry_run`` checks and counts only.
+    ``preview_limit`` keeps that many changing rows in ``report.preview``.
+    """
+    file_name = file_name or "upload.csv"
+    report = ImportReport(file_name=file_name, dry_run=dry_run, preview_limit=preview_limit)
+    limit = settings.PMS_IMPORT_MAX_BYTES if max_bytes is None else max_bytes
+    with _seekable(source, limit) as (stream, size):
+        categories = _Categories()
+        claims: dict[str, dict[str, str]] = {"sku": {}, "slug": {}}
+        for batch in _batches(stream, report, size, "checking", progress, claims=claims):
+            _plan(batch, categories, report, create_categories=create_categories, claims=claims)
+        del claims
+        report.new_categories = sorted(categories.planned)
+        if report.error_count:
+            report.errors.sort(key=lambda error: error.line)
+            raise ImportRejected(report)
+        if dry_run or not report._changing:
+            return report  # an unchanged file writes nothing, not even an audit entry
+        _apply(stream, size, report, actor, progress)
+    return report
+
+
+# --- Reading the file -----------------------------------------------------------------
+
+
+class _seekable:
+    """Hand out ``source`` as a seekable stream and its size; refuse it above ``limit``.
+
+    A pipe (stdin) is copied to a temporary file first, since the file is read twice;
+    the copy stops at ``limit``.
+    """
+
+    def __init__(self, source: IO[bytes], limit: int) -> None:
+        self.source, self.limit, self.spool = source, limit, None
+
+    def __enter__(self) -> tuple[IO[bytes], int]:
+        source = self.source
+        if source.seekable():
+            size = source.seek(0, os.SEEK_END)
+            self._check(size)
+            source.seek(0)
+            return source, size
+        self.spool = tempfile.TemporaryFile()
+        copied = 0
+        while chunk := source.read(1024 * 1024):
+            copied += len(chunk)
+            self._check(copied)
+            self.spool.write(chunk)
+        self.spool.seek(0)
+        return self.spool, copied
+
+    def __exit__(self, *exc) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    def _check(self, size: int) -> None:
+        if size > self.limit:
+            raise InvalidInput(
+                Code.IMPORT_TOO_LARGE,
+                f"The file is larger than the import limit of {_mib(self.limit)}; "
+                "split it into smaller files.",
+            )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MB"
+
+
+class _Unreadable(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+@dataclass
+class _Row:
+    line: int
+    cells: dict[str, str]
+    sku: str
+    name: str
+    slug: str
+    description: str
+    price: Decimal
+    currency: str
+    category: str
+    status: str
+    on_hand: int | None
+    attributes: dict[str, Any]
+
+
+def _batches(
+    stream: IO[bytes],
+    report: ImportReport,
+    size: int,
+    phase: str,
+    progress: Progress | None,
+    *,
+    claims: dict[str, dict[str, str]] | None = None,
+    only: set[int] | None = None,
+) -> Iterator[list[_Row]]:
+    """Yield the file's valid rows in batches; record every unreadable or invalid row.
+
+    ``claims`` (first pass): the SKUs seen so far, to refuse one given twice (even when
+    its first row has other faults). ``only``: the lines to parse (the second pass skips
+    the rows that change nothing).
+    """
+    consumed = [0]
+    batch: list[_Row] = []
+    for line, cells in _records(stream, report, consumed):
+        if only is not None and line not in only:
+            continue
+        report.rows += 1
+        sku = cells["sku"].strip()
+        first = claims is None or not sku or _claim(claims["sku"], sku, line, cells, report)
+        row = _parse(line, cells, report)
+        if row is not None and first:
+            batch.append(row)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+            if progress:
+                progress(phase, consumed[0], size)
+    if batch:
+        yield batch
+    if progress:
+        progress(phase, consumed[0], size)
+
+
+def _records(
+    stream: IO[bytes], report: ImportReport, consumed: list[int]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line, {column: cell})`` per record; report encoding, CSV and header faults.
+
+    Lines are decoded one by one so a byte that is not UTF-8 is reported on its line.
+    ``csv.reader`` rather than ``DictReader``: it tells where each record starts (a
+    quoted cell may span lines) and does not hide rows of the wrong width.
+    """
+    bad_lines: dict[int, str] = {}
+
+    def lines() -> Iterator[str]:
+        number = 0
+        while raw := stream.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            consumed[0] += len(raw)
+            if len(raw) > MAX_LINE_BYTES:
+                raise _Unreadable(number, f"Longer than {MAX_LINE_BYTES // 1024} KB.")
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad_lines[number] = (
+                    f"Not UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start + 1}); "
+                    "save the file as UTF-8."
+                )
+                yield raw.decode("utf-8", "replace")
+
+    reader = csv.reader(lines(), strict=True)
+    try:
+        header = next(reader, None)
+    except (csv.Error, _Unreadable) as exc:
+        report.add_error(1, "", f"Cannot read the header: {exc}.")
+        return
+    if header is None:
+        report.add_error(1, "", "The file is empty; it needs the header " + ",".join(COLUMNS))
+        return
+    if 1 in bad_lines:
+        report.add_error(1, "", bad_lines[1])
+        return
+    header = [name.strip() for name in header]
+    if _header_problems(header, report):
+        return
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except _Unreadable as exc:
+            report.add_error(exc.line, "", exc.message)
+            return
+        except csv.Error as exc:
+            end = reader.line_num
+            report.add_error(start, "", f"Not valid CSV: {exc}.")
+            continue
+        end = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        bad = [bad_lines.pop(n) for n in range(start, end + 1) if n in bad_lines]
+        if bad:
+            report.rows += 1
+            report.add_error(start, "", bad[0], dict(zip(header, cells, strict=False)))
+            continue
+        if len(cells) != len(header):
+            report.rows += 1
+            report.add_error(
+                start,
+                "",
+                f"Has {len(cells)} cells where the header has {len(header)}.",
+                dict(zip(header, cells, strict=False)),
+            )
+            continue
+        yield start, dict(zip(header, cells, strict=True))
+
+
+def _header_problems(header: list[str], report: ImportReport) -> bool:
+    expected = ", ".join(COLUMNS)
+    seen: set[str] = set()
+    found = False
+    for name in header:
+        if name in seen:
+            report.add_error(1, name, "This column appears twice.")
+            found = True
+        seen.add(name)
+    missing = [c for c in COLUMNS if c not in seen]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing:
+        report.add_error(1, "", f"Missing column(s) {', '.join(missing)}; expected {expected}.")
+    if unknown:
+        report.add_error(1, "", f"Unknown column(s) {', '.join(unknown)}; expected {expected}.")
+    return found or bool(missing or unknown)
+
+
+def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | None:
+    """Return the row's values checked one by one, or None after reporting each fault."""
+    cells = {name: value.strip() for name, value in cells.items()}
+    errors: list[tuple[str, str]] = []
+
+    def text(column: str, max_length: int, required: bool = False) -> str:
+        value = cells[column]
+        if required and not value:
+            errors.append((column, "Required."))
+        elif len(value) > max_length:
+            errors.append((column, f"At most {max_length} characters (this has {len(value)})."))
+        return value
+
+    sku = text("sku", 64, required=True)
+    if sku and len(sku) <= 64 and not SKU_VALIDATOR.regex.fullmatch(sku):
+        errors.append(("sku", SKU_VALIDATOR.message))
+    name = text("name", 200, required=True)
+    slug = text("slug", 220)
+    if slug and not _SLUG.fullmatch(slug):
+        errors.append(("slug", "Use only letters, digits, '-' and '_'."))
+    description = text("description", MAX_DESCRIPTION)
+    price = _price(cells["price"], errors)
+    currency = cells["currency"]
+    if currency and not CURRENCY_VALIDATOR.regex.fullmatch(currency):
+        errors.append(("currency", CURRENCY_VALIDATOR.message))
+    category = _category_path(cells["category"], errors)
+    status = cells["status"]
+    if status and status not in Status.values:
+        errors.append(("status", f"One of {', '.join(Status.values)} (or empty to keep)."))
+    on_hand = _on_hand(cells["on_hand"], errors)
+    attributes = _attributes(cells["attributes"], errors)
+    for column in ("name", "description"):
+        if "\x00" in cells[column]:
+            errors.append((column, "Contains a NUL character."))
+    for column, message in errors:
+        report.add_error(line, column, message, cells)
+    if errors:
+        return None
+    return _Row(
+        line=line,
+        cells=cells,
+        sku=sku,
+        name=name,
+        slug=slug,
+        description=description,
+        price=price,
+        currency=currency,
+        category=category,
+        status=status,
+        on_hand=on_hand,
+        attributes=attributes,
+    )
+
+
+def _price(value: str, errors: list) -> Decimal:
+    if not value:
+        errors.append(("price", "Required."))
+    elif value.startswith("-") and _NUMBER.fullmatch(value[1:]):
+        errors.append(("price", "Must not be negative."))
+    elif not _NUMBER.fullmatch(value):
+        errors.append(("price", f"{value[:20]!r} is not a number like 19.90."))
+    else:
+        price = Decimal(value)
+        if price.as_tuple().exponent < -2:
+            errors.append(("price", "At most two decimal places."))
+        elif price > MAX_PRICE:
+            errors.append(("price", f"At most {MAX_PRICE}."))
+        else:
+            return price.quantize(Decimal("0.01"))
+    return Decimal(0)
+
+
+def _on_hand(value: str, errors: list) -> int | None:
+    if not value:
+        return None
+    if value.startswith("-") and value[1:].isdigit():
+        errors.append(("on_hand", "Must not be negative."))
+    elif not (value.isascii() and value.isdigit()):
+        errors.append(("on_hand", f"{value[:20]!r} is not a whole number."))
+    elif int(value) > MAX_MOVEMENT_QUANTITY:
+        errors.append(("on_hand", f"At most {MAX_MOVEMENT_QUANTITY}."))
+    else:
+        return int(value)
+    return None
+
+
+def _attributes(value: str, errors: list) -> dict[str, Any]:
+    if not value:
+        return {}
+    if len(value) > MAX_ATTRIBUTES_TEXT:
+        errors.append(("attributes", f"At most {MAX_ATTRIBUTES_TEXT} characters."))
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        errors.append(("attributes", f"Not valid JSON: {exc}."))
+        return {}
+    try:
+        validate_attributes(parsed)
+    except ApiValidationError as exc:
+        errors.append(("attributes", " ".join(str(m) for m in exc.detail)))
+        return {}
+    return parsed
+
+
+def _category_path(value: str, errors: list) -> str:
+    """Return the path with single spaces around each '/', or report a malformed one."""
+    if not value:
+        return ""
+    parts = [part.strip() for part in value.split("/")]
+    if not all(parts):
+        errors.append(("category", f"{value!r} has an empty name between '/'."))
+    elif any(len(part) > 120 for part in parts):
+        errors.append(("category", "Category names are at most 120 characters."))
+    return " / ".join(parts)
+
+
+# --- Checking rows against the catalog ------------------------------------------------
+
+
+class _Categories:
+    """Every category by full path ("Apparel / Men / Shirts"), read once."""
+
+    AMBIGUOUS = -1
+
+    def __init__(self) -> None:
+        active = dict(Category.objects.values_list("id", "is_active"))
+        self.by_path: dict[str, int] = {}
+        self.active: dict[int, bool] = active
+        self.path_of: dict[int, str] = category_paths()
+        for pk, path in self.path_of.items():
+            key = " / ".join(part.strip() for part in path.split("/"))
+            self.by_path[key] = self.AMBIGUOUS if key in self.by_path else pk
+        self.planned: set[str] = set()
+
+    def find(self, path: str) -> int | None:
+        return self.by_path.get(path)
+
+    def missing_prefix_ambiguous(self, path: str) -> bool:
+        parts = path.split(" / ")
+        return any(
+            self.by_path.get(" / ".join(parts[:i])) == self.AMBIGUOUS for i in range(1, len(parts))
+        )
+
+
+@dataclass
+class _Plan:
+    row: _Row
+    product: dict[str, Any] | None  # the stored values (_LOADED); None: a new product
+    values: dict[str, Any]
+    changed: list[str]
+    path: tuple[str, ...]
+    on_hand: int  # current
+
+
+def _plan(
+    rows: list[_Row],
+    categories: _Categories,
+    report: ImportReport,
+    *,
+    create_categories: bool = False,
+    claims: dict[str, dict[str, str]] | None = None,
+    lock: bool = False,
+) -> list[_Plan]:
+    """Check a batch against the catalog (one or two queries) and return what each row
+    changes.
+
+    ``claims`` (first pass) remembers SKUs and slugs across batches to refuse duplicates
+    within the file; ``lock`` (second pass) locks the batch's existing products. Stored
+    values are read as plain values: model instances cost more than the rest together.
+    """
+    products = Product.objects.filter(sku__in=[row.sku for row in rows]).values(*_LOADED)
+    if lock:
+        products = products.select_for_update(of=("self",)).order_by("pk")
+    existing = {product["sku"]: product for product in products}
+    slugs = {
+        row.sku: row.slug
+        or (existing[row.sku]["slug"] if row.sku in existing else _derived_slug(row))
+        for row in rows
+    }
+    # Only a slug a row takes anew can belong to another product.
+    wanted = {
+        slug for sku, slug in slugs.items() if sku not in existing or existing[sku]["slug"] != slug
+    }
+    owners = (
+        dict(Product.objects.filter(slug__in=wanted).values_list("slug", "sku")) if wanted else {}
+    )
+    context = _Context(categories, report, create_categories, claims, owners)
+    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
+    return [plan for plan in plans if plan is not None]
+
+
+@dataclass
+class _Context:
+    categories: _Categories
+    report: ImportReport
+    create_categories: bool
+    claims: dict[str, dict[str, str]] | None
+    owners: dict[str, str]  # slug → SKU of the product holding it
+
+
+def _claim(
+    seen: dict[str, str],
+    key: str,
+    line: int,
+    cells: dict[str, str],
+    report: ImportReport,
+    *,
+    sku: str = "",
+) -> bool:
+    """Remember that ``line`` uses ``key`` (a SKU, or the slug of ``sku``); report a reuse."""
+    first = seen.setdefault(key, f"{sku}@{line}")
+    if first == f"{sku}@{line}":
+        return True
+    first_sku, first_line = first.rsplit("@", 1)
+    if not sku:
+        report.add_error(line, "sku", f"{key} appears again (first on line {first_line}).", cells)
+    else:
+        report.add_error(
+            line,
+            "slug",
+            f"{key!r} is also the slug of {first_sku} on line {first_line} of this file.",
+            cells,
+        )
+    return False
+
+
+def _derived_slug(row: _Row) -> str:
+    return f"{slugify(row.name)[:150]}-{slugify(row.sku)}".strip("-")[:220] or "product"
+
+
+def _plan_row(
+    row: _Row, product: dict[str, Any] | None, slug: str, context: _Context
+) -> _Plan | None:
+    """Return what ``row`` changes, or None after reporting why it cannot be imported."""
+    categories, report, claims = context.categories, context.report, context.claims
+    errors: list[tuple[str, str]] = []
+    category_id, active, pending = None, True, False
+    if row.category:
+        found = categories.find(row.category)
+        if found == categories.AMBIGUOUS or (
+            found is None and categories.missing_prefix_ambiguous(row.category)
+        ):
+            errors.append(
+                ("category", f"{row.category!r} names more than one category; rename one.")
+            )
+        elif found is None and not context.create_categories:
+            errors.append(
+                (
+                    "category",
+                    f"No category {row.category!r}; create it first, or let the import "
+                    "create missing categories (--create-categories, or the admin's box "
+                    "'Create missing categories').",
+                )
+            )
+        elif found is None:
+            pending = True
+            categories.planned.add(row.category)
+        else:
+            category_id, active = found, categories.active[found]
+    owner = context.owners.get(slug)
+    claimed = True
+    if owner is not None and owner != row.sku:
+        hint = "" if row.slug else " (made from the name and SKU; give the row a slug)"
+        errors.append(("slug", f"{slug!r} is already the slug of product {owner}{hint}."))
+    elif claims is not None:
+        claimed = _claim(claims["slug"], slug, row.line, row.cells, report, sku=row.sku)
+    current = product["status"] if product is not None else Status.DRAFT
+    target = row.status or current
+    path = STATUS_PATHS[(current, target)]
+    values = {
+        "name": row.name,
+        "slug": slug,
+        "description": row.description,
+        "price": row.price,
+        "currency": row.currency
+        or (product["currency"] if product is not None else settings.PMS_DEFAULT_CURRENCY),
+        "category_id": category_id,
+        "attributes": row.attributes,
+    }
+    if product is None:
+        changed = list(_FIELDS)
+    else:
+        changed = [name for name in _FIELDS if product[name] != values[name]]
+        if pending and "category_id" not in changed:
+            changed.append("category_id")
+    if "publish" in path or (target == Status.PUBLISHED and changed):
+        if row.price <= 0:
+            errors.append(("price", "A published product needs a price above zero."))
+        if not row.category:
+            errors.append(("category", "A published product needs a category."))
+        elif category_id is not None and not active:
+            errors.append(("category", f"The category {row.category!r} is not active."))
+    on_hand = (product["stock__on_hand"] or 0) if product is not None else 0
+    reserved = (product["stock__reserved"] or 0) if product is not None else 0
+    if row.on_hand is not None and row.on_hand < reserved:
+        errors.append(
+            ("on_hand", f"{row.on_hand} is below the {reserved} reserved by open orders.")
+        )
+    for column, message in errors:
+        report.add_error(row.line, column, message, row.cells)
+    if errors or not claimed:
+        return None
+    plan = _Plan(row, product, values, changed, path, on_hand)
+    _count(plan, report, categories)
+    return plan
+
+
+def _count(plan: _Plan, report: ImportReport, categories: _Categories) -> None:
+    moves_stock = plan.row.on_hand is not None and plan.row.on_hand != plan.on_hand
+    if plan.product is None:
+        report.created += 1
+    elif plan.changed or plan.path:
+        report.updated += 1
+    elif moves_stock:
+        report.stock_only += 1
+    else:
+        report.unchanged += 1
+    report.stock_movements += moves_stock
+    report.transitions.update(plan.path)
+    if plan.product is None or plan.changed or plan.path or moves_stock:
+        report._changing.add(plan.row.line)
+    if len(report.preview) < report.preview_limit and (
+        plan.product is None or plan.changed or plan.path or moves_stock
+    ):
+        report.preview.append(_preview(plan, categories))
+
+
+def _preview(plan: _Plan, categories: _Categories) -> RowPreview:
+    row, product = plan.row, plan.product
+    values = dict(row.cells) | {
+        "slug": plan.values["slug"],
+        "currency": plan.values["currency"],
+        "status": row.status or (product["status"] if product is not None else Status.DRAFT),
+    }
+    changes: dict[str, tuple[str, str]] = {}
+    if product is not None:
+        for name in plan.changed:
+            column = "category" if name == "category_id" else name
+            before = product[name]
+            if name == "category_id":
+                before = categories.path_of.get(before, "")
+            elif name == "attributes":
+                before = json.dumps(before, ensure_ascii=False, sort_keys=True)
+            changes[column] = (str(before), values[column])
+        if plan.path:
+            changes["status"] = (product["status"], values["status"])
+        if row.on_hand is not None and row.on_hand != plan.on_hand:
+            changes["on_hand"] = (str(plan.on_hand), str(row.on_hand))
+    return RowPreview(row.line, row.sku, "new" if product is None else "update", values, changes)
+
+
+# --- Applying --------------------------------------------------------------------------
+
+
+def _apply(
+    stream: IO[bytes], size: int, report: ImportReport, actor: Actor, progress: Progress | None
+) -> None:
+    """Second pass: write the checked file in one transaction, or nothing at all.
+
+    Only the rows the first pass found changing are read again, checked again under lock
+    (the catalog may have moved meanwhile) and written. ``report`` keeps the first pass's
+    counts; a row that no longer fits rolls everything back and is reported there.
+    """
+    reason = f"import {report.file_name}"[:500]
+    second = ImportReport(file_name=report.file_name)
+    with transaction.atomic():
+        categories = _Categories()
+        _create_categories(actor, categories, report.new_categories)
+        receipts: dict[int, int] = {}
+        adjustments: dict[int, int] = {}
+        lines: dict[int, int] = {}
+        stream.seek(0)
+        batches = _batches(stream, second, size, "importing", progress, only=report._changing)
+        for batch in batches:
+            plans = _plan(batch, categories, second, lock=True)
+            if second.error_count:  # the catalog changed since the first pass
+                report.errors, report.error_count = second.errors, second.error_count
+                raise ImportRejected(report)
+            _write_batch(plans, actor, report, receipts, adjustments, lines)
+        for kind, targets in (
+            (InventoryMovement.Kind.RECEIPT, receipts),
+            (InventoryMovement.Kind.ADJUSTMENT, adjustments),
+        ):
+            if not targets:
+                continue
+            try:
+                stock_set_levels(actor=actor, targets=targets, kind=kind, reason=reason)
+            except Conflict as exc:
+                for short in exc.extra.get("lines", []):
+                    report.add_error(
+                        lines[short["product"]],
+                        "on_hand",
+                        f"{short['requested']} is below the {short['reserved']} reserved by "
+                        "open orders.",
+                    )
+                raise ImportRejected(report) from exc
+        if report.created or report.updated or report.new_categories:
+            transaction.on_commit(catalog_cache_bump)
+    report._changing = set()
+
+
+def _create_categories(actor: Actor, categories: _Categories, paths: list[str]) -> None:
+    """Create the categories the first pass found missing (each through category_create)."""
+    for path in paths:
+        parts = path.split(" / ")
+        parent_id = None
+        for depth in range(1, len(parts) + 1):
+            prefix = " / ".join(parts[:depth])
+            found = categories.find(prefix)
+            if found is None:
+                parent = Category.objects.get(pk=parent_id) if parent_id else None
+                category = category_create(actor=actor, name=parts[depth - 1], parent=parent)
+                found = category.pk
+                categories.by_path[prefix] = found
+                categories.active[found] = True
+            parent_id = found
+
+
+def _write_batch(plans, actor, report, receipts, adjustments, lines) -> None:
+    """Insert the batch's new products, update its changed ones, note the stock targets."""
+    now = timezone.now()
+    new, changed, fields = [], [], set()
+    touched: dict[str, list[str]] = {}
+    instances: list[Product | None] = []
+    for plan in plans:
+        row, stored = plan.row, plan.product
+        product = None
+        if stored is None:
+            product = Product(sku=row.sku, **plan.values)
+            new.append(product)
+        elif plan.changed or plan.path:
+            product = Product(
+                id=stored["id"],
+                sku=stored["sku"],
+                status=stored["status"],
+                published_at=stored["published_at"],
+                updated_at=now,
+                **plan.values,
+            )
+            fields.update(plan.changed)
+            if plan.path:
+                fields.update(("status", "published_at"))
+            changed.append(product)
+            touched[row.sku] = [*plan.changed, *plan.path]
+        for transition in plan.path:  # the status machine's own methods, as in the admin
+            getattr(product, transition)()
+        instances.append(product)
+    Product.objects.bulk_create(new, batch_size=1000)
+    bulk_update_rows(changed, [*sorted(fields), "updated_at"])
+    for plan, product in zip(plans, instances, strict=True):
+        target = plan.row.on_hand
+        if target is None or target == plan.on_hand:
+            continue
+        pk = product.pk if product is not None else plan.product["id"]
+        lines[pk] = plan.row.line
+        (receipts if plan.product is None else adjustments)[pk] = target
+    if new or changed:
+        audit_record(
+            actor=actor,
+            action="product.imported",
+            object_type="catalog.product",
+            changes={
+                "file": {"before": None, "after": report.file_name},
+                "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
+                "created": {"before": None, "after": len(new)},
+                "updated": {"before": None, "after": len(changed)},
+                "created_skus": {"before": None, "after": [p.sku for p in new]},
+                "updated_skus": {"before": None, "after": touched},
+            },
+        )
