@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
@@ -249,8 +249,8 @@ def test_celery_failures_are_counted(monkeypatch):
 async def test_open_websockets_are_counted(make_key):
     from pms_backend.asgi import application
 
-    key = await sync_to_async(make_key)("storefront")
-    gauge = await sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
+    key = await database_sync_to_async(make_key)("storefront")
+    gauge = await database_sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
     sockets = [
         WebsocketCommunicator(
             application, "/ws/v1/events/", headers=[(b"authorization", f"Api-Key {key}".encode())]
@@ -260,10 +260,10 @@ async def test_open_websockets_are_counted(make_key):
     for socket in sockets:
         assert (await socket.connect())[0]
 
-    opened = await sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
+    opened = await database_sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
     for socket in sockets:
         await socket.disconnect()
-    closed = await sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
+    closed = await database_sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
 
     assert opened == gauge + 3 and closed == gauge
 
