@@ -60,13 +60,30 @@ def options_from_env(env: dict[str, str]) -> dict:
 
 
 def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:
-    """Return an empty folder for this server's metric files (one per port)."""
+    """Return an empty folder for this server's metric files (one per port).
+
+    Folders that servers killed without a clean exit left behind are removed too.
+    """
     root = Path(env.get("PMS_METRICS_DIR") or BASE_DIR / "var" / "metrics")
+    for other in root.glob("web-*/server.pid"):
+        if not _running(other.read_text().strip()):
+            shutil.rmtree(other.parent, ignore_errors=True)
     path = root / f"web-{port}"
     # Samples left by a previous run (its pids are gone) would be summed into ours.
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
+    (path / "server.pid").write_text(str(os.getpid()))
     return path
+
+
+def _running(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def main() -> None:

@@ -374,8 +374,21 @@ def test_the_server_starts_each_run_with_an_empty_metrics_folder(tmp_path):
 
     path = prepare_metrics_dir({"PMS_METRICS_DIR": str(tmp_path)}, 8123)
 
-    assert path == tmp_path / "web-8123" and path.is_dir() and not any(path.iterdir())
-    assert prepare_metrics_dir({"PMS_METRICS_DIR": str(tmp_path)}, 8124) != path
+    assert path == tmp_path / "web-8123" and path.is_dir()
+    assert [p.name for p in path.iterdir()] == ["server.pid"]
+    assert (path / "server.pid").read_text() == str(os.getpid())
+    # Another server's folder stays while it runs, and goes once it was killed.
+    other = prepare_metrics_dir({"PMS_METRICS_DIR": str(tmp_path)}, 8124)
+    assert path.is_dir() and other != path
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (path / "server.pid").write_text(dead)
+    prepare_metrics_dir({"PMS_METRICS_DIR": str(tmp_path)}, 8124)
+    assert not path.exists()
 
 
 # --- readiness -------------------------------------------------------------------------
