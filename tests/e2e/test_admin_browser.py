@@ -21,7 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings
 
+from tests.conftest import REQUIRE_SERVICES, _need
 from tests.e2e.conftest import ROOT
 from tests.e2e.processes import Redis, base_env, make_tls_cert, start_server, start_worker
 
@@ -45,6 +47,7 @@ TIMEOUT_MS = 20_000
 def stack(django_db_setup, tmp_path_factory):
     """HTTPS web server + worker (with beat) on the test database and a private Redis, so
     the worker's events reach the server's websockets through the channel layer."""
+    _need("PostgreSQL", settings.DATABASE_BACKEND == "postgresql")
     workdir = tmp_path_factory.mktemp("browser")
     redis = Redis(workdir)
     redis.start()
@@ -64,9 +67,10 @@ def stack(django_db_setup, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not os.access(CHROMIUM, os.X_OK):
-        from tests.conftest import _need
-
-        _need("Chromium (/usr/bin/chromium: scripts/test.sh installs it)", False)
+        message = f"needs Chromium at {CHROMIUM} (scripts/test.sh installs Debian's package)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread; the test's own ORM

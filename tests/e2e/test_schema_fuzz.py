@@ -22,8 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings
 
-from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER, _need
 from tests.e2e.conftest import ROOT
 from tests.e2e.processes import Redis, base_env, start_server
 
@@ -42,6 +43,7 @@ PUBLIC = {("get", "/api/v1/ping/")}
 @pytest.fixture(scope="module")
 def api(django_db_setup, tmp_path_factory):
     """The production web process (rate limits off: the fuzzer is one busy client)."""
+    _need("PostgreSQL", settings.DATABASE_BACKEND == "postgresql")
     workdir = tmp_path_factory.mktemp("fuzz")
     redis = Redis(workdir)
     redis.start()
