@@ -142,8 +142,12 @@ def order_place(
                 },
             },
         )
-        publish("order.created", order_representation(order), subject=f"order:{order.pk}")
+        representation = order_representation(order)
+        publish("order.created", representation, subject=f"order:{order.pk}")
         metrics.count_order_placed()
+    # The API answers with this same representation: serializing the order (and reading
+    # its items back) once per placement is enough.
+    order.placed_representation = representation
     return order
 
 

@@ -97,7 +97,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 customer=data["customer"],
                 shipping_address=data["shipping_address"],
             )
-            return status.HTTP_201_CREATED, OrderSerializer(order).data
+            return status.HTTP_201_CREATED, order.placed_representation
 
         owner = f"key:{actor.api_key.prefix}" if actor.api_key else f"user:{request.user.pk}"
         outcome = run_idempotently(
