@@ -64,7 +64,12 @@ class ApiGuardMiddleware:
                 )
         if not settings.PMS_RATE_LIMITS_ENABLED:
             return None
-        (verdict,) = ratelimit.hit([("ip", client_ip(request), ratelimit.rate("ip"))])
+        ip = client_ip(request)
+        # The failed-authentication count rides in the same round trip to Redis: key
+        # authentication checks it on every request (ApiKeyAuthentication).
+        (verdict,), (request.pms_auth_failures,) = ratelimit.hit_and_peek(
+            [("ip", ip, ratelimit.rate("ip"))], [("authfail", ip, ratelimit.rate("auth_failures"))]
+        )
         record_verdict(request, verdict)
         if not verdict.allowed:
             return _problem(

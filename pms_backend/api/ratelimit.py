@@ -63,24 +63,35 @@ def _redis_client():
 
 def hit(buckets: list[tuple[str, str, Rate]], *, cost: int = 1) -> list[Verdict]:
     """Count one request against each ``(bucket, identity, rate)``; return the verdicts."""
+    return hit_and_peek(buckets, [], cost=cost)[0]
+
+
+def hit_and_peek(
+    buckets: list[tuple[str, str, Rate]],
+    peeks: list[tuple[str, str, Rate]],
+    *,
+    cost: int = 1,
+) -> tuple[list[Verdict], list[int]]:
+    """``hit(buckets)`` and ``peek`` each of ``peeks``, in one round trip to Redis."""
     now = time.time()
     keys, resets = [], []
     for bucket, ident, r in buckets:
         window = int(now // r.seconds)
         keys.append(f"rl:{bucket}:{ident}:{window}")
         resets.append(int((window + 1) * r.seconds - now) + 1)
+    peek_keys = [f"rl:{bucket}:{ident}:{int(now // r.seconds)}" for bucket, ident, r in peeks]
     try:
-        counts = _count(keys, [r.seconds for _, _, r in buckets], cost)
+        counts, peeked = _count(keys, [r.seconds for _, _, r in buckets], cost, peek_keys)
     except Exception:  # the limiter must never take the API down with it
         logger.warning("rate-limit store unreachable; letting the request through", exc_info=True)
         return [
             Verdict(r.count, r.count, reset)
             for (_, _, r), reset in zip(buckets, resets, strict=True)
-        ]
+        ], [0] * len(peeks)
     return [
         Verdict(r.count, r.count - count, reset)
         for (_, _, r), count, reset in zip(buckets, counts, resets, strict=True)
-    ]
+    ], peeked
 
 
 def peek(bucket: str, ident: str, r: Rate) -> int:
@@ -92,20 +103,26 @@ def peek(bucket: str, ident: str, r: Rate) -> int:
         return 0
 
 
-def _count(keys: list[str], ttls: list[int], cost: int) -> list[int]:
+def _count(
+    keys: list[str], ttls: list[int], cost: int, peek_keys: list[str]
+) -> tuple[list[int], list[int]]:
     redis = _redis_client()
     if redis is not None:
         pipe = redis.pipeline(transaction=False)
         for key, ttl in zip(keys, ttls, strict=True):
             pipe.incrby(cache.make_key(key), cost)
             pipe.expire(cache.make_key(key), ttl + 1, nx=True)
+        for key in peek_keys:
+            # Written by cache.add/incr: an integer, stored as its decimal digits.
+            pipe.get(cache.make_key(key))
         results = pipe.execute()
-        return [int(results[i * 2]) for i in range(len(keys))]
+        peeked = results[len(keys) * 2 :]
+        return [int(results[i * 2]) for i in range(len(keys))], [int(v or 0) for v in peeked]
     counts = []
     for key, ttl in zip(keys, ttls, strict=True):
         cache.add(key, 0, ttl + 1)
         counts.append(cache.incr(key, cost))
-    return counts
+    return counts, [int(cache.get(key) or 0) for key in peek_keys]
 
 
 def most_constraining(verdicts: list[Verdict]) -> Verdict:
