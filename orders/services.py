@@ -158,12 +158,16 @@ def order_transition(
     transition: str,
     restock: bool = False,
     reason: str = "",
+    expected_status: str | None = None,
 ) -> Order:
     """Move an order along its status machine with the move's stock effect.
 
     process keeps the reservation; complete turns it into a sale; cancel releases it;
     refund puts the goods back on hand when ``restock``. A move the machine forbids, or
     one that lost a race to another move, raises ``Conflict`` and changes nothing.
+    With ``expected_status`` (what the caller saw), a move is refused once the order
+    has left that status, so of two moves issued at the same moment exactly one wins
+    even when the second is applied after the first has committed.
     """
     if transition not in TRANSITIONS:
         raise InvalidInput(
@@ -173,6 +177,12 @@ def order_transition(
     with transaction.atomic():
         order = Order.objects.get(pk=order_id)
         before = order.status
+        if expected_status is not None and before != expected_status:
+            raise Conflict(
+                Code.CONCURRENT_MODIFICATION,
+                f"The order is {before} now, not {expected_status}; reload and try again.",
+                extra={"current_status": before},
+            )
         kwargs: dict[str, Any] = {}
         if transition == "cancel":
             kwargs["reason"] = reason or "cancelled"

@@ -77,9 +77,20 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RefundSerializer(StrictInputMixin, serializers.Serializer):
+class TransitionSerializer(StrictInputMixin, serializers.Serializer):
+    """Optional body of every order transition."""
+
+    expected_status = serializers.ChoiceField(
+        choices=Order.Status.choices,
+        required=False,
+        help_text="The status you saw. If the order has moved on since, the transition is "
+        "refused (409 concurrent_modification) instead of applied to the new state.",
+    )
+
+
+class RefundSerializer(TransitionSerializer):
     restock = serializers.BooleanField(required=False, default=False)
 
 
-class CancelSerializer(StrictInputMixin, serializers.Serializer):
+class CancelSerializer(TransitionSerializer):
     reason = serializers.CharField(max_length=200, required=False, default="")

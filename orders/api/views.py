@@ -16,6 +16,7 @@ from orders.api.serializers import (
     OrderCreateSerializer,
     OrderSerializer,
     RefundSerializer,
+    TransitionSerializer,
 )
 from orders.filters import OrderFilter
 from pms_backend.api.problems import domain_error_body, problem_response
@@ -113,15 +114,21 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return problem_response(outcome.body, outcome.status, headers)
         return Response(outcome.body, status=outcome.status, headers=headers)
 
-    def _transition(self, request, name: str, **kwargs) -> Response:
+    def _transition(self, request, name: str, serializer_class=None) -> Response:
         order = self.get_object()
+        serializer = (serializer_class or TransitionSerializer)(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
         order = services.order_transition(
-            actor=Actor.from_request(request), order_id=order.pk, transition=name, **kwargs
+            actor=Actor.from_request(request),
+            order_id=order.pk,
+            transition=name,
+            **serializer.validated_data,
         )
         return Response(OrderSerializer(selectors.order_list().get(pk=order.pk)).data)
 
     _schema = extend_schema(
-        request=None, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM}
+        request=TransitionSerializer,
+        responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM},
     )
 
     @_schema
@@ -142,9 +149,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Pending or Processing → Cancelled (the reservation is released)."""
-        serializer = CancelSerializer(data=request.data or {})
-        serializer.is_valid(raise_exception=True)
-        return self._transition(request, "cancel", reason=serializer.validated_data["reason"])
+        return self._transition(request, "cancel", CancelSerializer)
 
     @extend_schema(
         request=RefundSerializer, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM}
@@ -152,6 +157,4 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def refund(self, request, pk=None):
         """Completed → Refunded; ``{"restock": true}`` puts the goods back on hand."""
-        serializer = RefundSerializer(data=request.data or {})
-        serializer.is_valid(raise_exception=True)
-        return self._transition(request, "refund", restock=serializer.validated_data["restock"])
+        return self._transition(request, "refund", RefundSerializer)

@@ -129,7 +129,10 @@ def test_processing_and_cancelling_at_once_exactly_one_wins(make_product, receiv
         def move(name, order_id=order.pk, barrier=barrier):
             barrier.wait(timeout=30)
             try:
-                order_transition(actor=BUYER, order_id=order_id, transition=name)
+                # Both staff members saw the order pending when they pressed their button.
+                order_transition(
+                    actor=BUYER, order_id=order_id, transition=name, expected_status="pending"
+                )
             except Conflict as exc:
                 return exc.code
             return "ok"

@@ -48,7 +48,9 @@ def test_order_lifecycle_moves_stock_and_keeps_the_ledger_exact(
     stock.refresh_from_db()
     assert (stock.on_hand, stock.reserved) == (10, 0)
     kinds = list(
-        InventoryMovement.objects.filter(product=product).order_by("id").values_list("kind", flat=True)
+        InventoryMovement.objects.filter(product=product)
+        .order_by("id")
+        .values_list("kind", flat=True)
     )
     assert kinds == ["receipt", "reserve", "sale", "return"]
     assert inventory_drift() == []
@@ -91,3 +93,20 @@ def test_same_idempotency_key_and_body_replays_the_first_answer(storefront, make
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
     assert Order.objects.count() == 1
+
+
+def test_a_move_made_on_a_stale_view_is_refused(storefront, admin_api, make_product, receive):
+    product = make_product("published")
+    receive(product, 5)
+    order = place(storefront, order_body((product, 1))).json()
+    assert admin_api.post(f"/api/v1/orders/{order['id']}/process/").status_code == 200
+
+    # A second staff member still looking at the pending order presses Cancel.
+    stale = admin_api.post(
+        f"/api/v1/orders/{order['id']}/cancel/", {"expected_status": "pending"}, format="json"
+    )
+
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "concurrent_modification"
+    assert stale.json()["current_status"] == "processing"
+    assert Order.objects.get(pk=order["id"]).status == "processing"
