@@ -11,6 +11,11 @@ for arg in "$@"; do
   if [ "$arg" = "--beat" ]; then args+=(--beat); else args+=("$arg"); fi
 done
 mkdir -p var
+# Django's connection pool is for the web process's threads. Celery's Django fixup closes
+# a prefork child's pool before and after every task, so with it each task opened a new
+# pool (two connections and its threads) twice: deliveries crawled (scripts/bench.sh
+# events). One plain connection per task instead.
+export DATABASE_POOL="${DATABASE_POOL:-false}"
 # Prometheus samples of this worker's processes (task outcomes, webhook deliveries), served
 # on PMS_WORKER_METRICS_PORT when set: a folder per worker, named for its pid (exec keeps
 # it); folders of workers that are no longer running are removed.
