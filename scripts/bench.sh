@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh [NAME ...] [--quick] [--workers N] [--connections C] [--duration S]
 #
-# NAME: catalog, seed (default: all). Uses its own database (pms_bench, dropped and
+# NAME: catalog, seed, orders, security, events (default: all). Uses its own database
+# (pms_bench, dropped and
 # created; BENCH_DATABASE to change) and Redis database 3 (BENCH_REDIS_URL); PostgreSQL
 # maintenance URL BENCH_PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 # Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run,
@@ -24,16 +25,18 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 mkdir -p bench/tmp bench/results
-pidfile=bench/tmp/server.pid
 cleanup() {
-  # The driver stops the server itself; this covers a driver killed on the timeout.
-  if [ -s "$pidfile" ]; then
-    pid="$(cat "$pidfile")"
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    sleep 2
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    rm -f "$pidfile"
-  fi
+  # The driver stops the server (and the events benchmark's worker) itself; this covers a
+  # driver killed on the timeout.
+  for pidfile in bench/tmp/server.pid bench/tmp/worker.pid; do
+    if [ -s "$pidfile" ]; then
+      pid="$(cat "$pidfile")"
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      sleep 2
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+    fi
+  done
 }
 trap cleanup EXIT
 
