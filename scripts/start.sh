@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
 [ "${PMS_SKIP_INSTALL:-0}" = "1" ] || ensure_venv
 
+# Production serves static files from the collected, hashed set (scripts/build.sh makes
+# it); a server started without a build makes it here instead of failing on every page.
+if [ ! -f staticfiles/staticfiles.json ]; then
+  .venv/bin/python manage.py collectstatic --noinput -v0
+fi
+
 if [ "${PMS_SKIP_MIGRATE:-0}" != "1" ]; then
   .venv/bin/python manage.py migrate --noinput
 fi

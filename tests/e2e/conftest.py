@@ -74,6 +74,29 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(5)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_collected():
+    """Collect static files once, before any server process starts (they would race)."""
+    if not (ROOT / "staticfiles" / "staticfiles.json").exists():
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "python"),
+                "manage.py",
+                "collectstatic",
+                "--noinput",
+                "-v0",
+            ],
+            cwd=ROOT,
+            check=True,
+            env={
+                **os.environ,
+                "DJANGO_DEBUG": "false",
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+                "PMS_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+            },
+        )
+
+
 @pytest.fixture(scope="module")
 def server_process(django_db_setup, tmp_path_factory):
     """``scripts/start.sh`` in production mode on a free port, on the test database.
