@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from audit.models import AuditLog
+from pms_backend.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit log: readable and filterable, never added to, changed or deleted."""
 
     list_display = [
@@ -41,12 +42,3 @@ class AuditLogAdmin(admin.ModelAdmin):
     @admin.display(description="Changes")
     def changes_pretty(self, obj: AuditLog) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.changes, indent=2, sort_keys=True))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from inventory.models import InventoryMovement
+from pms_backend.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(InventoryMovement)
-class InventoryMovementAdmin(admin.ModelAdmin):
+class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stock ledger, read-only: each line explains one change of a stock row."""
 
     list_display = [
@@ -27,12 +28,3 @@ class InventoryMovementAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

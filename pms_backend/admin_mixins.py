@@ -31,3 +31,16 @@ class ServiceRefusalAdminMixin:
         except DomainError as exc:
             self.message_user(request, exc.detail, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+class ReadOnlyAdminMixin:
+    """A record nobody adds, changes or deletes from the admin (logs, ledgers, outboxes)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

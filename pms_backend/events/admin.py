@@ -3,11 +3,12 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from pms_backend.admin_mixins import ReadOnlyAdminMixin
 from pms_backend.events.models import Event
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The outbox, read-only: what was announced, and whether it has gone out."""
 
     list_display = ["event_id", "type", "subject", "created_at", "dispatched_at"]
@@ -21,12 +22,3 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="Data")
     def payload(self, obj: Event) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
