@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = timedelta(hours=24)
 LEASE = timedelta(seconds=60)
+# A queued delivery task not run by then is taken for lost and queued again by the sweep.
+QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
 MAX_RETRY_AFTER = timedelta(hours=24)
 ENDPOINT_FIELDS = ["url", "description", "event_types", "is_active", "encrypt"]
 
@@ -304,13 +306,15 @@ def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> str:
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
             return "failed"
+        # The queued task is running: from here on, next_attempt_at alone says when.
+        delivery.queued_at = None
         if _earlier_open_delivery(delivery):
             delivery.next_attempt_at = now + timedelta(seconds=1)
-            delivery.save(update_fields=["next_attempt_at"])
+            delivery.save(update_fields=["next_attempt_at", "queued_at"])
             return "waiting"
         # Lease it: another worker will not pick it up while this one is sending.
         delivery.next_attempt_at = now + LEASE
-        delivery.save(update_fields=["next_attempt_at"])
+        delivery.save(update_fields=["next_attempt_at", "queued_at"])
     result = _send(delivery, endpoint)
     return _record(delivery.pk, endpoint.pk, result)
 
@@ -409,13 +413,15 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def due_deliveries(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Return ids of deliveries whose next attempt is due."""
+    """Return ids of deliveries whose next attempt is due and that no task is queued for
+    (or whose task was queued so long ago that it must have been lost)."""
     now = now or timezone.now()
     return list(
         WebhookDelivery.objects.filter(
             status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
             next_attempt_at__lte=now,
         )
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - QUEUED_TASK_LOST_AFTER))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -443,6 +449,10 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
     """Hand deliveries to workers now; if the broker is down, the due sweep sends them."""
     from webhooks.tasks import deliver
 
+    if not delivery_ids:
+        return
+    # Marked as queued, the due sweep leaves them alone unless the task is lost.
+    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(queued_at=timezone.now())
     for delivery_id in delivery_ids:
         try:
             deliver.apply_async((delivery_id,), retry=False)

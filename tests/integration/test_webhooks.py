@@ -190,3 +190,24 @@ def test_redeliver_sends_a_succeeded_delivery_again(receiver, make_product, admi
     assert response.status_code == 202
     assert len(receiver.wait_for(2)) == 2
     assert delivery.attempts.count() == 2
+
+
+def test_the_due_sweep_does_not_queue_a_delivery_twice_but_recovers_lost_tasks(make_product):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    endpoint, _ = services.endpoint_create(actor=ACTOR, url="https://example.com/hook")
+    make_product()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    now = timezone.now()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="pending", next_attempt_at=now, queued_at=now
+    )
+    assert delivery.pk not in services.due_deliveries(now=now)  # its task is on its way
+
+    later = now + services.QUEUED_TASK_LOST_AFTER + timedelta(seconds=1)
+    assert delivery.pk in services.due_deliveries(now=later)  # that task was lost
+
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(queued_at=None)
+    assert delivery.pk in services.due_deliveries(now=now)  # a retry the sweep must queue
