@@ -6,8 +6,6 @@ import re
 
 import pytest
 from django.apps import apps
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.core import serializers
 from django.db import connection
@@ -22,33 +20,6 @@ pytestmark = pytest.mark.django_db
 KEYS = "/admin/apikeys/apikey/"
 AUDIT = "/admin/audit/auditlog/"
 RAW_KEY = re.compile(r"pms_([a-z2-7]{8})_([A-Za-z0-9_-]{43})")
-
-
-@pytest.fixture
-def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
-def make_staff(db):
-    """Return a function making a logged-in client for a non-superuser staff member."""
-    from django.test import Client
-
-    def make(*codenames: str, username: str = "clerk") -> Client:
-        user = get_user_model().objects.create_user(
-            username=username, password="correct horse battery", is_staff=True
-        )
-        for codename in codenames:
-            app_label, name = codename.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=name)
-            )
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def api(raw_key: str) -> APIClient:

@@ -6,8 +6,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 from audit.models import AuditLog
 from catalog.models import Category, Product
@@ -18,33 +16,6 @@ pytestmark = pytest.mark.django_db
 
 PRODUCTS = "/admin/catalog/product/"
 CATEGORIES = "/admin/catalog/category/"
-
-
-@pytest.fixture
-def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
-def make_staff(db):
-    """Return a function making a logged-in client for a non-superuser staff member."""
-    from django.test import Client
-
-    def make(*codenames: str, username: str = "clerk") -> Client:
-        user = get_user_model().objects.create_user(
-            username=username, password="correct horse battery", is_staff=True
-        )
-        for codename in codenames:
-            app_label, name = codename.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=name)
-            )
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture

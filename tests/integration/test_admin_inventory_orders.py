@@ -7,8 +7,6 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -25,32 +23,6 @@ pytestmark = pytest.mark.django_db
 PRODUCTS = "/admin/catalog/product/"
 ORDERS = "/admin/orders/order/"
 MOVEMENTS = "/admin/inventory/inventorymovement/"
-
-
-@pytest.fixture
-def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
-def make_staff(db):
-    """Return a function making a logged-in client for a staff member with ``codenames``."""
-
-    def make(*codenames: str, username: str = "clerk") -> Client:
-        user = get_user_model().objects.create_user(
-            username=username, password="correct horse battery", is_staff=True
-        )
-        for codename in codenames:
-            app_label, name = codename.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=name)
-            )
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def messages_of(response) -> list[str]:

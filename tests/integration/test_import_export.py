@@ -632,12 +632,6 @@ PROCESS = "/admin/catalog/product/process_import/"
 EXPORT = "/admin/catalog/product/export/"
 
 
-@pytest.fixture
-def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def upload(content: bytes, name: str = "upload.csv", **extra):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -513,12 +513,6 @@ def test_event_retention_follows_its_setting(system_actor, committed):
 # --- the admin -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def test_the_admin_lists_settings_with_values_in_force_masked_when_sensitive(
     admin_client, system_actor, secret_setting, make_product
 ):
