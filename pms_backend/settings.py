@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from pms_backend.monitoring.log_config import logging_config
 
@@ -216,6 +217,19 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 150
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Three queues, so a deployment can give each its own workers (docs/deployment.md): "events"
+# (outbox dispatch: feeds websockets and creates deliveries; latency matters), "webhooks"
+# (sending to receivers, which may be slow) and "celery" (periodic jobs). A worker started
+# without -Q consumes all three.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("events", "webhooks", "celery")
+]
+CELERY_TASK_ROUTES = {
+    "events.dispatch": {"queue": "events"},
+    "webhooks.deliver": {"queue": "webhooks"},
+    "webhooks.deliver_batch": {"queue": "webhooks"},
+}
 CELERY_BEAT_SCHEDULE = {
     "expire-reservations": {"task": "orders.expire_reservations", "schedule": 60.0},
     "check-inventory": {"task": "inventory.check_integrity", "schedule": 3600.0},
