@@ -1984,7 +1984,18 @@ def write_report(ctx: Context, names: list[str], started: dt.datetime) -> dict[s
 # --- Main ---------------------------------------------------------------------------------
 
 
+def load_benchmark_modules() -> None:
+    """Import ``bench/bench_*.py``: benchmarks kept in files of their own register with
+    ``from run import benchmark`` (this module, also when it runs as ``__main__``)."""
+    import importlib
+
+    sys.modules.setdefault("run", sys.modules[__name__])
+    for path in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):
+        importlib.import_module(path.stem)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    load_benchmark_modules()
     parser = argparse.ArgumentParser(
         prog="scripts/bench.sh",
         description="Run the benchmarks against the production server and write a report "
