@@ -97,9 +97,15 @@ def test_several_processes_one_scrape(transactional_db, tmp_path):
         after = _samples(scrape.text)
         key = (
             "pms_http_requests_total",
-            (("endpoint", "health-live"), ("method", "GET"), ("status", "200")),
+            (("endpoint", "health-live"), ("method", "GET"), ("status", "2xx")),
         )
         assert after[key] - before.get(key, 0) == REQUESTS
+        # Statuses are counted by class: the 404 is a 4xx of the unmatched route.
+        unmatched = (
+            "pms_http_requests_total",
+            (("endpoint", "<unmatched>"), ("method", "GET"), ("status", "4xx")),
+        )
+        assert after[unmatched] - before.get(unmatched, 0) == 1
         files = {p.name for p in (metrics_root / f"web-{port}").iterdir()}
         pids = {name.rsplit("_", 1)[1] for name in files if name.startswith("counter_")}
         assert len(pids) >= 2, files  # the requests really were served by several processes
