@@ -38,5 +38,8 @@ def logging_config(*, json_lines: bool, level: str) -> dict:
         "loggers": {
             "django.server": {"level": "WARNING"},
             "django_redis": {"level": "ERROR"},
+            # A line per outgoing request: webhook attempts are recorded in the database.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
