@@ -163,10 +163,15 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # Redis pub/sub: a group message is published once and each server process hands it
+    # to its own subscribers. channels-redis's list-based layer queued a copy per member
+    # and popped each with its own round trip (200 subscribers: 200 per event); that cost
+    # 20 ms of server CPU per event in scripts/bench.sh events. Websocket events are best
+    # effort either way (a client that missed some resubscribes with "since").
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels"},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels:"},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -89,9 +90,15 @@ def _as_uuid(value):
         return None
 
 
-async def _send_all(layer, pairs: list[tuple[str, dict[str, Any]]]) -> None:
+def group_message(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The channel-layer message for one event: its JSON text, encoded once here rather
+    than by each of a group's subscribers."""
+    return {"type": "event.message", "text": json.dumps(envelope, separators=(",", ":"))}
+
+
+async def send_all(layer, pairs: list[tuple[str, dict[str, Any]]]) -> None:
     for group, envelope in pairs:
-        await layer.group_send(group, {"type": "event.message", "event": envelope})
+        await layer.group_send(group, group_message(envelope))
 
 
 _loop_lock = threading.Lock()
@@ -126,9 +133,9 @@ def broadcast(events: list[Event], *, timeout: float = 10.0) -> None:
             return
         if type(layer).__name__ == "InMemoryChannelLayer":
             # Its queues belong to the caller's loop: send from there.
-            async_to_sync(_send_all)(layer, pairs)
+            async_to_sync(send_all)(layer, pairs)
         else:
-            future = asyncio.run_coroutine_threadsafe(_send_all(layer, pairs), _sending_loop())
+            future = asyncio.run_coroutine_threadsafe(send_all(layer, pairs), _sending_loop())
             future.result(timeout)
     except Exception:
         logger.warning("websocket broadcast failed for %d event(s)", len(events), exc_info=True)

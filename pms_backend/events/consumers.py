@@ -233,16 +233,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
     # --- outgoing --------------------------------------------------------------------
 
     async def event_message(self, message) -> None:
-        await self._deliver(message["event"])
+        await self._deliver_text(message["text"])
 
     async def _deliver(self, envelope: dict) -> None:
+        await self._deliver_text(json.dumps(envelope, separators=(",", ":")))
+
+    async def _deliver_text(self, text: str) -> None:
         if self.jwk is not None:
-            token = jwe.encrypt_compact(
-                {"alg": "ECDH-ES", "enc": "A256GCM"}, json.dumps(envelope).encode(), self.jwk
-            )
-            await self.send(text_data=token)
-        else:
-            await self._send_json(envelope)
+            header = {"alg": "ECDH-ES", "enc": "A256GCM"}
+            text = jwe.encrypt_compact(header, text.encode(), self.jwk)
+        await self.send(text_data=text)
 
     async def _send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload))
@@ -317,7 +317,6 @@ async def _follow_outbox(interval: float = 0.25) -> None:
         await asyncio.sleep(interval)
         try:
             cursor, routes = await database_sync_to_async(after)(cursor)
-            for group, envelope in routes:
-                await layer.group_send(group, {"type": "event.message", "event": envelope})
+            await broadcast.send_all(layer, routes)
         except Exception:
             logger.warning("outbox follower failed; retrying", exc_info=True)

@@ -199,7 +199,7 @@ def test_with_database_and_redis_urls_postgresql_and_redis_are_used_and_logged(
 
     assert result.returncode == 0, result.stderr
     assert (
-        "database=postgresql cache=redis broker=redis channel_layer=RedisChannelLayer"
+        "database=postgresql cache=redis broker=redis channel_layer=RedisPubSubChannelLayer"
         in result.stderr
     )
     values = json.loads(result.stdout)
