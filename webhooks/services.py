@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -34,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = timedelta(hours=24)
 LEASE = timedelta(seconds=60)
+OPEN = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
+# Deliveries of one endpoint sent by one task, and how long it keeps starting new sends
+# (each may take the 15 s timeout, and all must end within the lease).
+BATCH_SIZE = 50
+BATCH_SEND_WINDOW = timedelta(seconds=25)
+# A delivery behind an earlier event about the same object looks again this much later
+# (or at once, when that one succeeds).
+WAIT_FOR_EARLIER = timedelta(seconds=1)
 # A queued delivery task not run by then is taken for lost and queued again by the sweep.
 QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
 MAX_RETRY_AFTER = timedelta(hours=24)
@@ -181,6 +190,23 @@ def deliveries_for_events(events: list[Event]) -> list[int]:
     )
 
 
+def deliveries_by_endpoint(delivery_ids: list[int]) -> list[list[int]]:
+    """Group delivery ids by endpoint, in event order, in chunks of at most BATCH_SIZE."""
+    rows = (
+        WebhookDelivery.objects.filter(pk__in=delivery_ids)
+        .order_by("endpoint_id", "event_id")
+        .values_list("endpoint_id", "pk")
+    )
+    groups: dict[Any, list[int]] = {}
+    for endpoint_id, pk in rows:
+        groups.setdefault(endpoint_id, []).append(pk)
+    return [
+        ids[start : start + BATCH_SIZE]
+        for ids in groups.values()
+        for start in range(0, len(ids), BATCH_SIZE)
+    ]
+
+
 @dataclass(frozen=True)
 class SendResult:
     status_code: int | None
@@ -264,17 +290,22 @@ def _next_delay(attempt_count: int) -> timedelta | None:
     return timedelta(seconds=base * random.uniform(0.9, 1.1))
 
 
-def _earlier_open_delivery(delivery: WebhookDelivery) -> bool:
-    """Is an earlier event about the same object still on its way to this endpoint?"""
-    subject = delivery.event.subject
-    if not subject:
-        return False
-    return WebhookDelivery.objects.filter(
-        endpoint_id=delivery.endpoint_id,
-        event__subject=subject,
-        event_id__lt=delivery.event_id,
-        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
-    ).exists()
+def _earlier_open() -> Coalesce:
+    """How many earlier events about the same object are still on their way to the same
+    endpoint (a subquery, so leasing a batch stays one query)."""
+    earlier = (
+        WebhookDelivery.objects.filter(
+            endpoint_id=OuterRef("endpoint_id"),
+            event__subject=OuterRef("event__subject"),
+            event_id__lt=OuterRef("event_id"),
+            status__in=OPEN,
+        )
+        .order_by()
+        .values("endpoint_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(earlier, output_field=IntegerField()), 0)
 
 
 def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> str:
@@ -283,49 +314,104 @@ def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> str:
     Return what happened: ``succeeded``, ``retrying``, ``failed``, ``waiting`` (an earlier
     event for the same object goes first) or ``skipped`` (not due, taken, or done).
     """
+    return deliver_batch([delivery_id], now=now)[delivery_id]
+
+
+def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> dict[int, str]:
+    """Send the due deliveries among ``delivery_ids`` in event order; return each outcome
+    (as :func:`delivery_attempt` names them).
+
+    The relay queues a batch per endpoint, so one task sends them over one kept-alive
+    connection and leases them with one query. Per object, order holds: a delivery waits
+    while an earlier event about the same object is still open for its endpoint, in this
+    batch or not. A batch stops starting sends after ``BATCH_SEND_WINDOW`` and hands the
+    rest back to the due sweep, so the lease (``LEASE``) outlasts every send it made.
+    """
     now = now or timezone.now()
+    outcome = dict.fromkeys(delivery_ids, "skipped")
     with transaction.atomic():
-        delivery = (
+        deliveries = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("event", "endpoint")
-            .filter(
-                pk=delivery_id,
-                status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
-            )
+            .filter(pk__in=delivery_ids, status__in=OPEN)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .first()
+            .annotate(earlier_open=_earlier_open())
+            .order_by("event_id")
         )
-        if delivery is None:
-            return "skipped"
-        endpoint = delivery.endpoint
-        if not endpoint.is_active:
-            delivery.status, delivery.last_error = (
-                WebhookDelivery.Status.FAILED,
-                "endpoint disabled",
+        if not deliveries:
+            return outcome
+        endpoints: dict = {}
+        for delivery in deliveries:  # one instance per endpoint, kept current by _record
+            delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+        disabled = [d.pk for d in deliveries if not d.endpoint.is_active]
+        if disabled:
+            WebhookDelivery.objects.filter(pk__in=disabled).update(
+                status=WebhookDelivery.Status.FAILED,
+                last_error="endpoint disabled",
+                next_attempt_at=None,
+                queued_at=None,
             )
-            delivery.next_attempt_at = None
-            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
-            return "failed"
+            outcome.update(dict.fromkeys(disabled, "failed"))
+        sending, waiting = [], []
+        ahead: dict[tuple, int] = {}
+        for delivery in deliveries:
+            if not delivery.endpoint.is_active:
+                continue
+            subject = delivery.event.subject
+            key = (delivery.endpoint_id, subject)
+            if subject and delivery.earlier_open > ahead.get(key, 0):
+                waiting.append(delivery.pk)
+            else:
+                sending.append(delivery)
+            if subject:
+                ahead[key] = ahead.get(key, 0) + 1
         # The queued task is running: from here on, next_attempt_at alone says when.
-        delivery.queued_at = None
-        if _earlier_open_delivery(delivery):
-            delivery.next_attempt_at = now + timedelta(seconds=1)
-            delivery.save(update_fields=["next_attempt_at", "queued_at"])
-            return "waiting"
-        # Lease it: another worker will not pick it up while this one is sending.
-        delivery.next_attempt_at = now + LEASE
-        delivery.save(update_fields=["next_attempt_at", "queued_at"])
-    result = _send(delivery, endpoint)
-    return _record(delivery.pk, endpoint.pk, result)
+        # Leased: another worker will not pick these up while this one is sending.
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
+            next_attempt_at=now + LEASE, queued_at=None
+        )
+        if waiting:
+            WebhookDelivery.objects.filter(pk__in=waiting).update(
+                next_attempt_at=now + WAIT_FOR_EARLIER, queued_at=None
+            )
+            outcome.update(dict.fromkeys(waiting, "waiting"))
+    batch = frozenset(d.pk for d in sending)
+    started = time.monotonic()
+    held: set[tuple] = set()  # (endpoint, subject) an earlier send of this batch missed
+    stopped: set = set()  # endpoints disabled by an answer (410) on the way
+    for delivery in sending:
+        key = (delivery.endpoint_id, delivery.event.subject)
+        late = time.monotonic() - started > BATCH_SEND_WINDOW.total_seconds()
+        if late or delivery.endpoint_id in stopped or (delivery.event.subject and key in held):
+            # Back to the due sweep: now (time's up, or its endpoint is off), or once the
+            # earlier event about the same object has gone.
+            again = timezone.now() + (WAIT_FOR_EARLIER if key in held else timedelta(0))
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=again)
+            outcome[delivery.pk] = "waiting" if key in held else "skipped"
+            continue
+        status = _record(delivery, _send(delivery, delivery.endpoint), batch)
+        outcome[delivery.pk] = status
+        if status != WebhookDelivery.Status.SUCCEEDED:
+            held.add(key)
+            if status == WebhookDelivery.Status.FAILED and delivery.last_status_code == 410:
+                stopped.add(delivery.endpoint_id)
+    return outcome
 
 
-def _record(delivery_id: int, endpoint_id, result: SendResult) -> str:
+def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = frozenset()) -> str:
+    """Store the attempt and what comes next; return the delivery's new status.
+
+    ``leased`` (with its event and endpoint) is updated in place. The endpoint row is
+    locked only when it changes (a failure, or the first success after failures), so
+    successes to a healthy endpoint do not queue behind each other on its row.
+    """
     now = timezone.now()
+    code = result.status_code or 0
+    succeeded = 200 <= code < 300
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=leased.pk)
         DeliveryAttempt.objects.create(
-            delivery=delivery,
+            delivery_id=delivery.pk,
             status_code=result.status_code,
             latency_ms=result.latency_ms,
             response_excerpt=result.excerpt,
@@ -333,48 +419,70 @@ def _record(delivery_id: int, endpoint_id, result: SendResult) -> str:
         )
         delivery.attempt_count += 1
         delivery.last_status_code = result.status_code
-        delivery.last_error = result.error or (
-            "" if result.status_code and result.status_code < 300 else f"HTTP {result.status_code}"
-        )
-        code = result.status_code or 0
-        if 200 <= code < 300:
+        delivery.last_error = result.error or ("" if succeeded else f"HTTP {result.status_code}")
+        endpoint = leased.endpoint
+        if succeeded:
             delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
                 WebhookDelivery.Status.SUCCEEDED,
                 now,
                 None,
             )
-            endpoint.failing_since, endpoint.last_success_at = None, now
-            endpoint.save(update_fields=["failing_since", "last_success_at"])
-            _release_next_for_subject(delivery)
-        elif code == 410:
-            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
-            _disable(endpoint, "the receiver answered 410 Gone")
-        else:
-            endpoint.failing_since = endpoint.failing_since or now
-            endpoint.save(update_fields=["failing_since"])
-            delay = _next_delay(delivery.attempt_count)
-            if result.retry_after is not None and delay is not None:
-                delay = max(delay, result.retry_after)
-            if delay is None:
-                delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
-            else:
-                delivery.status = WebhookDelivery.Status.RETRYING
-                delivery.next_attempt_at = now + delay
-            if now - endpoint.failing_since >= timedelta(
-                days=settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS
-            ):
-                _disable(
-                    endpoint,
-                    f"failing for {settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS} days straight",
+            if endpoint.failing_since is not None or _stale(endpoint.last_success_at, now):
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+                    failing_since=None, last_success_at=now
                 )
-        delivery.save()
+                endpoint.failing_since, endpoint.last_success_at = None, now
+            _release_next_for_subject(leased, batch)
+        else:
+            endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+            if code == 410:
+                delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+                _disable(endpoint, "the receiver answered 410 Gone")
+            else:
+                endpoint.failing_since = endpoint.failing_since or now
+                endpoint.save(update_fields=["failing_since"])
+                delay = _next_delay(delivery.attempt_count)
+                if result.retry_after is not None and delay is not None:
+                    delay = max(delay, result.retry_after)
+                if delay is None:
+                    delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+                else:
+                    delivery.status = WebhookDelivery.Status.RETRYING
+                    delivery.next_attempt_at = now + delay
+                if now - endpoint.failing_since >= timedelta(
+                    days=settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS
+                ):
+                    _disable(
+                        endpoint,
+                        f"failing for {settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS} days straight",
+                    )
+            # The batch's later deliveries to this endpoint share its instance.
+            for name in ("is_active", "failing_since", "disabled_at", "disabled_reason"):
+                setattr(leased.endpoint, name, getattr(endpoint, name))
+        delivery.save(
+            update_fields=[
+                "status",
+                "attempt_count",
+                "last_status_code",
+                "last_error",
+                "delivered_at",
+                "next_attempt_at",
+            ]
+        )
+    leased.status, leased.last_status_code = delivery.status, delivery.last_status_code
     metrics.count_webhook_delivery(delivery.status)
     return delivery.status
 
 
-def _release_next_for_subject(delivery: WebhookDelivery) -> None:
-    """Send the next waiting event about the same object right away, not at the next sweep."""
-    subject = Event.objects.filter(pk=delivery.event_id).values_list("subject", flat=True).first()
+def _stale(moment: datetime | None, now: datetime) -> bool:
+    """``last_success_at`` is refreshed at most once a second per endpoint."""
+    return moment is None or now - moment >= timedelta(seconds=1)
+
+
+def _release_next_for_subject(delivery: WebhookDelivery, batch: frozenset) -> None:
+    """Send the next waiting event about the same object right away, not at the next sweep
+    (unless it is in this batch, which sends it next itself)."""
+    subject = delivery.event.subject
     if not subject:
         return
     following = (
@@ -382,8 +490,9 @@ def _release_next_for_subject(delivery: WebhookDelivery) -> None:
             endpoint_id=delivery.endpoint_id,
             event__subject=subject,
             event_id__gt=delivery.event_id,
-            status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
+            status__in=OPEN,
         )
+        .exclude(pk__in=batch)
         .order_by("event_id")
         .values_list("pk", flat=True)
         .first()
@@ -446,16 +555,17 @@ def delivery_redeliver(*, actor: Actor, delivery_ids: list[int]) -> int:
 
 
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
-    """Hand deliveries to workers now; if the broker is down, the due sweep sends them."""
-    from webhooks.tasks import deliver
+    """Hand deliveries to workers now, a task per endpoint; if the broker is down, the due
+    sweep sends them."""
+    from webhooks.tasks import deliver_batch as deliver_batch_task
 
     if not delivery_ids:
         return
     # Marked as queued, the due sweep leaves them alone unless the task is lost.
     WebhookDelivery.objects.filter(pk__in=delivery_ids).update(queued_at=timezone.now())
-    for delivery_id in delivery_ids:
+    for ids in deliveries_by_endpoint(delivery_ids):
         try:
-            deliver.apply_async((delivery_id,), retry=False)
-        except Exception:  # broker down: the due-delivery sweep sends it
-            logger.warning("could not queue delivery %s; the sweep will", delivery_id)
+            deliver_batch_task.apply_async((ids,), retry=False)
+        except Exception:  # broker down: the due-delivery sweep sends them
+            logger.warning("could not queue %d deliveries; the sweep will", len(ids))
             return

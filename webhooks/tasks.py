@@ -1,17 +1,24 @@
 from celery import shared_task
 
-from webhooks.services import delivery_attempt, due_deliveries, enqueue_deliveries
+from webhooks import services
 
 
 @shared_task(name="webhooks.deliver", acks_late=True)
 def deliver(delivery_id: int) -> str:
-    """Send one delivery if it is due (safe to run twice: the row is leased)."""
-    return delivery_attempt(delivery_id)
+    """Send one delivery if it is due (safe to run twice: the row is leased). Kept for
+    tasks queued before batches existed."""
+    return services.delivery_attempt(delivery_id)
+
+
+@shared_task(name="webhooks.deliver_batch", acks_late=True)
+def deliver_batch(delivery_ids: list[int]) -> dict[str, str]:
+    """Send one endpoint's due deliveries in event order, over one connection."""
+    return {str(k): v for k, v in services.deliver_batch(delivery_ids).items()}
 
 
 @shared_task(name="webhooks.deliver_due")
 def deliver_due() -> int:
     """Queue every delivery whose next attempt is due (retries, waits, lost tasks)."""
-    ids = due_deliveries()
-    enqueue_deliveries(ids)
+    ids = services.due_deliveries()
+    services.enqueue_deliveries(ids)
     return len(ids)

@@ -185,7 +185,7 @@ def test_metrics_count_the_traffic(receiver, storefront, admin_api, make_product
     assert grew("pms_stock_movements_total", kind="reserve") == 1
     assert grew("pms_webhook_deliveries_total", outcome="succeeded") == 1
     assert grew("pms_celery_tasks_total", task="events.dispatch", outcome="success") >= 2
-    assert grew("pms_celery_tasks_total", task="webhooks.deliver", outcome="success") == 1
+    assert grew("pms_celery_tasks_total", task="webhooks.deliver_batch", outcome="success") == 1
     assert (
         grew("pms_http_requests_total", endpoint="v1:order-list", method="POST", status="2xx") == 1
     )
