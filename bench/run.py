@@ -1235,6 +1235,11 @@ class WebhookReceiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Buffered: the reply leaves in one segment when the handler returns. Written
+            # unbuffered (headers, then body), the body of every reply on a kept-alive
+            # connection waited ~40 ms for the sender's delayed ACK (Nagle), which held each
+            # worker process that long per webhook: a receiver artefact, not our pipeline.
+            wbufsize = -1
 
             def do_POST(self) -> None:
                 received = time.time()
