@@ -9,9 +9,11 @@ move only after their transaction commits, so a rolled-back order counts for not
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -27,6 +29,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.utils import floatToGoString
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +159,72 @@ def render() -> bytes:
     return generate_latest(registry)
 
 
-def process_collector(path: str):
+def process_collector(path: str) -> ProcessFilesCollector:
     """The collector that sums the samples every process left in ``path``."""
-    return multiprocess.MultiProcessCollector(None, path=path)
+    return ProcessFilesCollector(path)
+
+
+class ProcessFilesCollector:
+    """Every process's samples in a multiprocess folder, summed: what
+    ``prometheus_client.multiprocess.MultiProcessCollector`` returns, faster.
+
+    The library turns every entry of every file into a sample before it sums them, so a
+    scrape cost 2-3 µs per process per series: with eight server processes' samples
+    that was most of the time /metrics took (``scripts/bench.sh operations``). Counters
+    and histograms are summed here by their raw key first and decoded once per series,
+    whatever the number of processes. Gauges (a rule per multiprocess mode, a pid per
+    live sample) and any other type still go through the library's merge.
+    """
+
+    SUMMED = ("counter", "histogram")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterable[Metric]:
+        summed: dict[str, list[str]] = {typ: [] for typ in self.SUMMED}
+        others = []
+        for name in glob.glob(os.path.join(self.path, "*.db")):
+            typ = os.path.basename(name).split("_", 1)[0]
+            summed.get(typ, others).append(name)
+        for typ, files in summed.items():
+            yield from _summed(typ, files)
+        if others:
+            yield from multiprocess.MultiProcessCollector.merge(others, accumulate=True)
+
+
+def _summed(typ: str, files: list[str]) -> Iterable[Metric]:
+    totals: dict[str, float] = {}
+    get = totals.get
+    for name in files:
+        try:
+            entries = MmapedDict.read_all_values_from_file(name)
+        except FileNotFoundError:  # the folder of a server that is stopping
+            continue
+        for key, value, _timestamp, _position in entries:
+            totals[key] = get(key, 0.0) + value
+    metrics: dict[str, Metric] = {}
+    buckets: dict[tuple[str, tuple], dict[float, float]] = defaultdict(dict)
+    for key, value in totals.items():
+        metric_name, sample_name, labels, help_text = json.loads(key)
+        metric = metrics.get(metric_name)
+        if metric is None:
+            metric = metrics[metric_name] = Metric(metric_name, help_text, typ)
+        if typ == "histogram" and "le" in labels:
+            bound = float(labels.pop("le"))
+            buckets[metric_name, tuple(sorted(labels.items()))][bound] = value
+        elif not (typ == "histogram" and sample_name.endswith("_count")):
+            metric.add_sample(sample_name, dict(sorted(labels.items())), value)
+    # Buckets count what fell at or below their bound; _count is the +Inf bucket.
+    for (metric_name, labels), bounds in buckets.items():
+        total = 0.0
+        for bound in sorted(bounds):
+            total += bounds[bound]
+            metrics[metric_name].add_sample(
+                metric_name + "_bucket", {**dict(labels), "le": floatToGoString(bound)}, total
+            )
+        metrics[metric_name].add_sample(metric_name + "_count", dict(labels), total)
+    return metrics.values()
 
 
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")

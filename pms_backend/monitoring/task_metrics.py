@@ -13,7 +13,7 @@ import os
 import time
 
 from celery import signals
-from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from pms_backend.monitoring import metrics
 
@@ -62,7 +62,7 @@ def _serve_worker_metrics(**kwargs) -> None:
         logger.warning("PMS_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not")
         return
     registry = CollectorRegistry(auto_describe=False)
-    multiprocess.MultiProcessCollector(registry, path=path)
+    registry.register(metrics.process_collector(path))
     host = os.environ.get("PMS_WORKER_METRICS_HOST", "127.0.0.1")
     start_http_server(int(port), addr=host, registry=registry)
     logger.info("worker metrics on http://%s:%s/metrics", host, port)
