@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
@@ -11,7 +13,8 @@ from rest_framework import authentication, exceptions
 from audit.actors import Actor
 from audit.services import audit_record
 from pms_backend.api import ratelimit
-from pms_backend.api.guard import client_ip
+from pms_backend.api.guard import address_refusal_detail, client_ip, record_verdict
+from pms_backend.api.throttles import credential_buckets, credential_ident
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.selectors import api_key_authenticate, api_key_parse_prefix
 
@@ -30,36 +33,97 @@ class ApiKeyPrincipal(AnonymousUser):
         return f"api_key:{self.api_key.prefix}"
 
 
+# Addresses this process has seen locked out, until their window ends. From such an
+# address a key is looked up (a database query for an unknown prefix) only after Redis,
+# still the authority, says the lockout is over: a flood of made-up keys stays cheap.
+_locked_until: dict[str, float] = {}
+
+
+def _throttled(detail: str, retry_after: int) -> exceptions.Throttled:
+    exc = exceptions.Throttled(detail=detail)
+    exc.wait = retry_after - 1  # the problem handler sends Retry-After: wait + 1
+    return exc
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``."""
+    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``.
+
+    With rate limits on, it also counts the request in one round trip to Redis, once the
+    key is checked: the per-IP window (the guard middleware leaves it to this), then,
+    unless the address is locked out by failed authentications, the key's windows (or,
+    for a wrong key, the failure). A key's budget is spent only by requests bearing it.
+    """
 
     keyword = "Api-Key"
+    _invalid = "The API key is invalid, revoked or expired."
 
     def authenticate(self, request):
         raw = self._presented_key(request)
         if raw is None:
             return None
         ip = client_ip(request._request)
-        limited = settings.PMS_RATE_LIMITS_ENABLED
-        failures = ratelimit.rate("auth_failures")
-        # Read by the guard middleware in its own round trip to Redis, when it ran.
-        seen = getattr(request._request, "pms_auth_failures", None)
-        if limited and seen is None:
-            seen = ratelimit.peek("authfail", ip, failures)
-        if limited and seen >= failures.count:
-            # Past the limit no key is even checked: guessing gains nothing.
-            raise exceptions.Throttled(detail="Too many failed authentications from this address.")
+        if not settings.PMS_RATE_LIMITS_ENABLED:
+            key = api_key_authenticate(raw)
+            if key is None:
+                self._audit_failure(request, ip, raw, count=1, limit=None)
+                raise exceptions.AuthenticationFailed(self._invalid)
+            return ApiKeyPrincipal(key), key
+        ip_bucket = ("ip", ip, ratelimit.rate("ip"))
+        gate = ("authfail", ip, ratelimit.rate("auth_failures"))
+        ip_counted = False
+        if _locked_until.get(ip, 0.0) > time.monotonic():
+            self._enforce(request, ratelimit.count([ip_bucket], gate=gate, gate_at=1), gate)
+            _locked_until.pop(ip, None)  # Redis no longer has it locked (cleared by hand)
+            ip_counted = True
         key = api_key_authenticate(raw)
         if key is None:
-            self._record_failure(request, ip, raw, limited)
-            raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.")
+            buckets = [gate]  # the failure is counted in the gate's own window
+        else:
+            view = (request.parser_context or {}).get("view")
+            buckets = credential_buckets(credential_ident(key), view)
+        if ip_counted:
+            verdicts = ratelimit.count(buckets).verdicts
+        else:
+            outcome = ratelimit.count([ip_bucket, *buckets], gate=gate, gate_at=1)
+            self._enforce(request, outcome, gate)
+            verdicts = outcome.verdicts[1:]
+        if key is None:
+            self._refuse_wrong_key(request, ip, raw, verdicts[0])
+        request._request.pms_credential_verdicts = [v for v in verdicts if v is not None]
         return ApiKeyPrincipal(key), key
 
-    def _record_failure(self, request, ip: str, raw: str, limited: bool) -> None:
-        count, limit = 1, None
-        if limited:
-            (verdict,) = ratelimit.hit([("authfail", ip, ratelimit.rate("auth_failures"))])
-            count, limit = verdict.limit - verdict.remaining, verdict.limit
+    def _enforce(self, request, outcome: ratelimit.Outcome, gate: ratelimit.Bucket) -> None:
+        """Record the per-IP verdict; refuse if the address is past its limit or locked out."""
+        django_request = request._request
+        django_request.pms_ip_pending = False
+        ip_verdict = outcome.verdicts[0]
+        record_verdict(django_request, ip_verdict)
+        if not ip_verdict.allowed:
+            raise _throttled(address_refusal_detail(ip_verdict), ip_verdict.reset)
+        if outcome.refused_by_gate(gate):
+            self._remember_lockout(gate[1], outcome.gate_reset)
+            # Past the limit every key is refused, right or wrong: guessing gains nothing.
+            raise _throttled(
+                "Too many failed authentications from this address.", outcome.gate_reset
+            )
+
+    def _refuse_wrong_key(self, request, ip: str, raw: str, verdict: ratelimit.Verdict) -> None:
+        """Raise 401 for a wrong key, counted in the address's failures: 429 past the limit."""
+        count, limit = verdict.limit - verdict.remaining, verdict.limit
+        if count >= limit:
+            self._remember_lockout(ip, verdict.reset)
+        if count > limit:  # concurrent guesses raced past the gate
+            raise _throttled("Too many failed authentications from this address.", verdict.reset)
+        self._audit_failure(request, ip, raw, count=count, limit=limit)
+        raise exceptions.AuthenticationFailed(self._invalid)
+
+    @staticmethod
+    def _remember_lockout(ip: str, seconds: int) -> None:
+        if len(_locked_until) >= 10_000:
+            _locked_until.clear()
+        _locked_until[ip] = time.monotonic() + seconds
+
+    def _audit_failure(self, request, ip: str, raw: str, *, count: int, limit) -> None:
         # Audit the first failure of a window and the one that trips the limit, not every
         # guess: a flood must not turn into a flood of audit rows.
         if count not in (1, limit):

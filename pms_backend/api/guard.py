@@ -1,5 +1,9 @@
 """What every API request passes before DRF sees it: a body-size cap and the per-IP
-rate limit; and what every API response carries out: the RateLimit-* headers."""
+rate limit; and what every API response carries out: the RateLimit-* headers.
+
+A request presenting an API key has its per-IP window counted by key authentication
+instead, in the same round trip to Redis as the failed-authentication gate and the key's
+own windows; the guard counts it afterwards only if no key authentication ran."""
 
 from __future__ import annotations
 
@@ -17,12 +21,25 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
+def presents_api_key(request: HttpRequest) -> bool:
+    """Whether the request carries an API key for ApiKeyAuthentication to check."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return scheme.lower() == "api-key" and bool(value.strip())
+    return bool(request.META.get("HTTP_X_API_KEY", "").strip())
+
+
 def record_verdict(request: HttpRequest, verdict: ratelimit.Verdict) -> None:
     """Keep the most constraining verdict for this request's RateLimit-* headers."""
     current = getattr(request, "pms_ratelimit", None)
     request.pms_ratelimit = (
         verdict if current is None else ratelimit.most_constraining([current, verdict])
     )
+
+
+def address_refusal_detail(verdict: ratelimit.Verdict) -> str:
+    return f"More than {verdict.limit} requests from this address; retry in {verdict.reset} s."
 
 
 def _problem(status: int, code: str, title: str, detail: str, **headers) -> JsonResponse:
@@ -44,6 +61,10 @@ class ApiGuardMiddleware:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
         response = self._refuse(request) or self.get_response(request)
+        if getattr(request, "pms_ip_pending", False):
+            # A key was presented but no key authentication counted the address (a view
+            # without it, a malformed header, a 404): count it now.
+            response = self._count_ip(request) or response
         verdict = getattr(request, "pms_ratelimit", None)
         if verdict is not None:
             response["RateLimit-Limit"] = str(verdict.limit)
@@ -64,20 +85,21 @@ class ApiGuardMiddleware:
                 )
         if not settings.PMS_RATE_LIMITS_ENABLED:
             return None
-        ip = client_ip(request)
-        # The failed-authentication count rides in the same round trip to Redis: key
-        # authentication checks it on every request (ApiKeyAuthentication).
-        (verdict,), (request.pms_auth_failures,) = ratelimit.hit_and_peek(
-            [("ip", ip, ratelimit.rate("ip"))], [("authfail", ip, ratelimit.rate("auth_failures"))]
-        )
+        if presents_api_key(request):
+            request.pms_ip_pending = True  # ApiKeyAuthentication counts it, see above
+            return None
+        return self._count_ip(request)
+
+    def _count_ip(self, request: HttpRequest) -> HttpResponse | None:
+        request.pms_ip_pending = False
+        (verdict,) = ratelimit.hit([("ip", client_ip(request), ratelimit.rate("ip"))])
         record_verdict(request, verdict)
         if not verdict.allowed:
             return _problem(
                 429,
                 "rate_limited",
                 "Too many requests",
-                f"More than {verdict.limit} requests from this address; retry in "
-                f"{verdict.reset} s.",
+                address_refusal_detail(verdict),
                 Retry_After=str(verdict.reset),
             )
         return None

@@ -2,10 +2,15 @@
 
 Limits are ``count/period`` strings from settings. Counting never blocks the shop: if
 the counter store is unreachable, requests are let through.
+
+A request's windows are counted in one round trip to Redis (one Lua script): a
+key-authenticated request's address window, the failed-authentication gate and its key's
+windows together.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -32,11 +37,16 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        match = _RATE.match(text.lower())
-        if not match or match.group(3) not in _PERIODS:
-            raise ValueError(f"rate {text!r} is not like '600/minute' or '10/5m'")
-        multiplier = int(match.group(2) or 1)
-        return cls(int(match.group(1)), multiplier * _PERIODS[match.group(3)])
+        return _parse(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(text: str) -> Rate:
+    match = _RATE.match(text.lower())
+    if not match or match.group(3) not in _PERIODS:
+        raise ValueError(f"rate {text!r} is not like '600/minute' or '10/5m'")
+    multiplier = int(match.group(2) or 1)
+    return Rate(int(match.group(1)), multiplier * _PERIODS[match.group(3)])
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,107 @@ class Verdict:
         return self.remaining >= 0
 
 
+# (bucket, identity, rate): one fixed window, for example ("ip", "203.0.113.7", 1200/min).
+Bucket = tuple[str, str, Rate]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one ``count`` found."""
+
+    # One per bucket, in order; None where the bucket was not counted because the request
+    # was already refused (by an earlier bucket, or by the gate).
+    verdicts: list[Verdict | None]
+    gate_count: int  # the gate's count when it was read (0 if it never was)
+    gate_reset: int  # seconds until the gate's window ends
+
+    def refused_by_gate(self, gate: Bucket | None) -> bool:
+        return gate is not None and self.gate_count >= gate[2].count
+
+    def counted(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v is not None]
+
+
 def rate(name: str) -> Rate:
     return Rate.parse(settings.PMS_RATE_LIMITS[name])
+
+
+def _key(bucket: str, ident: str, r: Rate, now: float) -> str:
+    return f"rl:{bucket}:{ident}:{int(now // r.seconds)}"
+
+
+def _reset(r: Rate, now: float) -> int:
+    return int((int(now // r.seconds) + 1) * r.seconds - now) + 1
+
+
+# KEYS: the windows in order, then the gate (when ARGV[2] > 0). ARGV: cost, the gate's
+# limit (0: no gate), how many windows come before the gate, then TTL and limit of each
+# window. Counting stops at the first window past its limit, and before any window after
+# the gate when the gate's count has reached its limit: a refused request spends nothing
+# further. Returns {gate count, the count of each window counted}.
+_SCRIPT = """
+local cost, gate_limit, gate_at = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local windows = #KEYS
+if gate_limit > 0 then windows = windows - 1 end
+local out = {0}
+for i = 1, windows do
+  if gate_limit > 0 and i == gate_at + 1 then
+    out[1] = tonumber(redis.call('GET', KEYS[#KEYS]) or 0)
+    if out[1] >= gate_limit then return out end
+  end
+  local n = redis.call('INCRBY', KEYS[i], cost)
+  if n == cost then redis.call('EXPIRE', KEYS[i], ARGV[2 + 2 * i]) end
+  out[i + 1] = n
+  if n > tonumber(ARGV[3 + 2 * i]) then return out end
+end
+if gate_limit > 0 and gate_at == windows then
+  out[1] = tonumber(redis.call('GET', KEYS[#KEYS]) or 0)
+end
+return out
+"""
+_script = None
+
+
+def count(
+    buckets: list[Bucket], *, gate: Bucket | None = None, gate_at: int = 0, cost: int = 1
+) -> Outcome:
+    """Count one request against each bucket, in order, in one round trip to Redis.
+
+    ``gate`` is a bucket that is read, not counted, after the first ``gate_at`` buckets:
+    once its count has reached its limit the remaining buckets are left alone (the caller
+    refuses the request). Counting also stops after the first bucket past its limit, so
+    a refused request spends no later bucket's budget.
+    """
+    if gate is not None and not 0 <= gate_at <= len(buckets):
+        raise ValueError(f"gate_at {gate_at} is outside 0..{len(buckets)}")
+    now = time.time()
+    keys = [_key(name, ident, r, now) for name, ident, r in buckets]
+    gate_reset = _reset(gate[2], now) if gate is not None else 0
+    try:
+        gate_count, counts = _count(buckets, keys, gate, gate_at, cost, now)
+    except Exception:  # the limiter must never take the API down with it
+        logger.warning("rate-limit store unreachable; letting the request through", exc_info=True)
+        return Outcome([Verdict(r.count, r.count, _reset(r, now)) for _, _, r in buckets], 0, 0)
+    verdicts: list[Verdict | None] = [
+        Verdict(r.count, r.count - n, _reset(r, now))
+        for (_, _, r), n in zip(buckets, counts, strict=False)
+    ]
+    verdicts += [None] * (len(buckets) - len(counts))
+    return Outcome(verdicts, gate_count, gate_reset)
+
+
+def hit(buckets: list[Bucket], *, cost: int = 1) -> list[Verdict]:
+    """Count one request against each bucket (up to the first one it exceeds); return
+    the verdicts of the buckets counted."""
+    return count(buckets, cost=cost).counted()
+
+
+def peek(bucket: str, ident: str, r: Rate) -> int:
+    """Return the current count of a bucket without adding to it."""
+    try:
+        return int(cache.get(_key(bucket, ident, r, time.time())) or 0)
+    except Exception:
+        return 0
 
 
 def _redis_client():
@@ -61,68 +170,43 @@ def _redis_client():
     return client.get_client(write=True)
 
 
-def hit(buckets: list[tuple[str, str, Rate]], *, cost: int = 1) -> list[Verdict]:
-    """Count one request against each ``(bucket, identity, rate)``; return the verdicts."""
-    return hit_and_peek(buckets, [], cost=cost)[0]
-
-
-def hit_and_peek(
-    buckets: list[tuple[str, str, Rate]],
-    peeks: list[tuple[str, str, Rate]],
-    *,
-    cost: int = 1,
-) -> tuple[list[Verdict], list[int]]:
-    """``hit(buckets)`` and ``peek`` each of ``peeks``, in one round trip to Redis."""
-    now = time.time()
-    keys, resets = [], []
-    for bucket, ident, r in buckets:
-        window = int(now // r.seconds)
-        keys.append(f"rl:{bucket}:{ident}:{window}")
-        resets.append(int((window + 1) * r.seconds - now) + 1)
-    peek_keys = [f"rl:{bucket}:{ident}:{int(now // r.seconds)}" for bucket, ident, r in peeks]
-    try:
-        counts, peeked = _count(keys, [r.seconds for _, _, r in buckets], cost, peek_keys)
-    except Exception:  # the limiter must never take the API down with it
-        logger.warning("rate-limit store unreachable; letting the request through", exc_info=True)
-        return [
-            Verdict(r.count, r.count, reset)
-            for (_, _, r), reset in zip(buckets, resets, strict=True)
-        ], [0] * len(peeks)
-    return [
-        Verdict(r.count, r.count - count, reset)
-        for (_, _, r), count, reset in zip(buckets, counts, resets, strict=True)
-    ], peeked
-
-
-def peek(bucket: str, ident: str, r: Rate) -> int:
-    """Return the current count of a bucket without adding to it."""
-    window = int(time.time() // r.seconds)
-    try:
-        return int(cache.get(f"rl:{bucket}:{ident}:{window}") or 0)
-    except Exception:
-        return 0
-
-
 def _count(
-    keys: list[str], ttls: list[int], cost: int, peek_keys: list[str]
-) -> tuple[list[int], list[int]]:
+    buckets: list[Bucket],
+    keys: list[str],
+    gate: Bucket | None,
+    gate_at: int,
+    cost: int,
+    now: float,
+) -> tuple[int, list[int]]:
+    global _script
+    gate_key = _key(gate[0], gate[1], gate[2], now) if gate is not None else None
     redis = _redis_client()
     if redis is not None:
-        pipe = redis.pipeline(transaction=False)
-        for key, ttl in zip(keys, ttls, strict=True):
-            pipe.incrby(cache.make_key(key), cost)
-            pipe.expire(cache.make_key(key), ttl + 1, nx=True)
-        for key in peek_keys:
-            # Written by cache.add/incr: an integer, stored as its decimal digits.
-            pipe.get(cache.make_key(key))
-        results = pipe.execute()
-        peeked = results[len(keys) * 2 :]
-        return [int(results[i * 2]) for i in range(len(keys))], [int(v or 0) for v in peeked]
-    counts = []
-    for key, ttl in zip(keys, ttls, strict=True):
-        cache.add(key, 0, ttl + 1)
+        if _script is None:
+            _script = redis.register_script(_SCRIPT)
+        redis_keys = [cache.make_key(key) for key in keys]
+        args = [cost, gate[2].count if gate is not None else 0, gate_at]
+        for _, _, r in buckets:
+            args += (r.seconds + 1, r.count)
+        if gate_key is not None:
+            redis_keys.append(cache.make_key(gate_key))
+        gate_count, *counts = _script(keys=redis_keys, args=args, client=redis)
+        return int(gate_count), [int(n) for n in counts]
+    # The local cache: the same rules, one call at a time (a single process's counters).
+    gate_count, counts = 0, []
+    for i, (key, (_, _, r)) in enumerate(zip(keys, buckets, strict=True)):
+        if gate is not None and i == gate_at:
+            gate_count = int(cache.get(gate_key) or 0)
+            if gate_count >= gate[2].count:
+                break
+        cache.add(key, 0, r.seconds + 1)
         counts.append(cache.incr(key, cost))
-    return counts, [int(cache.get(key) or 0) for key in peek_keys]
+        if counts[-1] > r.count:
+            break
+    else:
+        if gate is not None and gate_at == len(buckets):
+            gate_count = int(cache.get(gate_key) or 0)
+    return gate_count, counts
 
 
 def most_constraining(verdicts: list[Verdict]) -> Verdict:

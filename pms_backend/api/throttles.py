@@ -22,9 +22,27 @@ def bucket_rate(bucket: str) -> ratelimit.Rate:
     return ratelimit.rate(bucket)
 
 
+def credential_ident(key: ApiKey) -> str:
+    return f"key:{key.prefix}"
+
+
+def credential_buckets(ident: str, view) -> list[ratelimit.Bucket]:
+    """The windows a request of credential ``ident`` to ``view`` counts against: the
+    credential's own, and the view action's stricter one if it has one."""
+    buckets = [("cred", ident, ratelimit.rate("key"))]
+    action_bucket = getattr(view, "rate_limit_bucket", {}).get(getattr(view, "action", None))
+    if action_bucket:
+        buckets.append((action_bucket, ident, bucket_rate(action_bucket)))
+    return buckets
+
+
 class CredentialRateThrottle(BaseThrottle):
     """Count each request against its API key (or staff user); order placement also
-    against the key's order budget, so a storefront cannot hoard stock."""
+    against the key's order budget, so a storefront cannot hoard stock.
+
+    ApiKeyAuthentication has already counted a key's windows (with the per-IP one, in one
+    round trip to Redis) and left the verdicts on the request; this only enforces them.
+    """
 
     def __init__(self) -> None:
         self.verdict: ratelimit.Verdict | None = None
@@ -32,17 +50,15 @@ class CredentialRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         if not settings.PMS_RATE_LIMITS_ENABLED:
             return True
-        if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.prefix}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        else:
-            return True  # the per-IP limit covers anonymous requests
-        buckets = [("cred", ident, ratelimit.rate("key"))]
-        if getattr(view, "rate_limit_bucket", {}).get(getattr(view, "action", None)):
-            bucket = view.rate_limit_bucket[view.action]
-            buckets.append((bucket, ident, bucket_rate(bucket)))
-        verdicts = ratelimit.hit(buckets)
+        verdicts = getattr(request._request, "pms_credential_verdicts", None)
+        if verdicts is None:
+            if isinstance(request.auth, ApiKey):
+                ident = credential_ident(request.auth)
+            elif request.user and request.user.is_authenticated:
+                ident = f"user:{request.user.pk}"
+            else:
+                return True  # the per-IP limit covers anonymous requests
+            verdicts = ratelimit.hit(credential_buckets(ident, view))
         self.verdict = ratelimit.most_constraining(verdicts)
         record_verdict(request._request, self.verdict)
         return self.verdict.allowed
