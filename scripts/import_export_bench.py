@@ -108,13 +108,20 @@ def generate(path: Path, count: int, *, seed: int = 1, change: bool = False) -> 
             )
 
 
-def measure(*args: str) -> dict:
-    """Run ``manage.py args``; return wall seconds, peak RSS (MB) and the last output line."""
+class CommandFailed(RuntimeError):
+    """A measured command exited with an error (the message ends with its stderr)."""
+
+
+def measure(*args: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``manage.py args`` (in ``env``, default this process's environment); return
+    wall seconds, CPU seconds, peak RSS (MB) and the last output line. Raise
+    ``CommandFailed`` when it fails. ``scripts/bench.sh operations`` uses it too."""
     started = time.perf_counter()
     quiet = ["--no-progress"] if args[0] in ("import_products", "export_products") else []
     process = subprocess.Popen(  # noqa: S603 -- our own manage.py and arguments
         [PYTHON, "manage.py", *args, *quiet],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE if args[-1] != "-" else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -125,7 +132,7 @@ def measure(*args: str) -> dict:
     process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
     if process.returncode != 0:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{stderr.decode()[-3000:]}")
+        raise CommandFailed(f"manage.py {' '.join(args)} failed:\n{stderr.decode()[-3000:]}")
     return {
         "command": " ".join(args),
         "seconds": round(seconds, 1),
@@ -168,7 +175,10 @@ def main() -> None:
     ]
     results = []
     for label, args in steps:
-        result = measure(*args) | {"step": label}
+        try:
+            result = measure(*args) | {"step": label}
+        except CommandFailed as exc:
+            sys.exit(str(exc))
         results.append(result)
         print(
             f"{label:<30} {result['seconds']:>7} s {result['cpu_seconds']:>7} s CPU "
