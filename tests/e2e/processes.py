@@ -14,6 +14,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +104,13 @@ class Redis:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def __enter__(self) -> Redis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
 
 def base_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
@@ -208,6 +217,23 @@ def start_worker(
             pytest.fail(f"{name} did not become ready:\n{proc.log_tail()}")
         time.sleep(0.2)
     return proc
+
+
+@contextlib.contextmanager
+def started_together(*starters: Callable[[], Proc]):
+    """Start servers and workers at the same time (each ``start_*`` mostly waits) and
+    yield them; stop them all at the end, or as soon as one of them fails to start."""
+    with ThreadPoolExecutor(len(starters)) as pool:
+        futures = [pool.submit(start) for start in starters]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        for future in futures:
+            if future.exception() is not None:
+                raise future.exception()
+        yield started
+    finally:
+        for proc in started:
+            proc.stop()
 
 
 def wait_until(predicate, timeout: float, message: str, interval: float = 0.2):
