@@ -57,6 +57,10 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When a task was last queued for it: the due sweep does not queue it twice.
     queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The event's subject ("product:7"), copied so that "is an earlier event about the same
+    # object still open for this endpoint?" is one small index range, however long the
+    # backlog.
+    subject = models.CharField(max_length=100, blank=True, default="", editable=False)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,6 +78,11 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status__in=["pending", "retrying"]),
             ),
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
+            models.Index(
+                fields=["endpoint", "subject", "event"],
+                name="delivery_open_subject_idx",
+                condition=models.Q(status__in=["pending", "retrying"]),
+            ),
         ]
         verbose_name_plural = "webhook deliveries"
 

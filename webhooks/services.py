@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -167,15 +167,24 @@ def _get(endpoint_id, *, lock: bool = False) -> WebhookEndpoint:
 # --- deliveries ------------------------------------------------------------------------
 
 
-def deliveries_for_events(events: list[Event]) -> list[int]:
-    """Create one delivery per (event, interested active endpoint); return their ids.
+def deliveries_for_events(events: list[Event]) -> list[list[int]]:
+    """Create one delivery per (event, interested active endpoint); return the ids of those
+    still pending, in batches for :func:`queue_batches`.
 
     The unique constraint makes this idempotent: dispatching an event twice (a retried
-    task, the sweep racing the relay) never makes a second delivery.
+    task, the sweep racing the relay) never makes a second delivery. They are created as
+    queued: the caller queues them once its transaction commits.
     """
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    now = timezone.now()
     rows = [
-        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=timezone.now())
+        WebhookDelivery(
+            event=event,
+            endpoint=endpoint,
+            subject=event.subject,
+            next_attempt_at=now,
+            queued_at=now,
+        )
         for event in events
         for endpoint in endpoints
         if endpoint.wants(event.type)
@@ -183,20 +192,14 @@ def deliveries_for_events(events: list[Event]) -> list[int]:
     if not rows:
         return []
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-    return list(
-        WebhookDelivery.objects.filter(
-            event__in=events, status=WebhookDelivery.Status.PENDING
-        ).values_list("pk", flat=True)
+    return _batches(
+        WebhookDelivery.objects.filter(event__in=events, status=WebhookDelivery.Status.PENDING)
     )
 
 
-def deliveries_by_endpoint(delivery_ids: list[int]) -> list[list[int]]:
-    """Group delivery ids by endpoint, in event order, in chunks of at most BATCH_SIZE."""
-    rows = (
-        WebhookDelivery.objects.filter(pk__in=delivery_ids)
-        .order_by("endpoint_id", "event_id")
-        .values_list("endpoint_id", "pk")
-    )
+def _batches(deliveries) -> list[list[int]]:
+    """Delivery ids grouped by endpoint, in event order, in chunks of at most BATCH_SIZE."""
+    rows = deliveries.order_by("endpoint_id", "event_id").values_list("endpoint_id", "pk")
     groups: dict[Any, list[int]] = {}
     for endpoint_id, pk in rows:
         groups.setdefault(endpoint_id, []).append(pk)
@@ -205,6 +208,11 @@ def deliveries_by_endpoint(delivery_ids: list[int]) -> list[list[int]]:
         for ids in groups.values()
         for start in range(0, len(ids), BATCH_SIZE)
     ]
+
+
+def deliveries_by_endpoint(delivery_ids: list[int]) -> list[list[int]]:
+    """Group delivery ids by endpoint, in event order, in chunks of at most BATCH_SIZE."""
+    return _batches(WebhookDelivery.objects.filter(pk__in=delivery_ids))
 
 
 @dataclass(frozen=True)
@@ -290,13 +298,13 @@ def _next_delay(attempt_count: int) -> timedelta | None:
     return timedelta(seconds=base * random.uniform(0.9, 1.1))
 
 
-def _earlier_open() -> Coalesce:
+def _earlier_open() -> Case:
     """How many earlier events about the same object are still on their way to the same
     endpoint (a subquery, so leasing a batch stays one query)."""
     earlier = (
         WebhookDelivery.objects.filter(
             endpoint_id=OuterRef("endpoint_id"),
-            event__subject=OuterRef("event__subject"),
+            subject=OuterRef("subject"),
             event_id__lt=OuterRef("event_id"),
             status__in=OPEN,
         )
@@ -305,7 +313,10 @@ def _earlier_open() -> Coalesce:
         .annotate(n=Count("pk"))
         .values("n")[:1]
     )
-    return Coalesce(Subquery(earlier, output_field=IntegerField()), 0)
+    return Case(
+        When(subject="", then=Value(0)),
+        default=Coalesce(Subquery(earlier, output_field=IntegerField()), 0),
+    )
 
 
 def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> str:
@@ -357,7 +368,7 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
         for delivery in deliveries:
             if not delivery.endpoint.is_active:
                 continue
-            subject = delivery.event.subject
+            subject = delivery.subject
             key = (delivery.endpoint_id, subject)
             if subject and delivery.earlier_open > ahead.get(key, 0):
                 waiting.append(delivery.pk)
@@ -380,9 +391,9 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     held: set[tuple] = set()  # (endpoint, subject) an earlier send of this batch missed
     stopped: set = set()  # endpoints disabled by an answer (410) on the way
     for delivery in sending:
-        key = (delivery.endpoint_id, delivery.event.subject)
+        key = (delivery.endpoint_id, delivery.subject)
         late = time.monotonic() - started > BATCH_SEND_WINDOW.total_seconds()
-        if late or delivery.endpoint_id in stopped or (delivery.event.subject and key in held):
+        if late or delivery.endpoint_id in stopped or (delivery.subject and key in held):
             # Back to the due sweep: now (time's up, or its endpoint is off), or once the
             # earlier event about the same object has gone.
             again = timezone.now() + (WAIT_FOR_EARLIER if key in held else timedelta(0))
@@ -482,13 +493,13 @@ def _stale(moment: datetime | None, now: datetime) -> bool:
 def _release_next_for_subject(delivery: WebhookDelivery, batch: frozenset) -> None:
     """Send the next waiting event about the same object right away, not at the next sweep
     (unless it is in this batch, which sends it next itself)."""
-    subject = delivery.event.subject
+    subject = delivery.subject
     if not subject:
         return
     following = (
         WebhookDelivery.objects.filter(
             endpoint_id=delivery.endpoint_id,
-            event__subject=subject,
+            subject=subject,
             event_id__gt=delivery.event_id,
             status__in=OPEN,
         )
@@ -557,15 +568,22 @@ def delivery_redeliver(*, actor: Actor, delivery_ids: list[int]) -> int:
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
     """Hand deliveries to workers now, a task per endpoint; if the broker is down, the due
     sweep sends them."""
-    from webhooks.tasks import deliver_batch as deliver_batch_task
-
     if not delivery_ids:
         return
     # Marked as queued, the due sweep leaves them alone unless the task is lost.
     WebhookDelivery.objects.filter(pk__in=delivery_ids).update(queued_at=timezone.now())
-    for ids in deliveries_by_endpoint(delivery_ids):
+    queue_batches(deliveries_by_endpoint(delivery_ids))
+
+
+def queue_batches(batches: list[list[int]]) -> None:
+    """Queue a ``webhooks.deliver_batch`` task per batch (deliveries marked as queued)."""
+    from webhooks.tasks import deliver_batch as deliver_batch_task
+
+    for number, ids in enumerate(batches):
         try:
             deliver_batch_task.apply_async((ids,), retry=False)
-        except Exception:  # broker down: the due-delivery sweep sends them
-            logger.warning("could not queue %d deliveries; the sweep will", len(ids))
+        except Exception:  # broker down: the due-delivery sweep sends them, from its next run
+            rest = [pk for batch in batches[number:] for pk in batch]
+            WebhookDelivery.objects.filter(pk__in=rest).update(queued_at=None)
+            logger.warning("could not queue %d deliveries; the sweep will", len(rest))
             return

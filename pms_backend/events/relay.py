@@ -54,7 +54,7 @@ def enqueue_dispatch(event_ids: list[int]) -> None:
 def dispatch_events(event_ids: list[int]) -> int:
     """Fan the given undispatched events out to webhooks and websockets; return how many."""
     from pms_backend.events.broadcast import broadcast
-    from webhooks.services import deliveries_for_events, enqueue_deliveries
+    from webhooks.services import deliveries_for_events, queue_batches
 
     with transaction.atomic():
         events = list(
@@ -64,9 +64,9 @@ def dispatch_events(event_ids: list[int]) -> int:
         )
         if not events:
             return 0
-        delivery_ids = deliveries_for_events(events)
+        batches = deliveries_for_events(events)
         Event.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=timezone.now())
-        transaction.on_commit(lambda: enqueue_deliveries(delivery_ids))
+        transaction.on_commit(lambda: queue_batches(batches))
         transaction.on_commit(lambda: broadcast(events))
     return len(events)
 
