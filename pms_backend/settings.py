@@ -221,6 +221,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 150
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set: each task paid for a new PostgreSQL connection (5 ms of worker CPU plus a
+# backend fork; half the worker's CPU in scripts/bench.sh events). Connections are kept
+# for this many tasks; between tasks Django's own rules (CONN_MAX_AGE, health checks)
+# drop stale ones (pms_backend/celery.py).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = "UTC"
 # Three queues, so a deployment can give each its own workers (docs/deployment.md): "events"
 # (outbox dispatch: feeds websockets and creates deliveries; latency matters), "webhooks"

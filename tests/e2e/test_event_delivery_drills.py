@@ -147,6 +147,33 @@ def test_every_event_of_a_flow_arrives_verified_in_commit_order_per_object(
         assert pks == sorted(pks), f"{subject} arrived out of commit order"
 
 
+def _sessions_opened() -> int:
+    """Connections ever opened to this database (PostgreSQL's own count)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_the_worker_keeps_its_database_connections_between_tasks(stack, receivers, make_key):
+    receiver = receivers()
+    admin = _client(stack["web"].base_url, make_key("admin"))
+    _endpoint(admin, receiver.url, event_types=["category.updated"])
+    assert admin.post("/api/v1/categories/", json={"name": "Warm"}).status_code == 201
+    receiver.wait_for(1, timeout=30)
+    before = _sessions_opened()
+
+    for i in range(20):
+        assert admin.post("/api/v1/categories/", json={"name": f"Reuse {i}"}).status_code == 201
+    receiver.wait_for(21, timeout=60)
+
+    # 20 events are 40 tasks (dispatch, delivery) plus the periodic ones; when Celery
+    # closed the connections around every task, that opened 80 or more.
+    assert _sessions_opened() - before <= 10
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing(stack, receivers, make_key, workdir):
     receiver = receivers(lambda n: (200, 0.2, {}))  # slow enough to be caught mid-way
     admin = _client(stack["web"].base_url, make_key("admin"))
