@@ -14,7 +14,8 @@ mkdir -p var
 # Django's connection pool is for the web process's threads. Celery's Django fixup closes
 # a prefork child's pool before and after every task, so with it each task opened a new
 # pool (two connections and its threads) twice: deliveries crawled (scripts/bench.sh
-# events). One plain connection per task instead.
+# events). One plain connection per worker process instead, kept between tasks
+# (CELERY_DB_REUSE_MAX in the settings).
 export DATABASE_POOL="${DATABASE_POOL:-false}"
 # Prometheus samples of this worker's processes (task outcomes, webhook deliveries), served
 # on PMS_WORKER_METRICS_PORT when set: a folder per worker, named for its pid (exec keeps
