@@ -33,6 +33,7 @@ from run import (
     _db_scalar,
     _wait_for,
     benchmark,
+    create_webhook_endpoint,
     drop_database,
     flush_redis,
     free_port,
@@ -428,15 +429,7 @@ def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked:
     ctx.servers.append(worker)
     stop = threading.Event()
     try:
-        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
-            server.base + "/api/v1/webhooks/endpoints/",
-            data=json.dumps({"url": receiver.url, "event_types": ["stock.updated"]}).encode(),
-            method="POST",
-            headers={"Authorization": f"Api-Key {admin}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            if response.status != 201:
-                raise BenchError(f"creating the webhook endpoint answered {response.status}")
+        create_webhook_endpoint(server, admin, receiver.url)
         log(f"starting scripts/worker.sh --beat (concurrency {ctx.args.worker_concurrency})")
         worker.start()
         if not _wait_for(lambda: _tasks_done(metrics_port) is not None, 30):

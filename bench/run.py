@@ -1518,6 +1518,20 @@ class WsSubscribers:
                 self.process.wait()
 
 
+def create_webhook_endpoint(server: Server, admin_key: str, url: str) -> str:
+    """Subscribe ``url`` to ``stock.updated`` through the API; return the endpoint's id."""
+    request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+        server.base + "/api/v1/webhooks/endpoints/",
+        data=json.dumps({"url": url, "event_types": ["stock.updated"]}).encode(),
+        method="POST",
+        headers={"Authorization": f"Api-Key {admin_key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        if response.status != 201:
+            raise BenchError(f"creating the webhook endpoint answered {response.status}")
+        return json.loads(response.read())["id"]
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -1561,16 +1575,7 @@ def bench_events(ctx: Context) -> None:
     ctx.servers.append(worker)
     subscribers = None
     try:
-        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
-            server.base + "/api/v1/webhooks/endpoints/",
-            data=json.dumps({"url": receiver.url, "event_types": ["stock.updated"]}).encode(),
-            method="POST",
-            headers={"Authorization": f"Api-Key {admin}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            if response.status != 201:
-                raise BenchError(f"creating the webhook endpoint answered {response.status}")
-            endpoint_id = json.loads(response.read())["id"]
+        endpoint_id = create_webhook_endpoint(server, admin, receiver.url)
 
         def set_endpoint_active(active: bool) -> None:
             request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
