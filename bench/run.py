@@ -1456,6 +1456,12 @@ def ws_subscribers_main(argv: list[str]) -> int:
                 break
             start, end = float(line[1]), float(line[2])
             lat = sorted((r - c) * 1000 for c, r in arrivals if start <= c < end)
+            # p99 per 5 s of event creation: a steady climb is a backlog, spikes are stalls.
+            timeline = []
+            for t in range(int(start), int(end) + 1, 5):
+                part = sorted((r - c) * 1000 for c, r in arrivals if t <= c < t + 5)
+                if part:
+                    timeline.append(round(_percentile(part, 99)))
             print(
                 "BENCH_JSON "
                 + json.dumps(
@@ -1466,6 +1472,7 @@ def ws_subscribers_main(argv: list[str]) -> int:
                         "max_ms": lat[-1] if lat else float("nan"),
                         "cpu_s": time.process_time() - cpu,
                         "closed": sum(t.done() for t in tasks),
+                        "p99_ms_per_5s": timeline,
                     }
                 ),
                 flush=True,
