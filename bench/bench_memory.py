@@ -35,13 +35,11 @@ from run import (
     benchmark,
     create_webhook_endpoint,
     drop_database,
-    flush_redis,
     free_port,
     generate_events,
     http_get,
     log,
-    recreate_database,
-    seed_stock,
+    seeded_database,
     vacuum_analyze,
 )
 
@@ -516,13 +514,7 @@ def bench_memory(ctx: Context) -> None:
     """Resident memory of the server over 50,000 requests and of the Celery worker over
     10,000 tasks (quick: 5,000 and 2,000): after the last within 1.2x of after the first
     1,000."""
-    db = f"{ctx.args.database}_mem"
-    url = recreate_database(db)
-    flush_redis(ctx.base_env["REDIS_URL"])
-    log(f"database {db}: migrate, seed 1,000 products")
-    ctx.manage(url, "migrate", "--noinput", "-v0")
-    ctx.manage(url, "seed_database", "--products", "1000", "--seed", "1", "--no-progress")
-    (stocked,) = seed_stock(ctx, url, [(400, 100)])
+    db, url, stocked = seeded_database(ctx, "mem", products=1000, stocked=(400, 100))
     vacuum_analyze(url)
     storefront = ctx.api_key(url, "storefront")
     admin = ctx.api_key(url, "admin")

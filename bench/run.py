@@ -1525,6 +1525,22 @@ class WsSubscribers:
                 self.process.wait()
 
 
+def seeded_database(
+    ctx: Context, suffix: str, *, products: int, stocked: tuple[int, int]
+) -> tuple[str, str, list[int]]:
+    """A fresh migrated database ``<name>_<suffix>`` (and an empty Redis) with ``products``
+    seeded and ``stocked`` = (how many, units each) of them in stock; return its name, URL
+    and the stocked products' ids."""
+    db = f"{ctx.args.database}_{suffix}"
+    url = recreate_database(db)
+    flush_redis(ctx.base_env["REDIS_URL"])
+    log(f"database {db}: migrate, seed {products:,} products")
+    ctx.manage(url, "migrate", "--noinput", "-v0")
+    ctx.manage(url, "seed_database", "--products", str(products), "--seed", "1", "--no-progress")
+    (ids,) = seed_stock(ctx, url, [stocked])
+    return db, url, ids
+
+
 def create_webhook_endpoint(server: Server, admin_key: str, url: str) -> str:
     """Subscribe ``url`` to ``stock.updated`` through the API; return the endpoint's id."""
     request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
@@ -1552,13 +1568,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 def bench_events(ctx: Context) -> None:
     """Commit-to-receipt latency of webhooks and websockets at 50 events/s; the rate the
     pipeline sustains; Celery worker memory over 10,000 deliveries."""
-    db = f"{ctx.args.database}_events"
-    url = recreate_database(db)
-    flush_redis(ctx.base_env["REDIS_URL"])
-    log(f"database {db}: migrate, seed 3,000 products")
-    ctx.manage(url, "migrate", "--noinput", "-v0")
-    ctx.manage(url, "seed_database", "--products", "3000", "--seed", "1", "--no-progress")
-    (products,) = seed_stock(ctx, url, [(2000, 10)])
+    db, url, products = seeded_database(ctx, "events", products=3000, stocked=(2000, 10))
     # The seed's own events are history, not load: mark them dispatched.
     _db_scalar(
         url,
