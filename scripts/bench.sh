@@ -8,7 +8,7 @@
 # its own database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis
 # database 3 (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres).
-# Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run,
+# Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run (or another is running here),
 # 124 it ran over BENCH_TIMEOUT seconds (default 1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,13 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 mkdir -p bench/tmp bench/results
+# One run at a time per checkout: runs share bench/tmp (pid files, beat schedule), and one
+# run's cleanup would stop the other's server and worker.
+exec 9>bench/tmp/.lock
+if ! flock -n 9; then
+  echo "error: another scripts/bench.sh is running in this checkout" >&2
+  exit 2
+fi
 cleanup() {
   # The driver stops the server (and the events benchmark's worker) itself; this covers a
   # driver killed on the timeout.
