@@ -8,8 +8,8 @@
 # its own database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis
 # database 3 (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres).
-# Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run (or another is running here),
-# 124 it ran over BENCH_TIMEOUT seconds (default 1800).
+# Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run (or
+# another run is going on here), 124 it ran over BENCH_TIMEOUT seconds (default 1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
