@@ -33,6 +33,7 @@ from audit.actors import Actor
 from audit.services import audit_record
 from catalog.api.serializers import validate_attributes
 from catalog.cache import catalog_cache_bump
+from catalog.csv_columns import COLUMNS
 from catalog.errors import CatalogErrorCode as Code
 from catalog.models import CURRENCY_VALIDATOR, SKU_VALIDATOR, Category, Product
 from catalog.selectors import category_paths
@@ -43,18 +44,6 @@ from inventory.stocktake import stock_set_levels
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
 
-COLUMNS = (
-    "sku",
-    "name",
-    "slug",
-    "description",
-    "price",
-    "currency",
-    "category",
-    "status",
-    "on_hand",
-    "attributes",
-)
 BATCH_SIZE = 2000
 MAX_LINE_BYTES = 1024 * 1024
 MAX_DESCRIPTION = 10_000

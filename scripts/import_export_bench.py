@@ -26,18 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-COLUMNS = [
-    "sku",
-    "name",
-    "slug",
-    "description",
-    "price",
-    "currency",
-    "category",
-    "status",
-    "on_hand",
-    "attributes",
-]
+sys.path.insert(0, str(ROOT))
+from catalog.csv_columns import COLUMNS  # noqa: E402 (the project root is on the path now)
+
 CATEGORIES = [
     f"{root} / {middle} / {leaf}"
     for root, middle, leaves in [
