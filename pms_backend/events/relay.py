@@ -66,8 +66,9 @@ def dispatch_events(event_ids: list[int]) -> int:
             return 0
         batches = deliveries_for_events(events)
         Event.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=timezone.now())
-        transaction.on_commit(lambda: queue_batches(batches))
+        # Live clients first: a websocket frame is the latency-sensitive path.
         transaction.on_commit(lambda: broadcast(events))
+        transaction.on_commit(lambda: queue_batches(batches))
     return len(events)
 
 
