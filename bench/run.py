@@ -581,6 +581,15 @@ class Context:
         log(f"{name}: {summary}")
         return row
 
+    def rps_ratio_row(
+        self, name: str, measured: dict[str, Any], base: dict[str, Any], *, minimum: float
+    ) -> dict[str, Any]:
+        """A row for a load whose req/s must reach ``minimum`` times ``base``'s."""
+        ratio = ratio_to(measured, base, "rps")
+        return self.row(
+            name, measured, ratio=ratio, target=f">= {minimum:.2f}", passed=ratio >= minimum
+        )
+
 
 BENCHMARKS: dict[str, Callable[[Context], None]] = {}
 
@@ -662,14 +671,11 @@ def bench_catalog(ctx: Context) -> None:
             passed=rps_ratio >= CACHED_MIN_RPS_RATIO and p99_ratio <= CACHED_MAX_P99_RATIO,
             p99_ratio=round(p99_ratio, 3),
         )
-    m = small["uncached list"]
-    rps_ratio = ratio_to(m, small["ceiling"], "rps")
-    ctx.row(
+    ctx.rps_ratio_row(
         "uncached list (admin key, 1k)",
-        m,
-        ratio=rps_ratio,
-        target=f">= {UNCACHED_MIN_RPS_RATIO:.2f}",
-        passed=rps_ratio >= UNCACHED_MIN_RPS_RATIO,
+        small["uncached list"],
+        small["ceiling"],
+        minimum=UNCACHED_MIN_RPS_RATIO,
     )
 
     log(f"seeding up to {ctx.args.large:,} products (server idle)")
@@ -950,13 +956,11 @@ def bench_orders(ctx: Context) -> None:
     stock = Load("stock", [f"/api/v1/products/{pk}/stock/" for pk in spread[:20]], storefront)
     reads = ctx.measure(server, [ceiling, stock])
     ctx.row("ceiling: GET /api/v1/ping/", reads["ceiling"], ratio=1.0)
-    ratio = ratio_to(reads["stock"], reads["ceiling"], "rps")
-    ctx.row(
+    ctx.rps_ratio_row(
         "stock status GET /products/{id}/stock/ (storefront key)",
         reads["stock"],
-        ratio=ratio,
-        target=f">= {STOCK_MIN_RPS_RATIO:.2f}",
-        passed=ratio >= STOCK_MIN_RPS_RATIO,
+        reads["ceiling"],
+        minimum=STOCK_MIN_RPS_RATIO,
     )
     ctx.stop_servers()
 
@@ -980,13 +984,11 @@ def bench_orders(ctx: Context) -> None:
         ratio=1.0,
         load_cpu_ms=m["pgbench"]["load_cpu_ms"],
     )
-    ratio = ratio_to(m["orders"], m["pgbench"], "rps")
-    ctx.row(
+    ctx.rps_ratio_row(
         "POST /orders/ (1 line, distinct products, 16 clients) / pgbench TPS",
         m["orders"],
-        ratio=ratio,
-        target=f">= {ORDERS_MIN_PGBENCH_RATIO:.2f}",
-        passed=ratio >= ORDERS_MIN_PGBENCH_RATIO,
+        m["pgbench"],
+        minimum=ORDERS_MIN_PGBENCH_RATIO,
     )
     ctx.row(
         "POST /orders/ (one hot product, 16 clients) / pgbench TPS",
@@ -1157,13 +1159,11 @@ def bench_security(ctx: Context) -> None:
         ],
     )
     ctx.row("cached list, key auth, rate limits OFF (server 2)", m["off"], ratio=1.0)
-    ratio = ratio_to(m["on"], m["off"], "rps")
-    ctx.row(
+    ctx.rps_ratio_row(
         "cached list, key auth + rate limits ON (server 1) / OFF",
         m["on"],
-        ratio=ratio,
-        target=f">= {SECURITY_MIN_RPS_RATIO:.2f}",
-        passed=ratio >= SECURITY_MIN_RPS_RATIO,
+        m["off"],
+        minimum=SECURITY_MIN_RPS_RATIO,
     )
     ctx.row(
         "ceiling: GET /api/v1/ping/ (server 1, limits on)",
