@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -33,11 +34,7 @@ class ServerProcess:
     log_path: Path
 
     def log_tail(self, lines: int = 80) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
+        return log_tail(self.log_path, lines)
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Api-Key {key}"} if key else {}
@@ -72,6 +69,51 @@ def _stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start a project script in a process group of its own, its output in ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_live(
+    base_url: str,
+    process: subprocess.Popen,
+    log_path: Path,
+    *,
+    timeout: float = START_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
+    """Wait until the server answers ``/health/live``; fail the test with its log if it
+    exits or stays silent (and stop it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log_tail(log_path)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/health/live", timeout=1, verify=verify).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"no answer on /health/live within {timeout:.0f} s:\n{log_tail(log_path)}")
+        time.sleep(0.2)
+
+
+def log_tail(log_path: Path, lines: int = 80) -> str:
+    """The last lines of a process's log, for a failure message."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(the log is empty)"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -132,32 +174,10 @@ def server_process(django_db_setup, tmp_path_factory):
     )
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(ROOT / "scripts" / "start.sh")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn([str(ROOT / "scripts" / "start.sh")], env, log_path)
     server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"scripts/start.sh exited with {process.returncode}:\n{server.log_tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the server did not answer /health/live within {START_TIMEOUT} s:\n"
-                    f"{server.log_tail()}"
-                )
-            time.sleep(0.2)
+        wait_live(server.base_url, process, log_path)
         yield server
     finally:
         _stop(process)

@@ -19,10 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop
+from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop, log_tail, spawn, wait_live
 
 ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 SECRET_KEY = secrets.token_urlsafe(64)
@@ -42,10 +41,7 @@ class Proc:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def kill(self, sig=signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -163,29 +159,11 @@ def start_server(
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
     if tls:
         env.update(TLS_CERT_FILE=str(tls[0]), TLS_KEY_FILE=str(tls[1]))
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(ROOT / "scripts" / "start.sh")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn([str(ROOT / "scripts" / "start.sh")], env, log_path)
     proc = Proc(name, process, log_path, port, scheme="https" if tls else "http")
     verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited:\n{proc.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            live = httpx.get(f"{proc.base_url}/health/live", timeout=1, verify=verify)
-            if live.status_code == 200:
-                return proc
-        if time.monotonic() > deadline:
-            proc.stop()
-            pytest.fail(f"{name} did not come up:\n{proc.log_tail()}")
-        time.sleep(0.2)
+    wait_live(proc.base_url, process, log_path, verify=verify)
+    return proc
 
 
 def start_worker(
@@ -196,19 +174,8 @@ def start_worker(
     if beat:
         command.append("--beat")
         env = {**env, "PMS_BEAT_SCHEDULE_FILE": str(workdir / f"{name}-beat-schedule")}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={
-                **env,
-                "WORKER_CONCURRENCY": env.get("WORKER_CONCURRENCY", "2"),
-                "LOG_LEVEL": "info",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker_env = {**env, "WORKER_CONCURRENCY": env.get("WORKER_CONCURRENCY", "2")}
+    process = spawn(command, {**worker_env, "LOG_LEVEL": "info"}, log_path)
     proc = Proc(name, process, log_path)
     deadline = time.monotonic() + 60
     while " ready." not in log_path.read_text(errors="replace"):

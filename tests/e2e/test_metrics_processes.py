@@ -5,11 +5,9 @@ folder lives exactly as long as the server."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import secrets
-import subprocess
 import time
 
 import httpx
@@ -17,7 +15,7 @@ import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ROOT, START_TIMEOUT, _database_url, _free_port, _stop
+from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop, spawn, wait_live
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 PROCESSES = 3
@@ -63,24 +61,9 @@ def test_several_processes_one_scrape(transactional_db, tmp_path):
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a previous run")
     base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(ROOT / "scripts" / "start.sh")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn([str(ROOT / "scripts" / "start.sh")], env, log_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_live(base, process, log_path)
         assert not stale.exists()
         # Let every process come up, then spread requests over them (new connection each).
         time.sleep(2)
