@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [NAME ...] [--quick] [--workers N] [--connections C] [--duration S]
 #
-# NAME: catalog, seed, orders, security, events, operations, memory (default: all). Uses
+# NAME: catalog, serving, seed, orders, security, events, operations, memory (default: all). Uses
 # its own database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis
 # database 3 (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres).
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
-ensure_venv
+ensure_venv dev  # the serving benchmark measures granian (a dev extra) too
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "==> installing wrk" >&2

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Production build: install, collect static files, run Django's deployment checks with the
-# production environment, and fail if a model change has no migration.
+# Production build: install (the Python dependencies, and nginx, the web tier's front, from
+# Debian's packages when run as root), collect static files, run Django's deployment checks
+# with the production environment, and fail if a model change has no migration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
+source scripts/lib/system.sh
 ensure_venv
+ensure_system_package nginx nginx "the web tier's front (scripts/start.sh)"
 
 if [ "${DJANGO_DEBUG:-false}" = "true" ]; then
   echo "error: build.sh checks the production settings; unset DJANGO_DEBUG" >&2

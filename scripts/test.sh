@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
+source scripts/lib/system.sh
 ensure_venv dev
+# The e2e tests run scripts/start.sh, whose front is nginx.
+ensure_system_package nginx nginx "the web tier's front (e2e tests)" ||
+  echo "warning: the e2e tests of the web tier will fail without nginx" >&2
 
 # The admin browser tests drive Debian's Chromium: install it once (never a downloaded
 # browser build). Quiet and instant when it is already there.
