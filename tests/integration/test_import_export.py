@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import subprocess
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditLog
@@ -823,3 +825,73 @@ def test_the_product_list_offers_import_and_export(catalog, admin_client):
     page = admin_client.get("/admin/catalog/product/").content.decode()
 
     assert IMPORT in page and EXPORT in page
+
+
+# --- the confirmation step takes only the uploader's own upload ---------------------------
+
+IMPORTER = ("catalog.add_product", "catalog.change_product", "inventory.add_inventorymovement")
+REFUSED = "Nothing was imported: this confirmation does not belong to an upload of yours"
+
+
+def _previewed(client, content: bytes, name: str) -> dict:
+    """Upload ``content`` for a preview; return the confirmation form's fields as posted."""
+    preview = client.post(IMPORT, upload(content, name))
+    confirm = preview.context["confirm_form"]
+    return {field: confirm[field].value() for field in confirm.fields}
+
+
+def test_admin_confirm_takes_only_the_uploaders_own_upload(catalog, admin_client, make_staff):
+    fields = _previewed(admin_client, csv_bytes([row(sku="ALICE-1")]), "alice.csv")
+    mallory = make_staff(*IMPORTER, username="mallory")
+    other_login = Client()  # the same user, logged in elsewhere
+    other_login.force_login(get_user_model().objects.get(username="boss"))
+    before = counts()
+
+    for intruder in (mallory, other_login):
+        response = intruder.post(PROCESS, fields, follow=True)
+
+        assert response.redirect_chain[-1][0] == IMPORT
+        assert REFUSED in response.content.decode()
+        assert counts() == before
+    assert not Product.objects.filter(sku="ALICE-1").exists()
+
+    mine = admin_client.post(PROCESS, fields, follow=True)  # untouched by the attempts
+
+    assert "Imported alice.csv, 1 row(s): 1 new" in mine.content.decode()
+    assert Product.objects.filter(sku="ALICE-1").exists()
+    again = admin_client.post(PROCESS, fields, follow=True)
+    assert REFUSED in again.content.decode()  # a ticket imports once
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["tampered", "foreign csv", "secret file", "../../../../etc/passwd", "/etc/passwd"],
+)
+def test_admin_confirm_refuses_a_tampered_or_foreign_file_name(name, catalog, admin_client):
+    fields = _previewed(admin_client, csv_bytes([row(sku="MINE-1")]), "mine.csv")
+    planted = Path(tempfile.gettempdir()) / f"pms-test-{os.getpid()}-{name.replace(' ', '-')}"
+    if name == "tampered":
+        ticket = fields["import_file_name"]
+        name = ticket[:-3] + ("AAA" if ticket[-3:] != "AAA" else "BBB")
+    elif name == "foreign csv":  # another upload, under the name the library would give it
+        planted.write_bytes(csv_bytes([row(sku="PLANTED-1")]))
+        name = planted.name
+    elif name == "secret file":  # not a CSV: its first line used to come back as an error
+        planted.write_text("TOP-SECRET-LINE\n")
+        name = planted.name
+    before = counts()
+
+    try:
+        response = admin_client.post(PROCESS, fields | {"import_file_name": name}, follow=True)
+        page = response.content.decode()
+
+        assert response.redirect_chain[-1][0] == IMPORT
+        assert REFUSED in page
+        assert "TOP-SECRET-LINE" not in page and "root:" not in page
+        assert counts() == before
+        assert not Product.objects.filter(sku__in=["MINE-1", "PLANTED-1"]).exists()
+        assert planted.exists() == (name == planted.name)  # not read, not removed either
+    finally:
+        planted.unlink(missing_ok=True)
+    mine = admin_client.post(PROCESS, fields, follow=True)
+    assert "Imported mine.csv" in mine.content.decode()
