@@ -99,12 +99,15 @@ def upload_take(request, ticket: str) -> tuple[bytes, str]:
     ):
         raise UploadRefused
     path = _folder() / f"{claims['file']}.csv"
+    taken = path.with_suffix(f".taken-{secrets.token_hex(8)}")
     try:
-        data = path.read_bytes()
+        path.rename(taken)  # atomic: of two confirmations sent at once, one gets the file
     except FileNotFoundError as exc:
         raise UploadRefused from exc
-    path.unlink(missing_ok=True)
-    return data, claims["name"]
+    try:
+        return taken.read_bytes(), claims["name"]
+    finally:
+        taken.unlink(missing_ok=True)
 
 
 def _sweep(folder: Path) -> None:
