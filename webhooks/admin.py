@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.client import circuit_state
 from webhooks import services
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -29,6 +30,15 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ["url", "description", "event_types", "is_active", "encrypt"]
+
+    def clean_url(self) -> str:
+        # The service refuses it too; checked here, the refusal sits on the field.
+        url = self.cleaned_data["url"]
+        try:
+            check_url(url)
+        except DisallowedDestination as exc:
+            raise forms.ValidationError(f"Webhook URL refused: {exc}.") from exc
+        return url
 
 
 @admin.register(WebhookEndpoint)
