@@ -6,8 +6,10 @@ channel layer and Celery on kombu's file-system transport. ``DJANGO_DEBUG=false`
 production: it refuses to start without a strong secret key.
 """
 
+import hashlib
 import ipaddress
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -148,6 +150,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def channel_prefix(redis_url: str, secret_key: str, database_name: str) -> str:
+    """Return this deployment's channel-layer prefix: ``pms:<redis db>:<16 hex>:``.
+
+    Redis pub/sub ignores database numbers, so a fixed prefix let every deployment on one
+    Redis server hear every other's events (orders with customer data among them). The
+    hash of the secret key and the database name tells deployments apart; every process
+    of one deployment shares both, so they still hear each other.
+    """
+    parts = urlsplit(redis_url)
+    db = parts.path.strip("/") if parts.scheme in ("redis", "rediss") else ""
+    db = parse_qs(parts.query).get("db", [db])[0] or "0"
+    digest = hashlib.sha256(f"pms-channels\0{secret_key}\0{database_name}".encode())
+    return f"pms:{db}:{digest.hexdigest()[:16]}:"
+
+
+# Pin it (the same value in every process of the deployment) to keep it across a change
+# of secret key or database name.
+PMS_CHANNEL_PREFIX = env.str("PMS_CHANNEL_PREFIX", default="") or channel_prefix(
+    REDIS_URL, SECRET_KEY, str(DATABASES["default"].get("NAME", ""))
+)
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -171,7 +195,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels:"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": PMS_CHANNEL_PREFIX},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -380,7 +404,6 @@ if not PMS_ENCRYPTION_KEYS:
             'print(base64.b64encode(os.urandom(32)).decode())").'
         )
     import base64
-    import hashlib
 
     PMS_ENCRYPTION_KEYS = base64.b64encode(
         hashlib.sha256(b"pms-dev-encryption:" + SECRET_KEY.encode()).digest()
