@@ -52,6 +52,8 @@ def options_from_env(env: dict[str, str]) -> dict:
         # Events are small JSON frames sent to every subscriber: compressing each copy
         # cost more server CPU (5% of the websocket fan-out) than the bytes were worth.
         "ws_per_message_deflate": False,
+        # Refuse an oversized message from its frame header, before reading it.
+        "ws_max_size": _django_setting("WEBSOCKET_MAX_MESSAGE_BYTES"),
     }
     cert, key = env.get("TLS_CERT_FILE", ""), env.get("TLS_KEY_FILE", "")
     if cert or key:
@@ -60,6 +62,13 @@ def options_from_env(env: dict[str, str]) -> dict:
                 sys.exit(f"error: {name} must name a readable file (got {path!r})")
         options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls13_context)
     return options
+
+
+def _django_setting(name: str):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
+    from django.conf import settings
+
+    return getattr(settings, name)
 
 
 def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:

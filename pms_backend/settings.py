@@ -445,6 +445,17 @@ PMS_RATE_LIMITS = {
     # Failed authentications per client address (key guessing).
     "auth_failures": env.str("PMS_RATE_LIMIT_AUTH_FAILURES", default="20/10m"),
 }
+# Websockets. The ASGI server refuses (close 1009) a message larger than this from its
+# frame header, before reading it (uvicorn's ws_max_size; its default, 16 MiB, was read
+# into memory first); the consumer's own limit for a message is 4 KiB.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("PMS_WEBSOCKET_MAX_MESSAGE_BYTES", default=5 * 1024)
+# Sockets from one address still waiting to authenticate (5 s at most), per server process.
+PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS = env.int(
+    "PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS", default=10
+)
+# How often each server process asks the database whether its sockets' keys were revoked
+# or have expired (it then closes their sockets): one query per process and interval.
+PMS_WEBSOCKET_KEY_CHECK_SECONDS = env.float("PMS_WEBSOCKET_KEY_CHECK_SECONDS", default=2.0)
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
 # CSV imports: the command refuses larger files before reading them; the admin, which
 # holds an upload in memory and previews it, takes less.
