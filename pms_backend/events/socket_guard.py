@@ -51,7 +51,8 @@ def socket_key_authenticate(raw_key: str, ip: str | None) -> tuple[ApiKey | None
     count, limit = verdict.limit - verdict.remaining, verdict.limit
     if count > limit:
         logger.warning(
-            "websocket authentication refused: too many failed authentications",
+            "websocket authentication refused: too many failed authentications from %s",
+            ip,
             extra={"client_ip": ip, "failures_in_window": count},
         )
         return None, CLOSE_TOO_MANY
@@ -62,7 +63,10 @@ def socket_key_authenticate(raw_key: str, ip: str | None) -> tuple[ApiKey | None
 def _record_failure(ip: str | None, raw_key: str, *, count: int, limit: int | None) -> None:
     prefix = api_key_parse_prefix(raw_key) or ""
     logger.warning(
-        "websocket authentication failed",
+        "websocket authentication failed from %s (key prefix %r, failure %d of the window)",
+        ip,
+        prefix,
+        count,
         extra={"client_ip": ip, "key_prefix": prefix, "failures_in_window": count},
     )
     # The same entries as HTTP's (ApiKeyAuthentication): not one per guess.

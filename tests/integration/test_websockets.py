@@ -6,6 +6,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
@@ -365,7 +366,7 @@ async def test_websocket_key_guesses_spend_the_addresss_failed_authentication_bu
     assert await _guess_by_message(bystander) == {"type": "websocket.close", "code": 4401}
 
     # Audited as HTTP's failures are: the first of the window and the one that spent it.
-    entries = await sync_to_async(
+    entries = await database_sync_to_async(
         lambda: list(
             AuditLog.objects.filter(ip=guesser).order_by("pk").values_list("action", "object_id")
         )
