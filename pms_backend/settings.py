@@ -6,8 +6,10 @@ channel layer and Celery on kombu's file-system transport. ``DJANGO_DEBUG=false`
 production: it refuses to start without a strong secret key.
 """
 
+import hashlib
 import ipaddress
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -148,6 +150,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def channel_prefix(redis_url: str, secret_key: str, database_name: str) -> str:
+    """Return this deployment's channel-layer prefix: ``pms:<redis db>:<16 hex>:``.
+
+    Redis pub/sub ignores database numbers, so a fixed prefix let every deployment on one
+    Redis server hear every other's events (orders with customer data among them). The
+    hash of the secret key and the database name tells deployments apart; every process
+    of one deployment shares both, so they still hear each other.
+    """
+    parts = urlsplit(redis_url)
+    db = parts.path.strip("/") if parts.scheme in ("redis", "rediss") else ""
+    db = parse_qs(parts.query).get("db", [db])[0] or "0"
+    digest = hashlib.sha256(f"pms-channels\0{secret_key}\0{database_name}".encode())
+    return f"pms:{db}:{digest.hexdigest()[:16]}:"
+
+
+# Pin it (the same value in every process of the deployment) to keep it across a change
+# of secret key or database name.
+PMS_CHANNEL_PREFIX = env.str("PMS_CHANNEL_PREFIX", default="") or channel_prefix(
+    REDIS_URL, SECRET_KEY, str(DATABASES["default"].get("NAME", ""))
+)
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -171,7 +195,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels:"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": PMS_CHANNEL_PREFIX},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -380,7 +404,6 @@ if not PMS_ENCRYPTION_KEYS:
             'print(base64.b64encode(os.urandom(32)).decode())").'
         )
     import base64
-    import hashlib
 
     PMS_ENCRYPTION_KEYS = base64.b64encode(
         hashlib.sha256(b"pms-dev-encryption:" + SECRET_KEY.encode()).digest()
@@ -422,6 +445,17 @@ PMS_RATE_LIMITS = {
     # Failed authentications per client address (key guessing).
     "auth_failures": env.str("PMS_RATE_LIMIT_AUTH_FAILURES", default="20/10m"),
 }
+# Websockets. The ASGI server refuses (close 1009) a message larger than this from its
+# frame header, before reading it (uvicorn's ws_max_size; its default, 16 MiB, was read
+# into memory first); the consumer's own limit for a message is 4 KiB.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("PMS_WEBSOCKET_MAX_MESSAGE_BYTES", default=5 * 1024)
+# Sockets from one address still waiting to authenticate (5 s at most), per server process.
+PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS = env.int(
+    "PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS", default=10
+)
+# How often each server process asks the database whether its sockets' keys were revoked
+# or have expired (it then closes their sockets): one query per process and interval.
+PMS_WEBSOCKET_KEY_CHECK_SECONDS = env.float("PMS_WEBSOCKET_KEY_CHECK_SECONDS", default=2.0)
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
 # CSV imports: the command refuses larger files before reading them; the admin, which
 # holds an upload in memory and previews it, takes less.
