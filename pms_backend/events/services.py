@@ -25,6 +25,8 @@ EVENT_TOPICS = {
     "order.status_changed": "orders",
     # Sensitive values arrive masked. Webhooks only: websockets offer no "settings" topic.
     "settings.updated": "settings",
+    # The audit chain's anchor (count and head) after each seal: keep it outside.
+    "audit.sealed": "audit",
 }
 
 
