@@ -342,3 +342,36 @@ async def test_an_audit_reader_hears_audit_sealed_on_the_websocket(make_key, mak
     assert frame["type"] == "audit.sealed"
     assert frame["data"] == {"count": last.sequence, "head": last.chain_hash}
     await comm.disconnect()
+
+
+def test_migrate_connects_with_the_migration_url(tmp_path):
+    """``DATABASE_URL`` names a database that does not exist here: ``migrate`` works all
+    the same, on ``DATABASE_MIGRATION_URL``; other commands use ``DATABASE_URL``."""
+    db = connection.settings_dict
+    server = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PMS_"))},
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"{server}/pms_no_such_database",
+        "DATABASE_MIGRATION_URL": f"{server}/{db['NAME']}",
+        "DATABASE_POOL": "false",
+        "REDIS_URL": "",
+        "CELERY_BROKER_DIR": str(tmp_path / "broker"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    migrated = manage("migrate", "--check")
+    other = manage("showmigrations", "audit")
+
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    assert other.returncode != 0 and "pms_no_such_database" in other.stderr
