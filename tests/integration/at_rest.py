@@ -8,16 +8,19 @@ from django.db import connection
 
 
 def database_dump() -> str:
-    """Every row of every table of the test database, all columns, as text."""
+    """Every row of every table of the test database, all columns, as text (PostgreSQL:
+    each row as its own text form; SQLite: each row's values)."""
+    postgres = connection.vendor == "postgresql"
+    out = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
-        )
-        tables = [row[0] for row in cursor.fetchall()]
-        out = []
-        for table in tables:
-            cursor.execute(f'SELECT t::text FROM "{table}" t')  # noqa: S608 (catalog names)
-            out.extend(f"{table}: {row[0]}" for row in cursor.fetchall())
+        for table in connection.introspection.table_names(cursor):
+            name = connection.ops.quote_name(table)
+            # Table names from the catalog, not from input.
+            if postgres:
+                cursor.execute(f"SELECT t::text FROM {name} t")  # noqa: S608
+            else:
+                cursor.execute(f"SELECT * FROM {name}")  # noqa: S608
+            out.extend(f"{table}: {row[0] if postgres else row}" for row in cursor.fetchall())
     return "\n".join(out)
 
 
