@@ -60,11 +60,11 @@ def _chain_key(secret: str) -> bytes:
     return hashlib.sha256(b"pms-audit-chain:" + secret.encode()).digest()
 
 
-def link_hash(previous: str, current_entry_hash: str, *, key: str | None = None) -> str:
+def link_hash(previous: str, current_entry_hash: str) -> str:
     """Return the keyed link over the previous link and this entry's hash."""
-    secret = settings.PMS_AUDIT_CHAIN_KEY if key is None else key
     message = f"{previous}:{current_entry_hash}".encode()
-    return hmac.new(_chain_key(secret), message, hashlib.sha256).hexdigest()
+    key = _chain_key(settings.PMS_AUDIT_CHAIN_KEY)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def legacy_link_hash(previous: str, current_entry_hash: str) -> str:
