@@ -28,6 +28,9 @@ EVENT_TOPICS = {
     # The audit chain's anchor (count and head) after each seal: keep it outside.
     "audit.sealed": "audit",
 }
+# Sent to a webhook endpoint only when it names them: an endpoint taking "every event"
+# (no event_types) is a shop's receiver, not an operator's anchor store.
+OPT_IN_EVENT_TYPES = frozenset({"audit.sealed"})
 
 
 def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:

@@ -375,3 +375,15 @@ def test_migrate_connects_with_the_migration_url(tmp_path):
 
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     assert other.returncode != 0 and "pms_no_such_database" in other.stderr
+
+
+def test_audit_sealed_goes_only_to_endpoints_that_name_it(receiver, make_product):
+    webhooks.endpoint_create(actor=Actor.system("tests"), url=receiver.url)  # every event
+    make_product()
+    created = len(receiver.wait_for(1))
+
+    audit_seal(now=timezone.now() + timedelta(seconds=5))
+
+    assert Event.objects.filter(type="audit.sealed").exists()
+    time.sleep(0.5)
+    assert len(receiver.received) == created == 1
