@@ -410,6 +410,23 @@ if not PMS_ENCRYPTION_KEYS:
     ).decode()
 # Keys the blind indexes (search by customer e-mail); keep it when rotating other secrets.
 PMS_BLIND_INDEX_SECRET = env.str("PMS_BLIND_INDEX_KEY", default="") or SECRET_KEY
+# Keys the audit log's hash chain (HMAC-SHA256), so that whoever can write the tables
+# cannot compute a chain that verifies. It lives outside the database and never changes
+# (a different key fails every link). Development without it derives one from the secret
+# key; production refuses to start without it.
+PMS_AUDIT_CHAIN_KEY = env.str("PMS_AUDIT_CHAIN_KEY", default="")
+if not PMS_AUDIT_CHAIN_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PMS_AUDIT_CHAIN_KEY is required in production: at least 32 random characters, "
+            'kept outside the database and never changed (python -c "import secrets;'
+            'print(secrets.token_urlsafe(32))").'
+        )
+    import hashlib
+
+    PMS_AUDIT_CHAIN_KEY = hashlib.sha256(b"pms-dev-audit-chain:" + SECRET_KEY.encode()).hexdigest()
+elif len(PMS_AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("PMS_AUDIT_CHAIN_KEY is too short: use at least 32 characters.")
 
 # --- Event delivery --------------------------------------------------------------------
 PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -285,9 +286,29 @@ def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> SendResult:
         return SendResult(None, None, "", "timed out", None)
     except httpx.HTTPError as exc:
         return SendResult(None, None, "", f"{type(exc).__name__}: {exc}"[:500], None)
-    return SendResult(
-        reply.status_code, reply.latency_ms, reply.text[:1000], "", _retry_after(reply)
-    )
+    excerpt = _without_personal(reply.text, delivery.event)[:1000]
+    return SendResult(reply.status_code, reply.latency_ms, excerpt, "", _retry_after(reply))
+
+
+def _without_personal(text: str, event: Event) -> str:
+    """Blank the event's customer strings out of a receiver's answer: one that echoes the
+    request must not put them in clear into the attempt log, kept forever."""
+    if not text or not event.personal_ct:
+        return text
+    values: set[str] = set()
+    pending: list[Any] = [event.personal]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and len(value.strip()) >= 3:
+            # As sent (JSON-escaped) and as a receiver may have decoded it.
+            values.update((value, json.dumps(value)[1:-1]))
+    for value in sorted(values, key=len, reverse=True):
+        text = re.sub(re.escape(value), "[redacted]", text, flags=re.IGNORECASE)
+    return text
 
 
 def _next_delay(attempt_count: int) -> timedelta | None:

@@ -36,6 +36,7 @@ TOPIC_SCOPES = {
     "products": scopes.CATALOG_READ,
     "stock": scopes.INVENTORY_READ,
     "orders": scopes.ORDERS_READ,
+    "audit": scopes.AUDIT_READ,
 }
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_BIG = 1009
@@ -233,6 +234,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         return scope in self.staff_scopes
 
     def _groups_for(self, topic: str) -> list[str]:
+        if topic == "audit":
+            return [broadcast.full_group(topic)]  # anchors only; audit:read was checked
         if topic == "orders":
             if self._has(scopes.ORDERS_MANAGE) or (
                 self.user is not None and self._has(scopes.ORDERS_READ)

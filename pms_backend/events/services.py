@@ -25,7 +25,12 @@ EVENT_TOPICS = {
     "order.status_changed": "orders",
     # Sensitive values arrive masked. Webhooks only: websockets offer no "settings" topic.
     "settings.updated": "settings",
+    # The audit chain's anchor (count and head) after each seal: keep it outside.
+    "audit.sealed": "audit",
 }
+# Sent to a webhook endpoint only when it names them: an endpoint taking "every event"
+# (no event_types) is a shop's receiver, not an operator's anchor store.
+OPT_IN_EVENT_TYPES = frozenset({"audit.sealed"})
 
 
 def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
@@ -41,13 +46,14 @@ def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
     # Round-trip through Django's encoder so Decimals and datetimes land as the API shows them.
     encoder = DjangoJSONEncoder()
     payload = _json_ready(data, encoder)
-    event = Event.objects.create(
+    event = Event.build(
         type=type,
         topic=EVENT_TOPICS[type],
         subject=subject,
         data=payload,
         request_id=current_request_id(),
     )
+    event.save(force_insert=True)
     schedule_dispatch(event.pk)
     return event
 
@@ -78,7 +84,7 @@ def publish_many(events: list[tuple[str, dict[str, Any], str]]) -> int:
     for start in range(0, len(events), 1000):
         rows = Event.objects.bulk_create(
             [
-                Event(
+                Event.build(
                     type=type,
                     topic=EVENT_TOPICS[type],
                     subject=subject,
