@@ -46,6 +46,8 @@ def audit_logout(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def audit_login_failed(sender, credentials, request=None, **kwargs):
+    if getattr(request, "axes_locked_out", False):
+        return  # refused by the lockout, which has one audit entry of its own (lockout.py)
     # Django has already masked the password in ``credentials``; keep only the username.
     username = str(credentials.get("username", ""))[:150]
     with transaction.atomic():
