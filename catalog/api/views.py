@@ -138,6 +138,8 @@ class ProductViewSet(
         "restore": scopes.CATALOG_WRITE,
         "stock": scopes.INVENTORY_READ,
     }
+    # Staff sessions: the admin's permission for the same thing where the scope's differs.
+    staff_permissions = {"create": ("catalog.add_product",)}
 
     def sees_everything(self) -> bool:
         return principal_has_scope(self.request, scopes.CATALOG_WRITE)
@@ -262,6 +264,13 @@ class CategoryViewSet(
         "create": scopes.CATALOG_WRITE,
         "partial_update": scopes.CATALOG_WRITE,
         "destroy": scopes.CATALOG_WRITE,
+    }
+    staff_permissions = {
+        "list": ("catalog.view_category",),
+        "retrieve": ("catalog.view_category",),
+        "create": ("catalog.add_category",),
+        "partial_update": ("catalog.change_category",),
+        "destroy": ("catalog.delete_category",),
     }
 
     def sees_everything(self) -> bool:
