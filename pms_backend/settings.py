@@ -299,7 +299,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 # Failed logins are counted in the cache (Redis, like the API's rate-limit counters), per
 # username and, separately, per client address; either one past the limit locks out.
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# Without Redis (the embedded defaults) each process counts its own, as the API limits do.
+AXES_HANDLER = "pms_backend.staff.lockout.LockoutCacheHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env.int("PMS_ADMIN_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("PMS_ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
@@ -313,10 +314,6 @@ AXES_LOCKOUT_CALLABLE = "pms_backend.staff.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "pms_backend.api.guard.client_ip"
 AXES_ENABLE_ADMIN = False  # nothing in the database to show (the cache handler)
 AXES_VERBOSE = False
-if not REDIS_URL:
-    # The embedded defaults' local-memory cache counts per process, like the API limits
-    # without Redis: good enough for the single local server scripts/dev.sh runs.
-    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 # --- Security ------------------------------------------------------------------------
 

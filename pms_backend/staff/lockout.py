@@ -3,6 +3,9 @@ audit entry per lockout, however many attempts it refuses."""
 
 from __future__ import annotations
 
+import logging
+
+from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_cache, get_client_cache_keys, get_failure_limit
 from axes.signals import user_locked_out
 from django.conf import settings
@@ -16,6 +19,29 @@ from django.template.response import TemplateResponse
 from audit.actors import Actor
 from audit.services import audit_record
 from pms_backend.encryption.ciphers import blind_index
+
+logger = logging.getLogger(__name__)
+
+
+class LockoutCacheHandler(AxesCacheHandler):
+    """Axes' cache handler, letting a failed sign-in through uncounted when the cache is
+    unreachable (as the API's limits do) instead of failing it with a 500: django-redis
+    then raises from ``incr`` and answers None elsewhere, neither of which axes expects."""
+
+    def user_login_failed(self, sender, credentials, request=None, **kwargs):
+        try:
+            super().user_login_failed(sender, credentials, request=request, **kwargs)
+        except Exception:
+            if _cache_answers():
+                raise  # a real error, not the cache being away
+            logger.warning("sign-in failure not counted: the cache is unreachable")
+
+
+def _cache_answers() -> bool:
+    try:
+        return get_cache().add("axes-probe", 1, 1) is not None
+    except Exception:
+        return False
 
 
 def lockout_response(request, original_response=None, credentials=None):

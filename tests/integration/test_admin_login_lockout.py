@@ -97,3 +97,27 @@ def test_an_operator_can_lift_a_lockout_early(ana):
     call_command("axes_reset_username", "ana")
     client, response = sign_in("ana", PASSWORD, ip="192.0.2.31")
     assert response.status_code == 302 and signed_in(client)
+
+
+def test_with_the_cache_unreachable_a_wrong_password_is_refused_not_a_500(ana):
+    from axes.handlers.proxy import AxesProxyHandler
+    from django.test import override_settings
+
+    # Nothing listens on port 1: every cache call fails.
+    dead = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2},
+        }
+    }
+    try:
+        with override_settings(CACHES=dead):
+            AxesProxyHandler.get_implementation(force=True)  # bound to the dead cache
+            _, wrong = sign_in("ana", "wrong")
+            client, right = sign_in("ana", PASSWORD)
+            assert signed_in(client)
+    finally:
+        AxesProxyHandler.get_implementation(force=True)  # the real cache again
+    assert wrong.status_code == 200 and "Please enter the correct" in wrong.content.decode()
+    assert right.status_code == 302
