@@ -11,7 +11,6 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
 from django.template.response import TemplateResponse
@@ -61,18 +60,25 @@ def lockout_response(request, original_response=None, credentials=None):
 @receiver(user_locked_out)
 def audit_lockout(sender, request, username=None, ip_address=None, **kwargs):
     # Axes sends this on the failure that trips the lockout and again on every attempt it
-    # refuses. The counters past the limit say what is locked (this username, this
-    # address, or both); each is audited once, when its lockout starts.
+    # refuses. Only the tripping failure was counted (axes_failures_since_start is set):
+    # that one is audited, with what it locked (this username, this address, or both).
+    if getattr(request, "axes_failures_since_start", None) is None:
+        return
     credentials = getattr(request, "axes_credentials", None)
     limit = get_failure_limit(request, credentials)
-    timeout = int(settings.AXES_COOLOFF_TIME.total_seconds())
-    locked = [key for key in get_client_cache_keys(request, credentials) if _count(key) >= limit]
-    fresh = [cache.add(f"axes-audited:{key}", 1, timeout) for key in locked]  # mark each
-    if not any(fresh):
-        return
+    keys = get_client_cache_keys(request, credentials)  # in AXES_LOCKOUT_PARAMETERS order
+    names = {"username": "username", "ip_address": "address"}
+    locked = [
+        names.get(str(parameter), str(parameter))
+        for parameter, key in zip(settings.AXES_LOCKOUT_PARAMETERS, keys, strict=False)
+        if _count(key) >= limit
+    ]
     User = get_user_model()
     user = User.objects.filter(**{User.USERNAME_FIELD: username}).first() if username else None
-    changes = {"failures": {"before": None, "after": limit}}
+    changes = {
+        "failures": {"before": None, "after": limit},
+        "locked": {"before": None, "after": locked},
+    }
     if user is None and username:
         # What was typed is often a password in the wrong box: only its keyed hash.
         changes["unknown_username_hmac"] = {"before": None, "after": blind_index(username)}

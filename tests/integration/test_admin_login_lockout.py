@@ -55,6 +55,8 @@ def test_a_username_is_locked_whatever_address_the_guesses_come_from(ana):
         sign_in("ana", "wrong", ip=f"203.0.113.{i + 1}")
     client, response = sign_in("ana", PASSWORD, ip="192.0.2.200")
     assert response.status_code == 429 and not signed_in(client)
+    entry = AuditLog.objects.get(action="auth.login_locked_out")
+    assert entry.changes["locked"]["after"] == ["username"]
 
 
 def test_an_address_is_locked_whatever_usernames_it_tries_but_not_others(ana):
@@ -62,6 +64,8 @@ def test_an_address_is_locked_whatever_usernames_it_tries_but_not_others(ana):
         sign_in(f"nobody{i}", "wrong", ip="198.51.100.9")
     client, response = sign_in("ana", PASSWORD, ip="198.51.100.9")
     assert response.status_code == 429 and not signed_in(client)
+    entry = AuditLog.objects.get(action="auth.login_locked_out")
+    assert entry.changes["locked"]["after"] == ["address"]
     # Ana herself, from her own address, was never guessed at: she gets in.
     client, response = sign_in("ana", PASSWORD, ip="192.0.2.10")
     assert response.status_code == 302 and signed_in(client)
@@ -75,6 +79,7 @@ def test_a_lockout_is_audited_once_however_many_attempts_it_refuses(ana):
     entry = locked.get()
     assert entry.object_id == str(ana.pk)
     assert entry.ip == "198.51.100.7"
+    assert entry.changes["locked"]["after"] == ["username", "address"]
     # The failures before the lockout are audited as such; the refused ones are not.
     assert AuditLog.objects.filter(action="auth.login_failed").count() == 4
 
@@ -97,6 +102,11 @@ def test_an_operator_can_lift_a_lockout_early(ana):
     call_command("axes_reset_username", "ana")
     client, response = sign_in("ana", PASSWORD, ip="192.0.2.31")
     assert response.status_code == 302 and signed_in(client)
+    # Locked again after the reset: a new lockout, with an entry of its own.
+    for _ in range(5):
+        sign_in("ana", "wrong", ip="192.0.2.32")
+    locked = AuditLog.objects.filter(action="auth.login_locked_out")
+    assert locked.count() == 2
 
 
 def test_with_the_cache_unreachable_a_wrong_password_is_refused_not_a_500(ana):
