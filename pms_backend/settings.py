@@ -8,6 +8,7 @@ production: it refuses to start without a strong secret key.
 
 import hashlib
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "corsheaders",
     "rest_framework",
@@ -91,6 +93,8 @@ MIDDLEWARE = [
     "audit.context.RequestActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pms_backend.urls"
@@ -309,6 +313,31 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("PMS_MAX_BODY_BYTES", default=1024 * 1024)
+
+# --- Admin login throttling (django-axes) ---------------------------------------------
+
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted in the cache (Redis, like the API's rate-limit counters), per
+# username and, separately, per client address; either one past the limit locks out.
+# Without Redis (the embedded defaults) each process counts its own, as the API limits do.
+AXES_HANDLER = "pms_backend.staff.lockout.LockoutCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("PMS_ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("PMS_ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+# The lockout lasts the cool-off from the failure that tripped it; attempts meanwhile are
+# not counted (they would only push the end further out) and none is checked.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+AXES_LOCKOUT_CALLABLE = "pms_backend.staff.lockout.lockout_response"
+# The address as the API's limits see it (REMOTE_ADDR, which the server rewrites only for
+# proxies in FORWARDED_ALLOW_IPS): X-Forwarded-For from anyone else must not dodge a lockout.
+AXES_CLIENT_IP_CALLABLE = "pms_backend.api.guard.client_ip"
+AXES_ENABLE_ADMIN = False  # nothing in the database to show (the cache handler)
+AXES_VERBOSE = False
 
 # --- Security ------------------------------------------------------------------------
 

@@ -39,6 +39,23 @@ class EndpointForm(forms.ModelForm):
         except DisallowedDestination as exc:
             raise forms.ValidationError(f"Webhook URL refused: {exc}.") from exc
         return url
+    actor: Actor | None = None  # set by WebhookEndpointAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.actor is not None and "event_types" in cleaned:
+            # A staff member subscribes an endpoint only to data their groups may view.
+            missing = services.topics_out_of_reach(self.actor, cleaned["event_types"])
+            if missing:
+                self.add_error(
+                    "event_types",
+                    "You may not view the data of: "
+                    + ", ".join(sorted(missing) if cleaned["event_types"] else ["every event"])
+                    + " (needs "
+                    + ", ".join(sorted(set(missing.values())))
+                    + ").",
+                )
+        return cleaned
 
 
 @admin.register(WebhookEndpoint)
@@ -73,6 +90,11 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
     @admin.display(description="Circuit")
     def circuit(self, obj: WebhookEndpoint) -> str:
         return circuit_state(urlsplit(obj.url).hostname or "")["state"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = Actor.from_request(request)  # a class made for this request
+        return form
 
     def save_model(self, request, obj, form, change):
         actor = Actor.from_request(request)

@@ -54,6 +54,8 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     stored, only its blind index (HMAC keyed by ``PMS_BLIND_INDEX_KEY``, outside the
     database): repeated attempts with one name still show as one value.
     """
+    if getattr(request, "axes_locked_out", False):
+        return  # refused by the lockout, which has one audit entry of its own (lockout.py)
     # Django has already masked the password in ``credentials``.
     username = str(credentials.get(User.USERNAME_FIELD, credentials.get("username", "")))
     user = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
