@@ -179,7 +179,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels:"},
+            # The connect timeout bounds a subscribe or a broadcast while Redis is down
+            # (redis-py's asyncio connections wait for the OS otherwise: minutes).
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}],
+                "prefix": "pms:channels:",
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
