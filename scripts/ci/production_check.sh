@@ -66,6 +66,7 @@ production_env=(
   "REDIS_URL=$redis_url"
   "DJANGO_SECRET_KEY=$secret_key"
   "PMS_ENCRYPTION_KEYS=$encryption_key"
+  "PMS_AUDIT_CHAIN_KEY=$secret_key"
   "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost"
 )
 # Serving: plain HTTP on loopback (no TLS in the check), a local webhook receiver.
