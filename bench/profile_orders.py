@@ -1,0 +1,277 @@
+"""What one ``POST /api/v1/orders/`` costs, next to one ``GET /api/v1/ping/``: a guide for
+work on order placement (``scripts/bench.sh orders`` is the measurement of record).
+
+Runs the WSGI application in this process (Django's sync stack, as a sync WSGI server
+would, without the server's own parsing) in production mode against PostgreSQL and Redis,
+and reports per request: this process's CPU (``time.process_time``), the CPU of the
+PostgreSQL backends serving its database (from ``/proc/<pid>/stat``), and the SQL
+statements it sent.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pms_profile \\
+    REDIS_URL=redis://127.0.0.1:6379/5 \\
+    .venv/bin/python bench/profile_orders.py [--orders 300] [--lines 1] [--setup]
+
+``--setup`` migrates the database and seeds products with stock (once). The database and
+Redis database are the caller's: use ones nobody else uses. Run it under py-spy
+(``py-spy record -o profile.svg -- .venv/bin/python bench/profile_orders.py``) to see
+where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(60))
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+# A fixed key ring, so orders written by one run can be read by the next.
+os.environ.setdefault("PMS_ENCRYPTION_KEYS", base64.b64encode(b"p" * 32).decode())
+os.environ.setdefault("PMS_RATE_LIMIT_IP", "1000000000/minute")
+os.environ.setdefault("PMS_RATE_LIMIT_KEY", "1000000000/minute")
+# Limits stay on (their work is part of a request's cost), but never refuse.
+os.environ.setdefault("PMS_RATE_LIMIT_ORDERS", "1000000000/minute")
+
+STOCK_PER_PRODUCT = 1_000_000
+
+
+def setup(products: int) -> None:
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from audit.actors import Actor
+    from catalog.models import Product
+    from inventory import services
+    from inventory.models import InventoryMovement
+
+    call_command("migrate", verbosity=0)
+    if Product.objects.filter(status="published").count() < products:
+        call_command("seed_database", products=products * 2, seed=1, no_progress=True)
+    ids = list(
+        Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)
+    )
+    actor = Actor.system("profile")
+    for i in range(0, len(ids), 500):
+        batch = ids[i : i + 500]
+        with transaction.atomic():
+            stocks = services._lock_stock(batch, create_missing=True)
+            services._apply(
+                actor=actor,
+                stocks=stocks,
+                deltas=[services._Delta(pid, STOCK_PER_PRODUCT, 0) for pid in batch],
+                kind=InventoryMovement.Kind.RECEIPT,
+                reason="profile stock",
+                reference="",
+            )
+
+
+def storefront_key() -> str:
+    from audit.actors import Actor
+    from pms_backend.apikeys.services import api_key_create
+
+    _, raw = api_key_create(
+        name="profile storefront", scopes=["storefront"], actor=Actor.system("profile")
+    )
+    return raw
+
+
+class Wsgi:
+    """Call the WSGI application as a server would, one request at a time."""
+
+    def __init__(self, key: str) -> None:
+        from django.core.wsgi import get_wsgi_application
+
+        self.app = get_wsgi_application()
+        self.key = key
+        self.status = ""
+
+    def _start(self, status, headers, exc_info=None):
+        self.status = status
+
+    def request(self, method: str, path: str, body: bytes = b"", **headers: str) -> tuple:
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_AUTHORIZATION": f"Api-Key {self.key}",
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        for name, value in headers.items():
+            environ["HTTP_" + name.upper()] = value
+        result = self.app(environ, self._start)
+        try:
+            content = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return int(self.status.split()[0]), content
+
+
+def order_body(product_ids: list[int], n: int) -> bytes:
+    return json.dumps(
+        {
+            "items": [{"product": pid, "quantity": 1} for pid in product_ids],
+            "customer": {"email": f"c{n}@example.com", "name": "Profile Customer"},
+            "shipping_address": {
+                "line1": "1 Main Street",
+                "city": "Berlin",
+                "postal_code": "10115",
+                "country": "DE",
+            },
+        }
+    ).encode()
+
+
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to ``database``."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres"
+    ) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+        ).fetchall()
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for (pid,) in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def measure(label: str, count: int, send, database: str) -> dict[str, float]:
+    """Send ``count`` requests; return CPU ms per request here and in PostgreSQL."""
+    pg_before = backend_cpu(database)
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    for n in range(count):
+        send(n)
+    cpu = time.process_time() - cpu_before
+    wall = time.perf_counter() - wall_before
+    pg_after = backend_cpu(database)
+    pg = sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items())
+    row = {
+        "cpu_ms": 1000 * cpu / count,
+        "pg_cpu_ms": 1000 * pg / count,
+        "wall_ms": 1000 * wall / count,
+    }
+    print(
+        f"{label:<28} CPU {row['cpu_ms']:6.2f} ms/req   PostgreSQL CPU "
+        f"{row['pg_cpu_ms']:5.2f} ms/req   wall {row['wall_ms']:6.2f} ms/req"
+    )
+    return row
+
+
+def statements(send) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        send(0)
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=300, help="orders per measurement")
+    parser.add_argument("--pings", type=int, default=1000, help="pings per measurement")
+    parser.add_argument("--lines", type=int, nargs="+", default=[1, 5], help="lines per order")
+    parser.add_argument("--setup", action="store_true", help="migrate and seed first")
+    parser.add_argument("--products", type=int, default=2000, help="products to seed")
+    parser.add_argument("--show-sql", action="store_true", help="print each order's statements")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from catalog.models import Product
+
+    if settings.DATABASE_BACKEND != "postgresql" or not settings.REDIS_URL:
+        raise SystemExit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
+    if args.setup:
+        setup(args.products)
+    database = settings.DATABASES["default"]["NAME"]
+    ids = list(
+        Product.objects.filter(status="published", stock__on_hand__gt=0)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        raise SystemExit("no products with stock: run with --setup once")
+    client = Wsgi(storefront_key())
+    run = secrets.token_hex(4)
+    placed = 0
+
+    def ping(n: int) -> None:
+        status, content = client.request("GET", "/api/v1/ping/")
+        assert status == 200, content
+
+    def order_sender(lines: int):
+        def send(n: int) -> None:
+            nonlocal placed
+            placed += 1
+            at = (placed * lines) % (len(ids) - lines)
+            body = order_body(ids[at : at + lines], placed)
+            status, content = client.request(
+                "POST", "/api/v1/orders/", body, IDEMPOTENCY_KEY=f"profile-{run}-{placed}"
+            )
+            assert status == 201, content
+
+        return send
+
+    for _ in range(50):  # warm up: imports, caches, the pool, the key's last-used stamp
+        ping(0)
+        order_sender(1)(0)
+    print(f"{len(ids)} products with stock; database {database}")
+    results = {"ping": measure("GET /api/v1/ping/", args.pings, ping, database)}
+    for lines in args.lines:
+        send = order_sender(lines)
+        row = measure(f"POST /api/v1/orders/ ({lines} line)", args.orders, send, database)
+        sql = statements(send)
+        row["statements"] = len(sql)
+        print(f"{'':<28} {len(sql)} SQL statements per order")
+        if args.show_sql:
+            for statement in sql:
+                print("   ", statement[:160])
+        results[f"order_{lines}"] = row
+    ping_cpu = results["ping"]["cpu_ms"]
+    for lines in args.lines:
+        ratio = results[f"order_{lines}"]["cpu_ms"] / ping_cpu
+        print(f"order ({lines} line) / ping CPU: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
