@@ -5,19 +5,20 @@ the lock, and writes stock + ledger movement + audit entry + events in one trans
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from audit.services import audit_record
+from audit.services import audit_record_many
 from catalog.models import Product
 from inventory.errors import InventoryErrorCode as Code
 from inventory.models import LOW_STOCK_SETTING, InventoryMovement, Stock
+from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput, NotFound
-from pms_backend.events.services import publish
+from pms_backend.events.services import publish_many
 from pms_backend.monitoring import metrics
 from pms_backend.shopsettings.selectors import setting_get_many
 
@@ -36,6 +37,16 @@ class _Delta:
     product_id: int
     on_hand: int
     reserved: int
+
+
+@dataclass
+class StockRecords:
+    """The audit entries and outbox events of a stock change, left for the caller to write
+    with its own (``audit_record_many``, ``publish_many``) in the same transaction: an
+    order's lines and the order itself then cost one insert of each, however many lines."""
+
+    audit_entries: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
 
 
 def stock_representation(stock: Stock) -> dict[str, Any]:
@@ -70,10 +81,16 @@ def _apply(
     kind: str,
     reason: str,
     reference: str,
+    records: StockRecords | None = None,
 ) -> list[InventoryMovement]:
-    """Apply checked deltas to locked rows; write movements, audit entries and events."""
+    """Apply checked deltas to locked rows; write movements, audit entries and events.
+
+    With ``records``, the audit entries and events are appended to it instead: the
+    caller writes them, in this transaction.
+    """
     now = timezone.now()
     movements, changed, low = [], [], []
+    entries: list[dict[str, Any]] = []
     thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids=[d.product_id for d in deltas])
     for delta in deltas:
         stock = stocks[delta.product_id]
@@ -99,30 +116,40 @@ def _apply(
                 actor_label=actor.label[:200],
             )
         )
-        audit_record(
-            actor=actor,
-            action=f"stock.{kind}",
-            object_type="inventory.stock",
-            object_id=stock.product_id,
-            changes={
-                name: {"before": before[name], "after": getattr(stock, name)}
-                for name in ("on_hand", "reserved")
-                if before[name] != getattr(stock, name)
+        entries.append(
+            {
+                "action": f"stock.{kind}",
+                "object_type": "inventory.stock",
+                "object_id": stock.product_id,
+                "changes": {
+                    name: {"before": before[name], "after": getattr(stock, name)}
+                    for name in ("on_hand", "reserved")
+                    if before[name] != getattr(stock, name)
+                }
+                | ({"reference": {"before": None, "after": reference}} if reference else {}),
             }
-            | ({"reference": {"before": None, "after": reference}} if reference else {}),
         )
-    Stock.objects.bulk_update(changed, ["on_hand", "reserved", "updated_at"])
+    # One statement each, however many rows (Django's bulk_update costs more to build).
+    bulk_update_rows(changed, ["on_hand", "reserved", "updated_at"])
     InventoryMovement.objects.bulk_create(movements)
     metrics.count_stock_movements(kind, len(movements))
-    for stock in changed:
-        data = stock_representation(stock)
-        publish("stock.updated", data, subject=f"product:{stock.product_id}")
-    for stock, threshold in low:
-        publish(
+    events = [
+        ("stock.updated", stock_representation(stock), f"product:{stock.product_id}")
+        for stock in changed
+    ] + [
+        (
             "stock.low",
             stock_representation(stock) | {"low_stock_threshold": threshold},
-            subject=f"product:{stock.product_id}",
+            f"product:{stock.product_id}",
         )
+        for stock, threshold in low
+    ]
+    if records is not None:
+        records.audit_entries += entries
+        records.events += events
+    else:
+        audit_record_many(actor=actor, entries=entries)
+        publish_many(events)
     return movements
 
 
@@ -137,14 +164,22 @@ def _check_lines(lines: Mapping[int, int]) -> None:
             )
 
 
-def stock_reserve(*, actor: Actor, lines: Mapping[int, int], reference: str) -> None:
+def stock_reserve(
+    *,
+    actor: Actor,
+    lines: Mapping[int, int],
+    reference: str,
+    records: StockRecords | None = None,
+) -> None:
     """Reserve every line or none: raise ``Conflict`` listing each short line.
 
     Must run inside the caller's transaction (the order placement), so the reservation
-    commits with the order or not at all.
+    commits with the order or not at all; a refusal leaves that transaction to the
+    caller to roll back (no savepoint of its own). With ``records``, the audit entries
+    and events are left in it for the caller to write with its own.
     """
     _check_lines(lines)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         stocks = _lock_stock(lines, create_missing=False)
         short = []
         for product_id in sorted(lines):
@@ -173,6 +208,7 @@ def stock_reserve(*, actor: Actor, lines: Mapping[int, int], reference: str) -> 
             kind=Kind.RESERVE,
             reason="order placed",
             reference=reference,
+            records=records,
         )
 
 
