@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from pms_backend.errors import DomainError
@@ -54,18 +54,15 @@ def run_idempotently(
     """
     now = timezone.now()
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyKey.objects.create(
-                    owner=owner,
-                    key=key,
-                    scope=scope,
-                    request_hash=request_hash,
-                    expires_at=now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
-                )
-        except IntegrityError:
-            record = None
-        if record is None:
+        claimed = _claim(
+            owner=owner,
+            key=key,
+            scope=scope,
+            request_hash=request_hash,
+            created_at=now,
+            expires_at=now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
+        )
+        if not claimed:
             existing = IdempotencyKey.objects.get(owner=owner, key=key)
             if existing.expires_at <= now:
                 existing.delete()
@@ -88,10 +85,34 @@ def run_idempotently(
                 status, body = action()
         except DomainError as exc:
             status, body = exc.status, error_body(exc)
-        record.response_status = status
-        record.response_body = body
-        record.save(update_fields=["response_status", "response_body"])
+        IdempotencyKey.objects.filter(owner=owner, key=key).update(
+            response_status=status, response_body=body
+        )
     return Outcome(status, body, replayed=False)
+
+
+def _claim(**values: Any) -> bool:
+    """Insert the key's row unless one exists; return whether this call inserted it.
+
+    ``ON CONFLICT DO NOTHING`` waits on the unique index, as a plain insert would, for a
+    concurrent request with the same key to commit (then this one replays its answer) or
+    roll back (then this one inserts); unlike a plain insert it needs no savepoint to
+    survive the duplicate. Django's ``bulk_create(ignore_conflicts=True)`` cannot say
+    whether the row was inserted.
+    """
+    meta = IdempotencyKey._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in values]
+    owner, key = meta.get_field("owner"), meta.get_field("key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 -- names from the model
+            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote(owner.column)}, {quote(key.column)}) DO NOTHING",
+            [f.get_db_prep_save(values[f.name], connection) for f in fields],
+        )
+        return cursor.rowcount == 1
 
 
 def idempotency_prune(*, batch_size: int = 5000) -> int:
