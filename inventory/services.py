@@ -4,7 +4,7 @@ the lock, and writes stock + ledger movement + audit entry + events in one trans
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,28 @@ def _lock_stock(product_ids, *, create_missing: bool) -> dict[int, Stock]:
         Stock.objects.bulk_create([Stock(product_id=pid) for pid in ids], ignore_conflicts=True)
     rows = Stock.objects.select_for_update().filter(product_id__in=ids).order_by("product_id")
     return {row.product_id: row for row in rows}
+
+
+def stock_lock_for_order(product_ids: Iterable[int]) -> dict[int, Stock]:
+    """Lock the stock rows of ``product_ids`` in primary-key order, as every writer does,
+    each with its product's SKU, name, price, currency and status (read, not locked): an
+    order placement's products and locks in one query. Products without a stock row are
+    left out. Pass the rows on to ``stock_reserve`` in the same transaction.
+    """
+    ids = sorted(set(product_ids))
+    rows = (
+        Stock.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .only(*_STOCK_COLUMNS, *(f"product__{name}" for name in ORDERED_PRODUCT_FIELDS))
+        .filter(product_id__in=ids)
+        .order_by("product_id")
+    )
+    return {row.product_id: row for row in rows}
+
+
+_STOCK_COLUMNS = ("product_id", "on_hand", "reserved", "updated_at")
+# What an order needs of each product it names.
+ORDERED_PRODUCT_FIELDS = ("sku", "name", "price", "currency", "status")
 
 
 def _apply(
@@ -169,18 +191,20 @@ def stock_reserve(
     actor: Actor,
     lines: Mapping[int, int],
     reference: str,
+    locked: dict[int, Stock] | None = None,
     records: StockRecords | None = None,
 ) -> None:
     """Reserve every line or none: raise ``Conflict`` listing each short line.
 
     Must run inside the caller's transaction (the order placement), so the reservation
     commits with the order or not at all; a refusal leaves that transaction to the
-    caller to roll back (no savepoint of its own). With ``records``, the audit entries
+    caller to roll back (no savepoint of its own). ``locked`` are the rows the caller
+    has locked already (``stock_lock_for_order``). With ``records``, the audit entries
     and events are left in it for the caller to write with its own.
     """
     _check_lines(lines)
     with transaction.atomic(savepoint=False):
-        stocks = _lock_stock(lines, create_missing=False)
+        stocks = locked if locked is not None else _lock_stock(lines, create_missing=False)
         short = []
         for product_id in sorted(lines):
             stock = stocks.get(product_id)

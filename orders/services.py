@@ -42,7 +42,7 @@ def order_representation(order: Order) -> dict[str, Any]:
 
 
 class _Priced(NamedTuple):
-    """What an order needs of a product (a row, not a model instance: cheaper to read)."""
+    """What an order needs of a product that has no stock row (a row, not a model)."""
 
     pk: int
     sku: str
@@ -84,27 +84,8 @@ def _check_limits(lines: dict[int, int], *, line_count: int) -> None:
         )
 
 
-def order_place(
-    *,
-    actor: Actor,
-    items: list[Mapping[str, int]],
-    customer: Mapping[str, str],
-    shipping_address: Mapping[str, Any],
-) -> Order:
-    """Place an order: reserve every line or none, price it from the catalog.
-
-    Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
-    ordered (unknown, draft or archived), or ``insufficient_stock`` naming each short
-    line with the quantities requested and available.
-    """
-    lines = merge_lines(items)
-    _check_limits(lines, line_count=len(items))
-    products = {
-        row[0]: _Priced(*row)
-        for row in Product.objects.filter(pk__in=list(lines))
-        .order_by()
-        .values_list("pk", "sku", "name", "price", "currency", "status")
-    }
+def _check_orderable(lines: dict[int, int], products: Mapping[int, Any]) -> None:
+    """Raise unless every product exists, is published, and all share one currency."""
     unavailable = []
     for product_id in sorted(lines):
         product = products.get(product_id)
@@ -126,15 +107,45 @@ def order_place(
             Code.MIXED_CURRENCIES,
             f"Products are priced in {', '.join(sorted(currencies))}; order them separately.",
         )
-    now = timezone.now()
-    total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
+
+
+def order_place(
+    *,
+    actor: Actor,
+    items: list[Mapping[str, int]],
+    customer: Mapping[str, str],
+    shipping_address: Mapping[str, Any],
+) -> Order:
+    """Place an order: reserve every line or none, price it from the catalog.
+
+    Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
+    ordered (unknown, draft or archived), or ``insufficient_stock`` naming each short
+    line with the quantities requested and available.
+    """
+    lines = merge_lines(items)
+    _check_limits(lines, line_count=len(items))
     # No savepoint: a refusal rolls back the caller's whole transaction (or savepoint).
     with transaction.atomic(savepoint=False):
+        # The stock rows are locked first, read with their products in the same query.
+        stocks = inventory.stock_lock_for_order(lines)
+        products: dict[int, Any] = {pid: stock.product for pid, stock in stocks.items()}
+        if len(products) < len(lines):
+            # A product without a stock row: read it to say why it cannot be ordered.
+            products |= {
+                row[0]: _Priced(*row)
+                for row in Product.objects.filter(pk__in=[p for p in lines if p not in stocks])
+                .order_by()
+                .values_list("pk", *inventory.ORDERED_PRODUCT_FIELDS)
+            }
+        _check_orderable(lines, products)
+        currency = products[next(iter(lines))].currency
+        now = timezone.now()
+        total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
         order = Order.objects.create(
             customer_email=customer["email"],
             customer_name=customer["name"],
             shipping_address=dict(shipping_address),
-            currency=currencies.pop(),
+            currency=currency,
             total=total,
             reserved_until=now + timedelta(minutes=setting_get("orders.reservation_minutes")),
             api_key=actor.api_key,
@@ -144,7 +155,11 @@ def order_place(
         # of each for the whole order.
         records = inventory.StockRecords()
         inventory.stock_reserve(
-            actor=actor, lines=lines, reference=f"order:{order.number}", records=records
+            actor=actor,
+            lines=lines,
+            reference=f"order:{order.number}",
+            locked=stocks,
+            records=records,
         )
         order_items = OrderItem.objects.bulk_create(
             [
