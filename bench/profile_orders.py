@@ -134,6 +134,87 @@ class Wsgi:
         return int(self.status.split()[0]), content
 
 
+class Gunicorn:
+    """The same requests to a real gunicorn process (sync worker, WSGI), as production
+    serves HTTP; CPU is read from /proc for the server's processes."""
+
+    def __init__(self, key: str, workers: int = 1) -> None:
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.key = key
+        self.process = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "pms_backend.wsgi:application",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/health/live")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not come up (is it installed in the venv?)")
+
+    def request(self, method: str, path: str, body: bytes = b"", **headers: str) -> tuple:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            names = {name.replace("_", "-").title(): value for name, value in headers.items()}
+            connection.request(
+                method,
+                path,
+                body=body or None,
+                headers={
+                    "Authorization": f"Api-Key {self.key}",
+                    "Content-Type": "application/json",
+                    **names,
+                },
+            )
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by the server (its process group)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == self.process.pid:  # the process group gunicorn leads
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    def stop(self) -> None:
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(30)
+
+
 def order_body(product_ids: list[int], n: int) -> bytes:
     return json.dumps(
         {
@@ -172,13 +253,14 @@ def backend_cpu(database: str) -> dict[int, float]:
     return out
 
 
-def measure(count: int, send, database: str) -> dict[str, float]:
-    """Send ``count`` requests; return CPU ms per request here and in PostgreSQL."""
+def measure(count: int, send, database: str, clock) -> dict[str, float]:
+    """Send ``count`` requests; return CPU ms per request of the server (``clock``) and
+    of PostgreSQL."""
     pg_before = backend_cpu(database)
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    cpu_before, wall_before = clock(), time.perf_counter()
     for n in range(count):
         send(n)
-    cpu = time.process_time() - cpu_before
+    cpu = clock() - cpu_before
     wall = time.perf_counter() - wall_before
     pg_after = backend_cpu(database)
     pg = sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items())
@@ -224,6 +306,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=40, help="orders per round")
     parser.add_argument("--pings", type=int, default=200, help="pings per round")
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 5], help="lines per order")
+    parser.add_argument(
+        "--gunicorn", action="store_true", help="through a gunicorn process (sync worker)"
+    )
     parser.add_argument("--setup", action="store_true", help="migrate and seed first")
     parser.add_argument("--products", type=int, default=2000, help="products to seed")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of each load")
@@ -249,7 +334,16 @@ def main() -> None:
     )
     if not ids:
         raise SystemExit("no products with stock: run with --setup once")
-    client = Wsgi(storefront_key())
+    client = Gunicorn(storefront_key()) if args.gunicorn else Wsgi(storefront_key())
+    clock = client.cpu if args.gunicorn else time.process_time
+    try:
+        report(args, client, clock, ids, database)
+    finally:
+        if args.gunicorn:
+            client.stop()
+
+
+def report(args, client, clock, ids: list[int], database: str) -> None:
     run = secrets.token_hex(4)
     placed = 0
 
@@ -282,26 +376,31 @@ def main() -> None:
     rounds: dict[str, list] = {name: [] for name in loads}
     for _ in range(args.rounds):
         for name, (count, send) in loads.items():
-            rounds[name].append(measure(count, send, database))
+            rounds[name].append(measure(count, send, database, clock))
     results = {name: best_row(rows) for name, rows in rounds.items()}
+    in_process = not args.gunicorn
     for name, (_count, send) in loads.items():
-        results[name]["calls"] = calls_per_request(send)
+        results[name]["calls"] = calls_per_request(send) if in_process else 0
     for lines in args.lines:
-        sql = statements(loads[f"order_{lines}"][1])
+        sql = statements(loads[f"order_{lines}"][1]) if in_process else []
         results[f"order_{lines}"]["statements"] = len(sql)
         if args.show_sql:
             print(f"{lines}-line order:")
             for statement in sql:
                 print("   ", statement[:160])
-    ping_cpu = results["ping"]["cpu_ms"]
+    ping_cpu, ping_calls = results["ping"]["cpu_ms"], results["ping"]["calls"]
     for name, row in results.items():
         label = "GET /api/v1/ping/" if name == "ping" else f"POST /orders/ {name[6:]} line(s)"
         print(
             f"{label:<24} CPU {row['cpu_ms']:6.2f} ms/req ({row['cpu_ms'] / ping_cpu:4.1f}x ping, "
             f"median {row['median_cpu_ms']:.2f})"
             f"   PostgreSQL CPU {row['pg_cpu_ms']:5.2f} ms/req   wall {row['wall_ms']:6.2f} ms/req"
-            f"   {row['calls']:,.0f} Python calls ({row['calls'] / results['ping']['calls']:.1f}x)"
-            + (f"   {row['statements']} statements" if "statements" in row else "")
+            + (
+                f"   {row['calls']:,.0f} Python calls ({row['calls'] / ping_calls:.1f}x)"
+                if in_process
+                else ""
+            )
+            + (f"   {row['statements']} statements" if in_process and "statements" in row else "")
         )
 
 
