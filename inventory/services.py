@@ -4,11 +4,13 @@ the lock, and writes stock + ledger movement + audit entry + events in one trans
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -73,26 +75,69 @@ def _lock_stock(product_ids, *, create_missing: bool) -> dict[int, Stock]:
     return {row.product_id: row for row in rows}
 
 
-def stock_lock_for_order(product_ids: Iterable[int]) -> dict[int, Stock]:
+class OrderedProduct(NamedTuple):
+    """What an order needs of each product it names."""
+
+    pk: int
+    sku: str
+    name: str
+    price: Decimal
+    currency: str
+    status: str
+
+
+ORDERED_PRODUCT_FIELDS = OrderedProduct._fields[1:]
+
+
+def stock_lock_for_order(
+    product_ids: Iterable[int],
+) -> tuple[dict[int, Stock], dict[int, OrderedProduct]]:
     """Lock the stock rows of ``product_ids`` in primary-key order, as every writer does,
-    each with its product's SKU, name, price, currency and status (read, not locked): an
-    order placement's products and locks in one query. Products without a stock row are
-    left out. Pass the rows on to ``stock_reserve`` in the same transaction.
+    and read their products (not locked): an order placement's locks and products in one
+    query. Return both by product id; products without a stock row are left out. Pass the
+    rows on to ``stock_reserve`` in the same transaction.
     """
     ids = sorted(set(product_ids))
-    rows = (
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_lock_for_order_sql(), [ids])
+            rows = cursor.fetchall()
+        # Each row: the product id, the stock row's fields, the product's.
+        fields = [f.attname for f in Stock._meta.concrete_fields]
+        end = 1 + len(fields)
+        stocks = {row[0]: Stock.from_db(connection.alias, fields, row[1:end]) for row in rows}
+        return stocks, {row[0]: OrderedProduct(row[0], *row[end:]) for row in rows}
+    # Elsewhere (SQLite, for development) the ORM, which leaves the lock out there.
+    locked = (
         Stock.objects.select_for_update(of=("self",))
         .select_related("product")
-        .only(*_STOCK_COLUMNS, *(f"product__{name}" for name in ORDERED_PRODUCT_FIELDS))
         .filter(product_id__in=ids)
         .order_by("product_id")
     )
-    return {row.product_id: row for row in rows}
+    stocks = {row.product_id: row for row in locked}
+    return stocks, {
+        pid: OrderedProduct(pid, *(getattr(row.product, f) for f in ORDERED_PRODUCT_FIELDS))
+        for pid, row in stocks.items()
+    }
 
 
-_STOCK_COLUMNS = ("product_id", "on_hand", "reserved", "updated_at")
-# What an order needs of each product it names.
-ORDERED_PRODUCT_FIELDS = ("sku", "name", "price", "currency", "status")
+@functools.cache
+def _lock_for_order_sql() -> str:
+    # Written out: one statement text for any number of products, and Django spent more
+    # CPU compiling the join it wrote for this (about 1,800 calls) than running it.
+    quote = connection.ops.quote_name
+    stock, product = Stock._meta, Product._meta
+    stock_columns = ", ".join(f"s.{quote(f.column)}" for f in stock.concrete_fields)
+    product_columns = ", ".join(
+        f"p.{quote(product.get_field(name).column)}" for name in ORDERED_PRODUCT_FIELDS
+    )
+    key = quote(stock.pk.column)
+    return (
+        f"SELECT s.{key}, {stock_columns}, {product_columns} "  # noqa: S608 -- model names
+        f"FROM {quote(stock.db_table)} s JOIN {quote(product.db_table)} p "
+        f"ON p.{quote(product.pk.column)} = s.{key} "
+        f"WHERE s.{key} = ANY(%s) ORDER BY s.{key} FOR UPDATE OF s"
+    )
 
 
 def _apply(

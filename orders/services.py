@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -39,17 +39,6 @@ def order_representation(order: Order) -> dict[str, Any]:
         # than using them, and to_representation keeps no state between calls.
         _serializer = OrderSerializer()
     return dict(_serializer.to_representation(order))
-
-
-class _Priced(NamedTuple):
-    """What an order needs of a product that has no stock row (a row, not a model)."""
-
-    pk: int
-    sku: str
-    name: str
-    price: Decimal
-    currency: str
-    status: str
 
 
 def merge_lines(items: list[Mapping[str, int]]) -> dict[int, int]:
@@ -127,12 +116,11 @@ def order_place(
     # No savepoint: a refusal rolls back the caller's whole transaction (or savepoint).
     with transaction.atomic(savepoint=False):
         # The stock rows are locked first, read with their products in the same query.
-        stocks = inventory.stock_lock_for_order(lines)
-        products: dict[int, Any] = {pid: stock.product for pid, stock in stocks.items()}
+        stocks, products = inventory.stock_lock_for_order(lines)
         if len(products) < len(lines):
             # A product without a stock row: read it to say why it cannot be ordered.
             products |= {
-                row[0]: _Priced(*row)
+                row[0]: inventory.OrderedProduct(*row)
                 for row in Product.objects.filter(pk__in=[p for p in lines if p not in stocks])
                 .order_by()
                 .values_list("pk", *inventory.ORDERED_PRODUCT_FIELDS)
