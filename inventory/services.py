@@ -18,6 +18,7 @@ from audit.services import audit_record_many
 from catalog.models import Product
 from inventory.errors import InventoryErrorCode as Code
 from inventory.models import LOW_STOCK_SETTING, InventoryMovement, Stock
+from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput, NotFound
 from pms_backend.events.services import publish_many
@@ -198,7 +199,7 @@ def _apply(
         )
     # One statement each, however many rows (Django's bulk_update costs more to build).
     bulk_update_rows(changed, ["on_hand", "reserved", "updated_at"])
-    InventoryMovement.objects.bulk_create(movements)
+    bulk_insert_rows(movements)
     metrics.count_stock_movements(kind, len(movements))
     events = [
         ("stock.updated", stock_representation(stock), f"product:{stock.product_id}")

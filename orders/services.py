@@ -18,6 +18,7 @@ from catalog.models import Product
 from inventory import services as inventory
 from orders.errors import OrderErrorCode as Code
 from orders.models import Order, OrderItem
+from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish, publish_many
 from pms_backend.monitoring import metrics
@@ -129,7 +130,7 @@ def order_place(
         currency = products[next(iter(lines))].currency
         now = timezone.now()
         total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
-        order = Order.objects.create(
+        order = Order(
             customer_email=customer["email"],
             customer_name=customer["name"],
             shipping_address=dict(shipping_address),
@@ -139,6 +140,7 @@ def order_place(
             api_key=actor.api_key,
             placed_by=actor.user,
         )
+        bulk_insert_rows([order])
         # The lines' audit entries and events are written with the order's: one insert
         # of each for the whole order.
         records = inventory.StockRecords()
@@ -149,7 +151,7 @@ def order_place(
             locked=stocks,
             records=records,
         )
-        order_items = OrderItem.objects.bulk_create(
+        order_items = bulk_insert_rows(
             [
                 OrderItem(
                     order=order,
