@@ -43,10 +43,12 @@ def bulk_insert_rows(objects: Sequence[models.Model]) -> Sequence[models.Model]:
         or meta.parents
         or any(hasattr(field, "get_placeholder") for field in fields)
     ):
-        return model._base_manager.bulk_create(objects)
+        model._base_manager.bulk_create(objects)
+        return objects
     values = [field.pre_save(obj, add=True) for obj in objects for field in fields]
     if any(hasattr(value, "resolve_expression") for value in values):
-        return model._base_manager.bulk_create(objects)  # a db_default or an expression
+        model._base_manager.bulk_create(objects)  # a db_default or an expression
+        return objects
     fields_per_row = [field for _obj in objects for field in fields]
     params = [
         field.get_db_prep_save(value, connection=connection)
