@@ -275,7 +275,10 @@ def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
     """The round that cost least CPU: the others lost CPU time to the machine's other work
     (caches, shared cores); the median is reported too."""
     best = min(rows, key=lambda row: row["cpu_ms"])
-    return best | {"median_cpu_ms": statistics.median(row["cpu_ms"] for row in rows)}
+    return best | {
+        f"median_{key}": statistics.median(row[key] for row in rows)
+        for key in ("cpu_ms", "pg_cpu_ms")
+    }
 
 
 def calls_per_request(send, count: int = 20) -> float:
@@ -394,7 +397,9 @@ def report(args, client, clock, ids: list[int], database: str) -> None:
         print(
             f"{label:<24} CPU {row['cpu_ms']:6.2f} ms/req ({row['cpu_ms'] / ping_cpu:4.1f}x ping, "
             f"median {row['median_cpu_ms']:.2f})"
-            f"   PostgreSQL CPU {row['pg_cpu_ms']:5.2f} ms/req   wall {row['wall_ms']:6.2f} ms/req"
+            f"   PostgreSQL CPU {row['pg_cpu_ms']:5.2f} ms/req"
+            f" (median {row['median_pg_cpu_ms']:.2f})"
+            f"   wall {row['wall_ms']:6.2f} ms/req"
             + (
                 f"   {row['calls']:,.0f} Python calls ({row['calls'] / ping_calls:.1f}x)"
                 if in_process
