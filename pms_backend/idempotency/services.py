@@ -36,6 +36,14 @@ def request_fingerprint(scope: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class _Refused(Exception):
+    """Carries an action's refusal out of the transaction it rolls back."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def run_idempotently(
     *,
     owner: str,
@@ -47,46 +55,58 @@ def run_idempotently(
 ) -> Outcome:
     """Run ``action`` once for ``(owner, key)`` and store its answer; replay it after.
 
-    ``action`` runs in a savepoint inside the transaction that claims the key, so its
-    writes commit together with the stored answer. A refusal (``DomainError``) rolls
-    the action back but is stored too: a retry gets the same refusal. The same key
-    with another request raises ``IdempotencyKeyReused`` (422).
+    ``action`` runs in the transaction that claims the key, so its writes commit together
+    with the stored answer. A refusal (``DomainError``) rolls that transaction back (the
+    action's writes and the claim); the refusal is then stored in a transaction of its
+    own, unless a concurrent request with the same key has meanwhile answered (its answer
+    is returned instead): a retry gets the same refusal. The same key with another
+    request raises ``IdempotencyKeyReused`` (422).
     """
     now = timezone.now()
-    with transaction.atomic():
-        claimed = _claim(
-            owner=owner,
-            key=key,
-            scope=scope,
-            request_hash=request_hash,
-            created_at=now,
-            expires_at=now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
-        )
-        if not claimed:
-            existing = IdempotencyKey.objects.get(owner=owner, key=key)
-            if existing.expires_at <= now:
-                existing.delete()
-                return run_idempotently(
-                    owner=owner,
-                    key=key,
-                    scope=scope,
-                    request_hash=request_hash,
-                    action=action,
-                    error_body=error_body,
-                )
-            if existing.request_hash != request_hash or existing.scope != scope:
-                raise IdempotencyKeyReused(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used with a different request; use a new key.",
-                )
-            return Outcome(existing.response_status, existing.response_body, replayed=True)
-        try:
-            with transaction.atomic():
+    claim = {
+        "owner": owner,
+        "key": key,
+        "scope": scope,
+        "request_hash": request_hash,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
+    }
+    try:
+        # No savepoint around the action: it would cost two statements per request to
+        # keep the claim through a refusal, which is rarer than an answer.
+        with transaction.atomic():
+            while not _claim(**claim):
+                if (outcome := _replay(claim, now)) is not None:
+                    return outcome
+            try:
                 status, body = action()
-        except DomainError as exc:
-            status, body = exc.status, error_body(exc)
+            except DomainError as exc:
+                raise _Refused(exc) from exc
+            _store_answer(owner=owner, key=key, status=status, body=body)
+        return Outcome(status, body, replayed=False)
+    except _Refused as refused:
+        status, body = refused.error.status, error_body(refused.error)
+    with transaction.atomic():
+        while not _claim(**claim):
+            if (outcome := _replay(claim, now)) is not None:
+                return outcome  # a concurrent request with this key answered meanwhile
         _store_answer(owner=owner, key=key, status=status, body=body)
     return Outcome(status, body, replayed=False)
+
+
+def _replay(claim: dict[str, Any], now) -> Outcome | None:
+    """Return the answer stored for a key claimed already, or ``None`` when it had expired
+    (it is deleted: claim it again). Raise ``IdempotencyKeyReused`` for another request."""
+    existing = IdempotencyKey.objects.get(owner=claim["owner"], key=claim["key"])
+    if existing.expires_at <= now:
+        existing.delete()
+        return None
+    if existing.request_hash != claim["request_hash"] or existing.scope != claim["scope"]:
+        raise IdempotencyKeyReused(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+        )
+    return Outcome(existing.response_status, existing.response_body, replayed=True)
 
 
 def _claim(**values: Any) -> bool:

@@ -108,9 +108,9 @@ def test_batch_stock_query_count_does_not_grow_with_ids(storefront, make_product
 
 # Claim the idempotency key, lock the stock rows (reading their products), insert the
 # order, update the stock rows, insert movements, items, audit entries and events (one
-# insert each), store the answer; plus the transaction and the placement's savepoint
-# (BEGIN/COMMIT here become a savepoint and its release: the test runs in a transaction).
-ORDER_STATEMENTS = 13
+# insert each), store the answer; plus the transaction (BEGIN/COMMIT here become a
+# savepoint and its release: the test runs in a transaction).
+ORDER_STATEMENTS = 11
 
 
 def statements_to_place(client, lines) -> tuple[dict, list[str]]:
