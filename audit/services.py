@@ -10,6 +10,7 @@ from django.db import models, transaction
 
 from audit.actors import Actor
 from audit.models import AuditLog
+from pms_backend.bulk_insert import bulk_insert_rows
 
 
 def audit_record(
@@ -64,7 +65,7 @@ def audit_record_many(*, actor: Actor, entries: Iterable[dict[str, Any]]) -> int
     )
     written = 0
     while batch := list(islice(rows, 1000)):
-        AuditLog.objects.bulk_create(batch)
+        bulk_insert_rows(batch)
         written += len(batch)
     return written
 

@@ -13,13 +13,14 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from audit.actors import Actor
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from catalog.models import Product
 from inventory import services as inventory
 from orders.errors import OrderErrorCode as Code
 from orders.models import Order, OrderItem
+from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.errors import Conflict, InvalidInput
-from pms_backend.events.services import publish
+from pms_backend.events.services import publish, publish_many
 from pms_backend.monitoring import metrics
 from pms_backend.shopsettings.selectors import setting_get
 
@@ -37,11 +38,19 @@ MAX_ORDER_TOTAL = min(
     _largest(Order._meta.get_field("total")), _largest(OrderItem._meta.get_field("line_total"))
 )
 
+_serializer = None
+
 
 def order_representation(order: Order) -> dict[str, Any]:
-    from orders.api.serializers import OrderSerializer
+    """Return an order as the API and the ``order.*`` events show it."""
+    global _serializer
+    if _serializer is None:
+        from orders.api.serializers import OrderSerializer
 
-    return dict(OrderSerializer(order).data)
+        # One serializer for the process: building a ModelSerializer's fields costs more
+        # than using them, and to_representation keeps no state between calls.
+        _serializer = OrderSerializer()
+    return dict(_serializer.to_representation(order))
 
 
 def merge_lines(items: list[Mapping[str, int]]) -> dict[int, int]:
@@ -76,23 +85,8 @@ def _check_limits(lines: dict[int, int], *, line_count: int) -> None:
         )
 
 
-def order_place(
-    *,
-    actor: Actor,
-    items: list[Mapping[str, int]],
-    customer: Mapping[str, str],
-    shipping_address: Mapping[str, Any],
-) -> Order:
-    """Place an order: reserve every line or none, price it from the catalog.
-
-    Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
-    ordered (unknown, draft or archived), ``insufficient_stock`` naming each short
-    line with the quantities requested and available, or ``order_total_too_large`` when
-    the total would pass ``MAX_ORDER_TOTAL``.
-    """
-    lines = merge_lines(items)
-    _check_limits(lines, line_count=len(items))
-    products = Product.objects.in_bulk(list(lines))
+def _check_orderable(lines: dict[int, int], products: Mapping[int, Any]) -> None:
+    """Raise unless every product exists, is published, and all share one currency."""
     unavailable = []
     for product_id in sorted(lines):
         product = products.get(product_id)
@@ -114,29 +108,69 @@ def order_place(
             Code.MIXED_CURRENCIES,
             f"Products are priced in {', '.join(sorted(currencies))}; order them separately.",
         )
-    now = timezone.now()
-    total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
-    if total > MAX_ORDER_TOTAL:
-        currency = next(iter(currencies))
-        raise Conflict(
-            Code.TOTAL_TOO_LARGE,
-            f"The order would total {total:,} {currency}; one order may total at most "
-            f"{MAX_ORDER_TOTAL:,} {currency}. Order fewer units or split the order.",
-            errors={"items": ["The total is over the limit."]},
-        )
-    with transaction.atomic():
-        order = Order.objects.create(
+
+
+def order_place(
+    *,
+    actor: Actor,
+    items: list[Mapping[str, int]],
+    customer: Mapping[str, str],
+    shipping_address: Mapping[str, Any],
+) -> Order:
+    """Place an order: reserve every line or none, price it from the catalog.
+
+    Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
+    ordered (unknown, draft or archived), ``insufficient_stock`` naming each short
+    line with the quantities requested and available, or ``order_total_too_large`` when
+    the total would pass ``MAX_ORDER_TOTAL``.
+    """
+    lines = merge_lines(items)
+    _check_limits(lines, line_count=len(items))
+    # No savepoint: a refusal rolls back the caller's whole transaction (or savepoint).
+    with transaction.atomic(savepoint=False):
+        # The stock rows are locked first, read with their products in the same query.
+        stocks, products = inventory.stock_lock_for_order(lines)
+        if len(products) < len(lines):
+            # A product without a stock row: read it to say why it cannot be ordered.
+            products |= {
+                row[0]: inventory.OrderedProduct(*row)
+                for row in Product.objects.filter(pk__in=[p for p in lines if p not in stocks])
+                .order_by()
+                .values_list("pk", *inventory.ORDERED_PRODUCT_FIELDS)
+            }
+        _check_orderable(lines, products)
+        currency = products[next(iter(lines))].currency
+        now = timezone.now()
+        total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
+        if total > MAX_ORDER_TOTAL:
+            raise Conflict(
+                Code.TOTAL_TOO_LARGE,
+                f"The order would total {total:,} {currency}; one order may total at most "
+                f"{MAX_ORDER_TOTAL:,} {currency}. Order fewer units or split the order.",
+                errors={"items": ["The total is over the limit."]},
+            )
+        order = Order(
             customer_email=customer["email"],
             customer_name=customer["name"],
             shipping_address=dict(shipping_address),
-            currency=currencies.pop(),
+            currency=currency,
             total=total,
             reserved_until=now + timedelta(minutes=setting_get("orders.reservation_minutes")),
             api_key=actor.api_key,
             placed_by=actor.user,
         )
-        inventory.stock_reserve(actor=actor, lines=lines, reference=f"order:{order.number}")
-        OrderItem.objects.bulk_create(
+        bulk_insert_rows([order])
+        # The lines' audit entries and events are written with the order's: one insert
+        # of each for the whole order.
+        records = inventory.StockRecords()
+        inventory.stock_reserve(
+            actor=actor,
+            lines=lines,
+            reference=f"order:{order.number}",
+            locked=stocks,
+            records=records,
+        )
+        order_items = bulk_insert_rows(
             [
                 OrderItem(
                     order=order,
@@ -150,26 +184,47 @@ def order_place(
                 for pid, qty in sorted(lines.items())
             ]
         )
-        audit_record(
+        _hold_items(order, order_items)
+        audit_record_many(
             actor=actor,
-            action="order.created",
-            target=order,
-            changes={
-                "status": {"before": None, "after": order.status},
-                "total": {"before": None, "after": str(order.total)},
-                "items": {
-                    "before": None,
-                    "after": [[pid, qty] for pid, qty in sorted(lines.items())],
+            entries=[
+                *records.audit_entries,
+                {
+                    "action": "order.created",
+                    "object_type": order._meta.label_lower,
+                    "object_id": order.pk,
+                    "object_repr": str(order),
+                    "changes": {
+                        "status": {"before": None, "after": order.status},
+                        "total": {"before": None, "after": str(order.total)},
+                        "items": {
+                            "before": None,
+                            "after": [[pid, qty] for pid, qty in sorted(lines.items())],
+                        },
+                    },
                 },
-            },
+            ],
         )
         representation = order_representation(order)
-        publish("order.created", representation, subject=f"order:{order.pk}")
+        publish_many([*records.events, ("order.created", representation, f"order:{order.pk}")])
         metrics.count_order_placed()
-    # The API answers with this same representation: serializing the order (and reading
-    # its items back) once per placement is enough.
+    # The API answers with this same representation: serializing the order once per
+    # placement is enough.
     order.placed_representation = representation
     return order
+
+
+def _hold_items(order: Order, order_items: list[OrderItem]) -> None:
+    """Make ``order.items`` answer from the rows just written instead of reading them back.
+
+    What ``prefetch_related`` leaves behind (Django's ``_prefetched_objects_cache``; Django
+    is pinned to 5.2.x, and tests/integration/test_query_counts_orders.py fails if the
+    items are read again).
+    """
+    items = order.items.all()
+    items._result_cache = order_items
+    items._prefetch_done = True
+    order._prefetched_objects_cache = {"items": items}
 
 
 def order_transition(

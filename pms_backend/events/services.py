@@ -8,6 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from pms_backend.apikeys import scopes
+from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.events.models import Event
 from pms_backend.events.relay import schedule_dispatch
 from pms_backend.monitoring.request_context import current_request_id
@@ -101,7 +102,7 @@ def publish_many(events: list[tuple[str, dict[str, Any], str]]) -> int:
     encoder = DjangoJSONEncoder()
     request_id = current_request_id()
     for start in range(0, len(events), 1000):
-        rows = Event.objects.bulk_create(
+        rows = bulk_insert_rows(
             [
                 Event.build(
                     type=type,

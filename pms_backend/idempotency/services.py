@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from pms_backend.errors import DomainError
@@ -36,6 +36,14 @@ def request_fingerprint(scope: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class _Refused(Exception):
+    """Carries an action's refusal out of the transaction it rolls back."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def run_idempotently(
     *,
     owner: str,
@@ -47,51 +55,103 @@ def run_idempotently(
 ) -> Outcome:
     """Run ``action`` once for ``(owner, key)`` and store its answer; replay it after.
 
-    ``action`` runs in a savepoint inside the transaction that claims the key, so its
-    writes commit together with the stored answer. A refusal (``DomainError``) rolls
-    the action back but is stored too: a retry gets the same refusal. The same key
-    with another request raises ``IdempotencyKeyReused`` (422).
+    ``action`` runs in the transaction that claims the key, so its writes commit together
+    with the stored answer. A refusal (``DomainError``) rolls that transaction back (the
+    action's writes and the claim); the refusal is then stored in a transaction of its
+    own, unless a concurrent request with the same key has meanwhile answered (its answer
+    is returned instead): a retry gets the same refusal. The same key with another
+    request raises ``IdempotencyKeyReused`` (422).
     """
     now = timezone.now()
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyKey.objects.create(
-                    owner=owner,
-                    key=key,
-                    scope=scope,
-                    request_hash=request_hash,
-                    expires_at=now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
-                )
-        except IntegrityError:
-            record = None
-        if record is None:
-            existing = IdempotencyKey.objects.get(owner=owner, key=key)
-            if existing.expires_at <= now:
-                existing.delete()
-                return run_idempotently(
-                    owner=owner,
-                    key=key,
-                    scope=scope,
-                    request_hash=request_hash,
-                    action=action,
-                    error_body=error_body,
-                )
-            if existing.request_hash != request_hash or existing.scope != scope:
-                raise IdempotencyKeyReused(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used with a different request; use a new key.",
-                )
-            return Outcome(existing.response_status, _stored_body(existing), replayed=True)
-        try:
-            with transaction.atomic():
+    claim = {
+        "owner": owner,
+        "key": key,
+        "scope": scope,
+        "request_hash": request_hash,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=settings.PMS_IDEMPOTENCY_HOURS),
+    }
+    try:
+        # No savepoint around the action: it would cost two statements per request to
+        # keep the claim through a refusal, which is rarer than an answer.
+        with transaction.atomic():
+            while (pk := _claim(**claim)) is None:
+                if (outcome := _replay(claim, now)) is not None:
+                    return outcome
+            try:
                 status, body = action()
-        except DomainError as exc:
-            status, body = exc.status, error_body(exc)
-        record.response_status = status
-        record.response_body = body
-        record.save(update_fields=["response_status", "response_body_ct"])
+            except DomainError as exc:
+                raise _Refused(exc) from exc
+            _store_answer(pk, status=status, body=body)
+        return Outcome(status, body, replayed=False)
+    except _Refused as refused:
+        status, body = refused.error.status, error_body(refused.error)
+    with transaction.atomic():
+        while (pk := _claim(**claim)) is None:
+            if (outcome := _replay(claim, now)) is not None:
+                return outcome  # a concurrent request with this key answered meanwhile
+        _store_answer(pk, status=status, body=body)
     return Outcome(status, body, replayed=False)
+
+
+def _replay(claim: dict[str, Any], now) -> Outcome | None:
+    """Return the answer stored for a key claimed already, or ``None`` when it had expired
+    (it is deleted: claim it again). Raise ``IdempotencyKeyReused`` for another request."""
+    existing = IdempotencyKey.objects.get(owner=claim["owner"], key=claim["key"])
+    if existing.expires_at <= now:
+        existing.delete()
+        return None
+    if existing.request_hash != claim["request_hash"] or existing.scope != claim["scope"]:
+        raise IdempotencyKeyReused(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+        )
+    return Outcome(existing.response_status, _stored_body(existing), replayed=True)
+
+
+def _claim(**values: Any) -> int | None:
+    """Insert the key's row unless one exists; return its primary key if this call
+    inserted it, else ``None``.
+
+    ``ON CONFLICT DO NOTHING`` waits on the unique index, as a plain insert would, for a
+    concurrent request with the same key to commit (then this one replays its answer) or
+    roll back (then this one inserts); unlike a plain insert it needs no savepoint to
+    survive the duplicate. Django's ``bulk_create(ignore_conflicts=True)`` cannot say
+    whether the row was inserted.
+    """
+    meta = IdempotencyKey._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in values]
+    owner, key = meta.get_field("owner"), meta.get_field("key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 -- names from the model
+            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote(owner.column)}, {quote(key.column)}) DO NOTHING "
+            f"RETURNING {quote(meta.pk.column)}",
+            [f.get_db_prep_save(values[f.name], connection) for f in fields],
+        )
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+
+def _store_answer(pk: int, *, status: int, body: Any) -> None:
+    """Store the answer, encrypted and bound to its row, on the row ``_claim`` inserted (a
+    plain UPDATE: the ORM's cost more to compile than to run, on the path of every order)."""
+    record = IdempotencyKey(pk=pk)
+    record.response_body = body  # encrypts it, bound to this row
+    meta = IdempotencyKey._meta
+    quote = connection.ops.quote_name
+    status_column = quote(meta.get_field("response_status").column)
+    body_column = quote(meta.get_field("response_body_ct").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} "  # noqa: S608 -- names from the model
+            f"SET {status_column} = %s, {body_column} = %s "
+            f"WHERE {quote(meta.pk.column)} = %s",
+            [status, record.response_body_ct, pk],
+        )
 
 
 def _stored_body(record: IdempotencyKey) -> Any:

@@ -1,11 +1,16 @@
-"""The id of the request being served, for log lines and outbox events written under it."""
+"""The request being served: its id, for log lines and outbox events written under it, and
+a memo of what it has looked up once (a value read per request, not per use)."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+from typing import Any
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("pms_request_id", default="")
+_memo: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "pms_request_memo", default=None
+)
 
 
 def current_request_id() -> str:
@@ -13,13 +18,22 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def bind_request_id(request_id: str) -> contextvars.Token:
-    """Make ``request_id`` current; hand the token back to ``unbind_request_id``."""
-    return _request_id.set(request_id)
+def request_memo() -> dict[str, Any] | None:
+    """Return a dict that lives as long as the request being served (``None`` outside a
+    request): for values a request looks up once however often it uses them."""
+    return _memo.get()
 
 
-def unbind_request_id(token: contextvars.Token) -> None:
-    _request_id.reset(token)
+def bind_request_id(request_id: str) -> tuple[contextvars.Token, contextvars.Token]:
+    """Make ``request_id`` current, with a fresh memo; hand the tokens back to
+    ``unbind_request_id``."""
+    return _request_id.set(request_id), _memo.set({})
+
+
+def unbind_request_id(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    id_token, memo_token = tokens
+    _memo.reset(memo_token)
+    _request_id.reset(id_token)
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -3,7 +3,8 @@
 The shared cache (Redis in production) holds only a version stamp, replaced after each
 committed change. A process keeps the values it loaded under one stamp and loads them
 again when the stamp moves, so a read costs one small cache lookup and no query, and
-secrets never leave the database except into process memory. With the cache
+secrets never leave the database except into process memory. A request looks the stamp
+up once, at its first read: all its reads see one set of values. With the cache
 unreachable every read goes to the database. A process also reloads after ``MAX_AGE``
 seconds, so a stamp lost with the cache (or a process-local cache in development)
 cannot keep a value stale for long.
@@ -21,6 +22,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from pms_backend.encryption.ciphers import DecryptionError
+from pms_backend.monitoring.request_context import request_memo
 from pms_backend.shopsettings.models import ProductSetting, Setting
 from pms_backend.shopsettings.registry import TUNABLES
 
@@ -46,7 +48,12 @@ _current: StoredValues | None = None
 def stored_values() -> StoredValues:
     """Return the stored values, from this process's copy while the stamp is unchanged."""
     global _current
-    version = _version()
+    memo = request_memo()
+    version = memo.get(VERSION_KEY) if memo is not None else None
+    if version is None:
+        version = _version()
+        if memo is not None and version is not None:
+            memo[VERSION_KEY] = version
     current = _current
     if (
         version is not None
@@ -106,6 +113,9 @@ def settings_changed() -> None:
 def _bump() -> None:
     global _current
     _current = None
+    memo = request_memo()
+    if memo is not None:
+        memo.pop(VERSION_KEY, None)
     cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
 
 

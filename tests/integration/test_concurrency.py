@@ -145,3 +145,40 @@ def test_processing_and_cancelling_at_once_exactly_one_wins(make_product, receiv
         order.refresh_from_db()
         assert order.status in ("processing", "cancelled")
     assert inventory_drift() == []
+
+
+def test_same_idempotency_key_refused_10_times_at_once_gets_one_stored_refusal(
+    make_key, make_product, receive
+):
+    product = make_product("published")
+    receive(product, 1)
+    raw_key = make_key("storefront")
+    key = uuid.uuid4().hex
+    barrier = threading.Barrier(10)
+
+    def post(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        barrier.wait(timeout=30)
+        response = client.post(
+            "/api/v1/orders/", order_body((product, 2)), format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(_in_thread(post), range(10)))
+
+    assert {status for status, _ in results} == {409}
+    assert all(body == results[0][1] for _, body in results)
+    assert results[0][1]["lines"] == [{"product": product.pk, "requested": 2, "available": 1}]
+    assert Order.objects.count() == 0
+    assert Stock.objects.get(product=product).reserved == 0
+    # Stock arrives, but the key keeps its answer.
+    receive(product, 5)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    again = client.post(
+        "/api/v1/orders/", order_body((product, 2)), format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    assert (again.status_code, again.json()) == (409, results[0][1])
+    assert again["Idempotent-Replayed"] == "true"

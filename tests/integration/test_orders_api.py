@@ -813,3 +813,20 @@ def test_a_storefront_sees_its_order_move(two_shops):
     move_order(order_id, "process", "complete")
 
     assert one.get(f"{ORDERS}{order_id}/").json()["status"] == "completed"
+
+
+def test_an_expired_key_places_a_new_order(storefront, stocked):
+    from pms_backend.idempotency.models import IdempotencyKey
+
+    a, b = stocked
+    first = place(storefront, order_body((a, 1)), key="old-key")
+    IdempotencyKey.objects.filter(key="old-key").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    second = place(storefront, order_body((b, 1)), key="old-key")
+
+    assert first.status_code == second.status_code == 201
+    assert second.json()["id"] != first.json()["id"]
+    assert "Idempotent-Replayed" not in second
+    assert stock_of(b)[1] == 1

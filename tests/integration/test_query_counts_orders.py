@@ -8,7 +8,8 @@ from audit.actors import Actor
 from orders.services import order_place
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.selectors import api_key_parse_prefix
-from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER, order_body
+from tests.integration.order_support import place
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +104,32 @@ def test_batch_stock_query_count_does_not_grow_with_ids(storefront, make_product
     large = queries_for(storefront, "/api/v1/stock/", {"products": ",".join(ids)}, ROWS)
 
     assert large == small <= 3
+
+
+# Claim the idempotency key, lock the stock rows (reading their products), insert the
+# order, update the stock rows, insert movements, items, audit entries and events (one
+# insert each), store the answer; plus the transaction (BEGIN/COMMIT here become a
+# savepoint and its release: the test runs in a transaction).
+ORDER_STATEMENTS = 11
+
+
+def statements_to_place(client, lines) -> tuple[dict, list[str]]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = place(client, order_body(*lines))
+    assert response.status_code == 201, response.content
+    return response.json(), [q["sql"] for q in ctx.captured_queries]
+
+
+def test_placing_an_order_costs_the_same_statements_for_1_or_5_lines(storefront, products):
+    place(storefront, order_body((products[0], 1)))  # warm up: key lookup, settings
+
+    _, one = statements_to_place(storefront, [(products[1], 1)])
+    placed, five = statements_to_place(storefront, [(p, n + 1) for n, p in enumerate(products)])
+
+    assert len(one) == len(five) == ORDER_STATEMENTS, (
+        f"{len(one)} statements for 1 line, {len(five)} for 5:\n" + "\n".join(five)
+    )
+    # The answer comes from memory, not from reading the order back, and is the same.
+    assert not any(sql.startswith('SELECT "orders_orderitem"') for sql in five)
+    assert placed == storefront.get(f"/api/v1/orders/{placed['id']}/").json()
+    assert [item["product"] for item in placed["items"]] == sorted(p.pk for p in products)
