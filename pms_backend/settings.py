@@ -147,6 +147,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, Celery broker, channel layer ----------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis answers a connect in a millisecond on a LAN; a Redis that does not answer must not
+# hold up a request (raise it for a distant managed Redis behind TLS).
+REDIS_CONNECT_TIMEOUT = env.float("PMS_REDIS_CONNECT_TIMEOUT", default=0.25)
 
 if REDIS_URL:
     CACHES = {
@@ -155,14 +158,19 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "pms",
             "OPTIONS": {
-                # A Redis outage degrades to cache misses, never to a 500.
+                # A Redis outage degrades to cache misses, never to a 500; after a failure
+                # this process skips Redis for a few seconds instead of paying a connect
+                # attempt per call (pms_backend/monitoring/redis_outage.py).
+                "CLIENT_CLASS": "pms_backend.monitoring.redis_cache.PausingClient",
                 "IGNORE_EXCEPTIONS": True,
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
                 "SOCKET_TIMEOUT": 0.5,
             },
         }
     }
+    # Logged, and turned by the logging filter into one outage line a minute per process.
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "django_redis.cache"
     # Redis pub/sub: a group message is published once and each server process hands it
     # to its own subscribers. channels-redis's list-based layer queued a copy per member
     # and popped each with its own round trip (200 subscribers: 200 per event); that cost
@@ -204,11 +212,14 @@ if not REDIS_URL:
     CELERY_BROKER_TRANSPORT = "pms_backend.filesystem_broker:Transport"
 else:
     # Retries are scheduled in the database, so no countdown ever outlives this timeout.
-    # Short socket timeouts: with Redis down, queueing fails fast and the outbox sweep
-    # takes over, instead of a request hanging on the broker.
+    # With Redis down, queueing fails at once and the outbox sweep takes over: one connect
+    # attempt with a short timeout ("max_retries": 0; kombu otherwise retries an implicit
+    # connect for broker_connection_timeout, 2 + 4 s, on every publish after commit). The
+    # worker's own consumer connection keeps Celery's retry settings.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
-        "socket_connect_timeout": 1,
+        "max_retries": 0,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
         "socket_timeout": 2,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -25,7 +25,7 @@ from audit.services import audit_record
 from pms_backend.errors import InvalidInput, NotFound
 from pms_backend.events.models import Event
 from pms_backend.events.services import EVENT_TOPICS
-from pms_backend.monitoring import metrics
+from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.coordination import shared
@@ -654,9 +654,14 @@ def queue_batches(batches: list[list[int]]) -> None:
 
     for number, ids in enumerate(batches):
         try:
+            if redis_outage.paused():
+                raise redis_outage.RedisPaused("Redis paused after a failure in this process")
             deliver_batch_task.apply_async((ids,), retry=False)
-        except Exception:  # broker down: the due-delivery sweep sends them, from its next run
+        except Exception as exc:  # broker down: the due-delivery sweep sends them next run
             rest = [pk for batch in batches[number:] for pk in batch]
             WebhookDelivery.objects.filter(pk__in=rest).update(queued_at=None)
-            logger.warning("could not queue %d deliveries; the sweep will", len(rest))
+            if redis_outage.unreachable(exc):
+                redis_outage.report("broker", exc)
+            else:
+                logger.exception("could not queue %d deliveries; the sweep will", len(rest))
             return

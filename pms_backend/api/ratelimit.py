@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from pms_backend.monitoring import redis_outage
+
 logger = logging.getLogger(__name__)
 
 _PERIODS = {
@@ -138,8 +140,11 @@ def count(
     gate_reset = _reset(gate[2], now) if gate is not None else 0
     try:
         gate_count, counts = _count(buckets, keys, gate, gate_at, cost, now)
-    except Exception:  # the limiter must never take the API down with it
-        logger.warning("rate-limit store unreachable; letting the request through", exc_info=True)
+    except Exception as exc:  # the limiter must never take the API down with it
+        if redis_outage.unreachable(exc):
+            redis_outage.report("rate limits", exc)
+        else:
+            logger.warning("rate-limit store failed; letting the request through", exc_info=True)
         return Outcome([Verdict(r.count, r.count, _reset(r, now)) for _, _, r in buckets], 0, 0)
     verdicts: list[Verdict | None] = [
         Verdict(r.count, r.count - n, _reset(r, now))

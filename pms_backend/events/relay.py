@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pms_backend.events.models import Event
+from pms_backend.monitoring import redis_outage
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,17 @@ def schedule_dispatch(event_id: int) -> None:
 def enqueue_dispatch(event_ids: list[int]) -> None:
     from pms_backend.events.tasks import dispatch
 
-    if not event_ids:
-        return
+    if not event_ids or redis_outage.paused():
+        return  # the sweep dispatches them from the outbox
     try:
         dispatch.apply_async((event_ids,), retry=False)
-    except Exception:  # broker unreachable: the sweep dispatches from the outbox
-        logger.warning("could not queue dispatch of %d event(s); the sweep will", len(event_ids))
+    except Exception as exc:  # broker unreachable: the sweep dispatches from the outbox
+        if redis_outage.unreachable(exc):
+            redis_outage.report("broker", exc)
+        else:
+            logger.exception(
+                "could not queue dispatch of %d event(s); the sweep will", len(event_ids)
+            )
 
 
 def dispatch_events(event_ids: list[int]) -> int:

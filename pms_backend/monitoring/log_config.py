@@ -16,6 +16,7 @@ def logging_config(*, json_lines: bool, level: str) -> dict:
         "disable_existing_loggers": False,
         "filters": {
             "request_id": {"()": "pms_backend.monitoring.request_context.RequestIdLogFilter"},
+            "redis_outage": {"()": "pms_backend.monitoring.redis_outage.IgnoredRedisErrorFilter"},
         },
         "formatters": {
             "plain": {"format": PLAIN_FORMAT},
@@ -38,6 +39,9 @@ def logging_config(*, json_lines: bool, level: str) -> dict:
         "loggers": {
             "django.server": {"level": "WARNING"},
             "django_redis": {"level": "ERROR"},
+            # A cache call that failed for want of Redis: one outage line a minute instead
+            # of a traceback per call.
+            "django_redis.cache": {"level": "ERROR", "filters": ["redis_outage"]},
             # A line per outgoing request: webhook attempts are recorded in the database.
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
