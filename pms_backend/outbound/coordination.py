@@ -3,9 +3,10 @@ leases that expire by themselves.
 
 They live in Redis, where each operation is atomic, so every process sees one circuit per
 receiver and one claim wins. Without Redis (development: one worker process) they live in
-this process; so they do while Redis does not answer, rechecked every few seconds, so an
-outage of Redis never stops deliveries: each process then decides alone, as it would with
-a breaker of its own.
+this process; so they do while Redis does not answer (and while this process leaves Redis
+alone after a failure, pms_backend/monitoring/redis_outage.py), so an outage of Redis
+never stops deliveries: each process then decides alone, as it would with a breaker of
+its own.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import time
 
 from django.conf import settings
 
+from pms_backend.monitoring import redis_outage
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "pms:outbound:"
-REDIS_RECHECK_SECONDS = 5.0
 _DELETE_IF = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -121,25 +123,21 @@ class SharedState:
     def __init__(self) -> None:
         self.local = _Local()
         self._redis: _Redis | None = None
-        self._redis_down_until = 0.0
 
     def _call(self, operation: str, key: str, *args):
         from redis.exceptions import RedisError
 
         key = PREFIX + key
-        if settings.REDIS_URL and time.monotonic() >= self._redis_down_until:
+        if settings.REDIS_URL and not redis_outage.paused():
             try:
                 if self._redis is None:
                     self._redis = _Redis()
                 return getattr(self._redis, operation)(key, *args)
             except RedisError as exc:
-                self._redis_down_until = time.monotonic() + REDIS_RECHECK_SECONDS
-                logger.warning(
-                    "Redis did not answer (%s); receivers' circuits and slots are kept in "
-                    "this process for %.0f s",
-                    exc,
-                    REDIS_RECHECK_SECONDS,
-                )
+                if redis_outage.unreachable(exc):
+                    redis_outage.report("webhook circuits", exc)
+                else:
+                    logger.exception("Redis refused %s; kept in this process", operation)
         return getattr(self.local, operation)(key, *args)
 
     def get(self, key: str) -> str | None:
