@@ -36,7 +36,6 @@ from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = timedelta(hours=24)
-LEASE = timedelta(seconds=60)
 OPEN = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
 # Deliveries of one endpoint sent by one task, and how long it keeps starting new sends
 # (each may take the 15 s timeout, and all must end within the lease).
@@ -344,7 +343,7 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     connection and leases them with one query. Per object, order holds: a delivery waits
     while an earlier event about the same object is still open for its endpoint, in this
     batch or not. A batch stops starting sends after ``BATCH_SEND_WINDOW`` and hands the
-    rest back to the due sweep, so the lease (``LEASE``) outlasts every send it made.
+    rest back to the due sweep, so the lease (:func:`lease`) outlasts every send it made.
     """
     now = now or timezone.now()
     outcome = dict.fromkeys(delivery_ids, "skipped")
@@ -396,7 +395,7 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
         # The queued task is running: from here on, next_attempt_at alone says when.
         # Leased: another worker will not pick these up while this one is sending.
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
-            next_attempt_at=now + LEASE, queued_at=None
+            next_attempt_at=now + lease(), queued_at=None
         )
         if waiting:
             WebhookDelivery.objects.filter(pk__in=waiting).update(
@@ -405,9 +404,9 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
             outcome.update(dict.fromkeys(waiting, "waiting"))
     for endpoint_id, slot in slots.items():
         if not slot:  # committed: the holder's wake-up will find them
-            shared.set(f"slot:{endpoint_id}:waiting", "1", LEASE.total_seconds())
+            shared.set(f"slot:{endpoint_id}:waiting", "1", lease().total_seconds())
     try:
-        _send_leased(sending, outcome)
+        _send_leased(sending, outcome, slots)
     finally:
         for endpoint_id, slot in slots.items():
             if slot:
@@ -415,13 +414,14 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     return outcome
 
 
-def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str]) -> None:
+def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str], slots: dict) -> None:
     batch = frozenset(d.pk for d in sending)
     started = time.monotonic()
     held: set[tuple] = set()  # (endpoint, subject) an earlier send of this batch missed
     stopped: set = set()  # endpoints disabled by an answer (410) on the way
     paused: dict = {}  # endpoint -> (when its open circuit may let a call through, why)
     postponed: dict = {}  # endpoint -> deliveries not sent because of it
+    renewed: dict = {}  # slot -> when it was last renewed
     for delivery in sending:
         key = (delivery.endpoint_id, delivery.subject)
         if delivery.endpoint_id in paused:
@@ -436,6 +436,10 @@ def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str]) -> Non
             WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=again)
             outcome[delivery.pk] = "waiting" if key in held else "skipped"
             continue
+        slot = slots.get(delivery.endpoint_id)
+        if slot and time.monotonic() - renewed.get(slot, started) >= 1:
+            shared.extend_if(*slot, _slot_seconds())  # alive: renewed at most once a second
+            renewed[slot] = time.monotonic()
         result = _send(delivery, delivery.endpoint)
         if not result.sent:
             # Not an attempt: the endpoint's deliveries in this batch wait for the circuit,
@@ -455,31 +459,52 @@ def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str]) -> Non
         WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=when, last_error=why)
 
 
+def lease() -> timedelta:
+    """How long deliveries taken by a batch stay out of other workers' reach: the batch's
+    send window, its last send (connect retries included) and a margin — 60 s with the
+    default 15 s timeout. A worker killed mid-batch delays those deliveries this long."""
+    return BATCH_SEND_WINDOW + timedelta(seconds=2 * settings.PMS_WEBHOOK_TIMEOUT_SECONDS + 5)
+
+
+def _slot_seconds() -> float:
+    """How long a slot outlives its holder's last sign of life: one send (with its connect
+    retries) and a margin. A worker killed mid-batch frees its endpoint this soon."""
+    return 2 * settings.PMS_WEBHOOK_TIMEOUT_SECONDS + 10
+
+
 def _claim_slot(endpoint_id) -> tuple[str, str] | None:
     """Take one of the endpoint's ``PMS_WEBHOOK_ENDPOINT_CONCURRENCY`` sending slots (shared
-    by the worker processes, freed after ``LEASE`` if its holder dies); None if all are
-    taken. A slow receiver thus holds that many worker processes at most."""
+    by the worker processes, renewed before each send, freed soon if its holder dies);
+    None if all are taken. A slow receiver thus holds that many worker processes at most."""
     token = uuid.uuid4().hex
     for number in range(settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY):
         key = f"slot:{endpoint_id}:{number}"
-        if shared.add(key, token, LEASE.total_seconds()):
+        if shared.add(key, token, _slot_seconds()):
             return key, token
     return None
 
 
 def _release_slot(endpoint_id, slot: tuple[str, str]) -> None:
-    """Free the slot, and queue the deliveries that found the endpoint busy meanwhile."""
+    """Free the slot, and queue the deliveries that found the endpoint busy meanwhile: as
+    many as its slots can take at once (more would only find it busy again); the next
+    holder to finish queues the rest."""
     shared.delete_if(*slot)
     waiting = f"slot:{endpoint_id}:waiting"
     if shared.get(waiting):
-        shared.delete(waiting)
-        due = WebhookDelivery.objects.filter(
-            endpoint_id=endpoint_id,
-            status__in=OPEN,
-            next_attempt_at__lte=timezone.now(),
-            queued_at__isnull=True,
-        ).values_list("pk", flat=True)[:500]
-        enqueue_deliveries(list(due))
+        room = BATCH_SIZE * settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY
+        due = list(
+            WebhookDelivery.objects.filter(
+                endpoint_id=endpoint_id,
+                status__in=OPEN,
+                next_attempt_at__lte=timezone.now(),
+                queued_at__isnull=True,
+            )
+            .order_by("event_id")
+            .values_list("pk", flat=True)[: room + 1]
+        )
+        if len(due) <= room:
+            shared.delete(waiting)
+        enqueue_deliveries(due[:room])
 
 
 def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = frozenset()) -> str:

@@ -26,6 +26,10 @@ _DELETE_IF = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_EXTEND_IF = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class _Local:
@@ -81,6 +85,12 @@ class _Local:
             if item and item[0] == value:
                 del self._data[key]
 
+    def extend_if(self, key: str, value: str, ttl: float) -> None:
+        with self._lock:
+            item = self._get(key)
+            if item and item[0] == value:
+                self._data[key] = (value, time.monotonic() + ttl)
+
 
 class _Redis:
     def __init__(self) -> None:
@@ -114,11 +124,14 @@ class _Redis:
     def delete_if(self, key: str, value: str) -> None:
         self.client.eval(_DELETE_IF, 1, key, value)
 
+    def extend_if(self, key: str, value: str, ttl: float) -> None:
+        self.client.eval(_EXTEND_IF, 1, key, value, int(ttl * 1000))
+
 
 class SharedState:
     """``get``, ``ttl`` (seconds left), ``incr``, ``set``, ``add`` (only if absent),
-    ``delete`` and ``delete_if`` (only if it still holds the value), on keys under
-    ``pms:outbound:``."""
+    ``delete``, and ``delete_if`` and ``extend_if`` (only if it still holds the value), on
+    keys under ``pms:outbound:``."""
 
     def __init__(self) -> None:
         self.local = _Local()
@@ -161,6 +174,9 @@ class SharedState:
 
     def delete_if(self, key: str, value: str) -> None:
         self._call("delete_if", key, value)
+
+    def extend_if(self, key: str, value: str, ttl: float) -> None:
+        self._call("extend_if", key, value, ttl)
 
 
 shared = SharedState()
