@@ -25,6 +25,7 @@ class Receiver:
     """``answer(request_number) -> (status, delay_seconds, extra_headers)``."""
 
     answer: Callable[[int], tuple[int, float, dict]] = lambda n: (200, 0.0, {})
+    host: str = "127.0.0.1"
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     # Requests being answered right now, and the most there ever were at once.
@@ -71,7 +72,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
