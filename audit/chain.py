@@ -1,18 +1,30 @@
-"""The hash chain over the audit log: sealing new entries and verifying the whole chain."""
+"""The hash chain over the audit log: sealing new entries and verifying the whole chain.
+
+The links are keyed (HMAC-SHA256 with ``PMS_AUDIT_CHAIN_KEY``, kept outside the
+database), so whoever can write the tables still cannot compute a chain that verifies.
+The tail is anchored outside: each seal run publishes ``audit.sealed`` with the anchor
+``COUNT:HEAD``, and ``verify_audit_chain --anchor COUNT:HEAD`` fails once the chain no
+longer reaches that count with that head (its newest entries and seals were removed).
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from audit.models import AuditLog, AuditSeal
+from pms_backend.events.services import publish
 
 GENESIS = "0" * 64
 # Entries younger than this are left for the next run: their transaction may still be
@@ -43,15 +55,54 @@ def entry_hash(entry: AuditLog) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
+def _chain_key(secret: str) -> bytes:
+    return hashlib.sha256(b"pms-audit-chain:" + secret.encode()).digest()
+
+
 def link_hash(previous: str, current_entry_hash: str) -> str:
+    """Return the keyed link over the previous link and this entry's hash."""
+    message = f"{previous}:{current_entry_hash}".encode()
+    key = _chain_key(settings.PMS_AUDIT_CHAIN_KEY)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def legacy_link_hash(previous: str, current_entry_hash: str) -> str:
+    """The unkeyed link of chains sealed before migration audit 0006 re-keyed them."""
     return hashlib.sha256(f"{previous}:{current_entry_hash}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where the chain ended at some moment: its link count and its newest link."""
+
+    count: int
+    head: str
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.head}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """Parse ``COUNT:HEAD``; raise ``ValueError`` when it is not one."""
+        match = re.fullmatch(r"(\d+):([0-9a-f]{64})", text.strip().lower())
+        if match is None:
+            raise ValueError(f"{text!r} is not COUNT:HEAD (HEAD: 64 hex characters)")
+        return cls(int(match[1]), match[2])
+
+
+def current_anchor() -> Anchor:
+    """Return the anchor of the chain as sealed now."""
+    last = AuditSeal.objects.order_by("-sequence").first()
+    return Anchor(last.sequence, last.chain_hash) if last else Anchor(0, GENESIS)
 
 
 def audit_seal(*, batch_size: int = 1000, now=None) -> int:
     """Seal settled, unsealed entries onto the chain; return how many were sealed.
 
     Writers never wait for this: they only insert entries. One sealer runs at a time
-    (a PostgreSQL advisory lock; SQLite serialises writers anyway).
+    (a PostgreSQL advisory lock; SQLite serialises writers anyway). Each batch sealed
+    publishes ``audit.sealed`` with the new anchor, in the batch's transaction.
     """
     now = now or timezone.now()
     sealed = 0
@@ -86,6 +137,7 @@ def audit_seal(*, batch_size: int = 1000, now=None) -> int:
                     )
                 )
             AuditSeal.objects.bulk_create(seals)
+            publish("audit.sealed", {"count": sequence, "head": chain}, subject="audit:chain")
             sealed += len(seals)
 
 
@@ -110,9 +162,14 @@ def _seals(chunk: int = 2000) -> Iterator[list[AuditSeal]]:
         after = batch[-1].sequence
 
 
-def verify_chain() -> ChainReport:
-    """Walk the chain from its start; report the first entry altered, removed or reordered."""
+def verify_chain(*, anchor: Anchor | None = None) -> ChainReport:
+    """Walk the chain from its start; report the first entry altered, removed or reordered.
+
+    With ``anchor``, also report a chain that no longer reaches the anchor's count with
+    the anchor's head (its newest links were removed, or the chain was rewritten).
+    """
     expected_sequence, chain, verified = 1, GENESIS, 0
+    at_anchor = GENESIS if anchor is not None and anchor.count == 0 else None
     for batch in _seals():
         entries = AuditLog.objects.in_bulk([s.entry_id for s in batch])
         for seal in batch:
@@ -140,8 +197,18 @@ def verify_chain() -> ChainReport:
                     f"the chain breaks at seal {seal.sequence} (entry "
                     f"{seal.entry_id}): links were altered or reordered",
                 )
+            if anchor is not None and seal.sequence == anchor.count:
+                at_anchor = chain
             expected_sequence += 1
             verified += 1
+    if anchor is not None and at_anchor != anchor.head:
+        return ChainReport(
+            verified,
+            0,
+            f"the chain does not reach the anchor {anchor}: it has {verified} link(s)"
+            if at_anchor is None
+            else f"link {anchor.count} is not the anchor's head: the chain was rewritten",
+        )
     unsealed = AuditLog.objects.exclude(
         Exists(AuditSeal.objects.filter(entry_id=OuterRef("pk")))
     ).count()

@@ -44,9 +44,11 @@ class AuditLog(models.Model):
 class AuditSeal(models.Model):
     """A link of the hash chain over the audit log, written after the entry by the sealer.
 
-    ``entry_hash`` covers the entry's content; ``chain_hash`` = SHA-256 of the previous
-    link's ``chain_hash`` and this ``entry_hash``. Altering, removing or reordering a
-    sealed entry breaks the chain at that point (``verify_audit_chain`` says where).
+    ``entry_hash`` covers the entry's content; ``chain_hash`` = HMAC-SHA256, keyed with
+    ``PMS_AUDIT_CHAIN_KEY`` (outside the database), of the previous link's ``chain_hash``
+    and this ``entry_hash``. Altering, removing or reordering a sealed entry breaks the
+    chain at that point (``verify_audit_chain`` says where); removing the newest ones
+    shows against an anchor kept outside (``--anchor COUNT:HEAD``).
     """
 
     sequence = models.PositiveBigIntegerField(primary_key=True)

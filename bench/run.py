@@ -2221,6 +2221,7 @@ def main(argv: list[str]) -> int:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "PMS_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "PMS_AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
             "REDIS_URL": redis_url,
             "WEB_CONCURRENCY": str(args.workers),
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),

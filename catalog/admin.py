@@ -15,7 +15,7 @@ from django_fsm.admin import FSMAdminMixin
 from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
-from catalog.models import Category, Product
+from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
 from inventory.forms import StockMovementForm
 from inventory.models import Stock
 from inventory.selectors import stock_for
@@ -85,6 +85,15 @@ class CategoryAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.Mode
                 self.message_user(request, exc.detail, messages.ERROR)
 
 
+class PriceFormField(forms.DecimalField):
+    """The price box: digits 0-9 only and no sign ("-0.00" and "١٢.00" are refused)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip() and not price_text_is_valid(value):
+            raise forms.ValidationError(PRICE_TEXT_MESSAGE, code="invalid")
+        return super().to_python(value)
+
+
 class ProductForm(forms.ModelForm):
     class Meta:
         model = Product
@@ -98,6 +107,7 @@ class ProductForm(forms.ModelForm):
             "category",
             "attributes",
         ]
+        field_classes = {"price": PriceFormField}
 
 
 @admin.register(Product)

@@ -3,7 +3,8 @@
 django-import-export supplies the steps staff know: upload, a dry-run preview with the
 errors of each row, confirm. Reading, checking and writing stay ``catalog.importing``'s,
 exactly as for ``manage.py import_products``: the uploaded bytes go to it untouched
-(not through tablib), and the export streams ``catalog.exporting``'s CSV.
+(not through tablib), and the export streams ``catalog.exporting``'s CSV. Between preview
+and confirmation the upload waits in ``catalog.admin_uploads``, bound to the session.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -27,6 +28,13 @@ from import_export.forms import ConfirmImportForm, ExportForm, ImportForm
 from import_export.results import Error, Result, RowResult
 
 from audit.actors import Actor
+from catalog.admin_uploads import (
+    UploadRefused,
+    upload_read,
+    upload_store,
+    upload_take,
+    upload_ticket,
+)
 from catalog.exporting import export_csv
 from catalog.importing import COLUMNS, ImportRejected, ImportReport, product_import
 from catalog.models import Product
@@ -43,6 +51,16 @@ class CsvUpload:
 
     def __bool__(self) -> bool:
         return bool(self.data.strip())
+
+
+@dataclass
+class _StoredUpload:
+    """The stored upload, as the library's import screen expects a temporary storage."""
+
+    name: str
+
+    def read(self) -> bytes:
+        return upload_read(self.name)
 
 
 class ProductCsv(Format):
@@ -200,6 +218,10 @@ class ProductCsvAdminMixin(ImportExportMixin):
         initial = super().get_confirm_form_initial(request, import_form)
         if import_form is not None:
             initial["create_categories"] = import_form.cleaned_data.get("create_categories")
+            # The client carries a ticket valid for this session only (catalog.admin_uploads).
+            initial["import_file_name"] = upload_ticket(
+                request, initial["import_file_name"], initial["original_file_name"]
+            )
         return initial
 
     def get_import_data_kwargs(self, **kwargs):
@@ -214,12 +236,32 @@ class ProductCsvAdminMixin(ImportExportMixin):
         return kwargs
 
     def write_to_tmp_storage(self, import_file, input_format):
-        # The library's own version grows a bytes object chunk by chunk (quadratic).
-        storage = self.get_tmp_storage_class()(
-            encoding=None, read_mode="rb", **self.get_tmp_storage_class_kwargs()
-        )
-        storage.save(b"".join(import_file.chunks()))
-        return storage
+        return _StoredUpload(upload_store(b"".join(import_file.chunks())))
+
+    def process_import(self, request, **kwargs):
+        """Import the upload the confirmation's ticket names, if it is this session's.
+
+        Replaces the library's version, which reads any file the client names.
+        """
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = self.create_confirm_form(request)
+        try:
+            if not form.is_valid():
+                raise UploadRefused
+            data, file_name = upload_take(request, form.cleaned_data["import_file_name"])
+        except UploadRefused:
+            messages.error(
+                request,
+                "Nothing was imported: this confirmation does not belong to an upload of "
+                "yours in this session (or it was already imported or has expired). "
+                "Upload the file again.",
+            )
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import")
+            )
+        result = self.process_dataset(CsvUpload(data), form, request, file_name=file_name, **kwargs)
+        return self.process_result(result, request)
 
     def process_result(self, result, request):
         report = getattr(result, "pms_report", None)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from django.db.models import QuerySet
 
+from catalog.csv_columns import cell_for_export
 from catalog.importing import COLUMNS
 from catalog.models import Product
 from catalog.selectors import category_paths
@@ -79,7 +80,7 @@ def export_csv(
     writer = csv.writer(buffer)
     pending = -1  # the header is not a product
     for row in export_rows(products):
-        writer.writerow(row)
+        writer.writerow([cell_for_export(cell) for cell in row])
         pending += 1
         if pending >= rows_per_chunk:
             yield buffer.getvalue()

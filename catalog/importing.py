@@ -33,7 +33,7 @@ from audit.actors import Actor
 from audit.services import audit_record
 from catalog.api.serializers import validate_attributes
 from catalog.cache import catalog_cache_bump
-from catalog.csv_columns import COLUMNS
+from catalog.csv_columns import COLUMNS, cell_from_import
 from catalog.errors import CatalogErrorCode as Code
 from catalog.models import CURRENCY_VALIDATOR, SKU_VALIDATOR, Category, Product
 from catalog.selectors import category_paths
@@ -294,7 +294,7 @@ def _batches(
         if only is not None and line not in only:
             continue
         report.rows += 1
-        sku = cells["sku"].strip()
+        sku = cell_from_import(cells["sku"])
         first = claims is None or not sku or _claim(claims["sku"], sku, line, cells, report)
         row = _parse(line, cells, report)
         if row is not None and first:
@@ -408,7 +408,7 @@ def _header_problems(header: list[str], report: ImportReport) -> bool:
 
 def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | None:
     """Return the row's values checked one by one, or None after reporting each fault."""
-    cells = {name: value.strip() for name, value in cells.items()}
+    cells = {name: cell_from_import(value) for name, value in cells.items()}
     errors: list[tuple[str, str]] = []
 
     def text(column: str, max_length: int, required: bool = False) -> str:

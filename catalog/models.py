@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
@@ -10,6 +11,15 @@ SKU_VALIDATOR = RegexValidator(
     "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
 )
 CURRENCY_VALIDATOR = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code.")
+# A price as written by staff and clients: the digits 0-9, at most two decimals, no sign.
+# Decimal() alone reads "-0.00" (a zero that shows negative) and "١٢.00" (Arabic-Indic
+# digits) as prices too.
+PRICE_TEXT = re.compile(r"(?:[0-9]{1,10}(?:\.[0-9]{0,2})?|\.[0-9]{1,2})")
+PRICE_TEXT_MESSAGE = 'Write the price with the digits 0-9, without a sign, such as "12.50".'
+
+
+def price_text_is_valid(text: str) -> bool:
+    return PRICE_TEXT.fullmatch(text.strip()) is not None
 
 
 class Category(models.Model):

@@ -5,3 +5,4 @@ class InventoryErrorCode(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID_MOVEMENT = "invalid_movement"
     UNKNOWN_PRODUCT = "unknown_product"
+    STOCK_LIMIT = "stock_limit_exceeded"

@@ -22,6 +22,9 @@ from pms_backend.monitoring import metrics
 from pms_backend.shopsettings.selectors import setting_get_many
 
 MAX_MOVEMENT_QUANTITY = 1_000_000
+# The most a product may have on hand: far above any real shop, well below the integer
+# columns' 2,147,483,647, so that no sequence of movements can overflow them.
+MAX_ON_HAND = 1_000_000_000
 MANUAL_KINDS = (
     InventoryMovement.Kind.RECEIPT,
     InventoryMovement.Kind.ADJUSTMENT,
@@ -71,7 +74,12 @@ def _apply(
     reason: str,
     reference: str,
 ) -> list[InventoryMovement]:
-    """Apply checked deltas to locked rows; write movements, audit entries and events."""
+    """Apply checked deltas to locked rows; write movements, audit entries and events.
+
+    Raise ``Conflict`` (``stock_limit_exceeded``) before writing anything when a delta
+    would take ``on_hand`` above ``MAX_ON_HAND``.
+    """
+    _check_ceiling(stocks, deltas)
     now = timezone.now()
     movements, changed, low = [], [], []
     thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids=[d.product_id for d in deltas])
@@ -124,6 +132,31 @@ def _apply(
             subject=f"product:{stock.product_id}",
         )
     return movements
+
+
+def _check_ceiling(stocks: dict[int, Stock], deltas: list[_Delta]) -> None:
+    over = [
+        {
+            "product": delta.product_id,
+            "requested": delta.on_hand,
+            "on_hand": stocks[delta.product_id].on_hand,
+            "maximum": MAX_ON_HAND,
+        }
+        for delta in deltas
+        if delta.on_hand > 0 and stocks[delta.product_id].on_hand + delta.on_hand > MAX_ON_HAND
+    ]
+    if over:
+        raise Conflict(
+            Code.STOCK_LIMIT,
+            "A product may have at most "
+            f"{MAX_ON_HAND:,} on hand: "
+            + ", ".join(
+                f"product {o['product']} has {o['on_hand']:,}, {o['requested']:,} more is too many"
+                for o in over
+            )
+            + ". Nothing was recorded.",
+            extra={"lines": over},
+        )
 
 
 def _check_lines(lines: Mapping[int, int]) -> None:
@@ -234,7 +267,8 @@ def stock_record_movement(
 
     Receipts and returns add (``quantity`` > 0); adjustments and corrections are signed.
     Refuse (409 ``insufficient_stock``) a change that would take ``on_hand`` below zero
-    or below what is reserved.
+    or below what is reserved, and (409 ``stock_limit_exceeded``) one that would take it
+    above ``MAX_ON_HAND``.
     """
     if kind not in MANUAL_KINDS:
         raise InvalidInput(

@@ -6,5 +6,6 @@ class OrderErrorCode(StrEnum):
     CONCURRENT_MODIFICATION = "concurrent_modification"
     PRODUCT_UNAVAILABLE = "product_unavailable"
     MIXED_CURRENCIES = "mixed_currencies"
+    TOTAL_TOO_LARGE = "order_total_too_large"
     INVALID_ORDER = "invalid_order"
     UNKNOWN_TRANSITION = "unknown_transition"

@@ -26,6 +26,18 @@ from pms_backend.shopsettings.selectors import setting_get
 TRANSITIONS = ("process", "complete", "cancel", "refund")
 
 
+def _largest(field) -> Decimal:
+    return Decimal(10) ** (field.max_digits - field.decimal_places) - Decimal(10) ** (
+        -field.decimal_places
+    )
+
+
+# The largest total (and line total) the columns hold: 999,999,999,999.99.
+MAX_ORDER_TOTAL = min(
+    _largest(Order._meta.get_field("total")), _largest(OrderItem._meta.get_field("line_total"))
+)
+
+
 def order_representation(order: Order) -> dict[str, Any]:
     from orders.api.serializers import OrderSerializer
 
@@ -74,8 +86,9 @@ def order_place(
     """Place an order: reserve every line or none, price it from the catalog.
 
     Raise ``Conflict`` ``product_unavailable`` naming each product that cannot be
-    ordered (unknown, draft or archived), or ``insufficient_stock`` naming each short
-    line with the quantities requested and available.
+    ordered (unknown, draft or archived), ``insufficient_stock`` naming each short
+    line with the quantities requested and available, or ``order_total_too_large`` when
+    the total would pass ``MAX_ORDER_TOTAL``.
     """
     lines = merge_lines(items)
     _check_limits(lines, line_count=len(items))
@@ -103,6 +116,14 @@ def order_place(
         )
     now = timezone.now()
     total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
+    if total > MAX_ORDER_TOTAL:
+        currency = next(iter(currencies))
+        raise Conflict(
+            Code.TOTAL_TOO_LARGE,
+            f"The order would total {total:,} {currency}; one order may total at most "
+            f"{MAX_ORDER_TOTAL:,} {currency}. Order fewer units or split the order.",
+            errors={"items": ["The total is over the limit."]},
+        )
     with transaction.atomic():
         order = Order.objects.create(
             customer_email=customer["email"],

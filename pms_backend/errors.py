@@ -31,6 +31,12 @@ class InvalidInput(DomainError):
     status = 400
 
 
+class Forbidden(DomainError):
+    """The actor's credentials do not reach what the action would expose."""
+
+    status = 403
+
+
 class NotFound(DomainError):
     status = 404
 

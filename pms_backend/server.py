@@ -513,7 +513,16 @@ def ws_main() -> None:
         # Events are small JSON frames sent to every subscriber: compressing each copy
         # cost more server CPU (5% of the websocket fan-out) than the bytes were worth.
         ws_per_message_deflate=False,
+        # Refuse an oversized message from its frame header, before reading it.
+        ws_max_size=_django_setting("WEBSOCKET_MAX_MESSAGE_BYTES"),
     )
+
+
+def _django_setting(name: str):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
+    from django.conf import settings
+
+    return getattr(settings, name)
 
 
 if __name__ == "__main__":

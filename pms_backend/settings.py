@@ -6,8 +6,11 @@ channel layer and Celery on kombu's file-system transport. ``DJANGO_DEBUG=false`
 production: it refuses to start without a strong secret key.
 """
 
+import hashlib
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -51,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "corsheaders",
     "rest_framework",
@@ -89,6 +93,8 @@ MIDDLEWARE = [
     "audit.context.RequestActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pms_backend.urls"
@@ -151,6 +157,28 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # hold up a request (raise it for a distant managed Redis behind TLS).
 REDIS_CONNECT_TIMEOUT = env.float("PMS_REDIS_CONNECT_TIMEOUT", default=0.25)
 
+
+def channel_prefix(redis_url: str, secret_key: str, database_name: str) -> str:
+    """Return this deployment's channel-layer prefix: ``pms:<redis db>:<16 hex>:``.
+
+    Redis pub/sub ignores database numbers, so a fixed prefix let every deployment on one
+    Redis server hear every other's events (orders with customer data among them). The
+    hash of the secret key and the database name tells deployments apart; every process
+    of one deployment shares both, so they still hear each other.
+    """
+    parts = urlsplit(redis_url)
+    db = parts.path.strip("/") if parts.scheme in ("redis", "rediss") else ""
+    db = parse_qs(parts.query).get("db", [db])[0] or "0"
+    digest = hashlib.sha256(f"pms-channels\0{secret_key}\0{database_name}".encode())
+    return f"pms:{db}:{digest.hexdigest()[:16]}:"
+
+
+# Pin it (the same value in every process of the deployment) to keep it across a change
+# of secret key or database name.
+PMS_CHANNEL_PREFIX = env.str("PMS_CHANNEL_PREFIX", default="") or channel_prefix(
+    REDIS_URL, SECRET_KEY, str(DATABASES["default"].get("NAME", ""))
+)
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -179,7 +207,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "pms:channels:"},
+            # The connect timeout bounds a subscribe or a broadcast while Redis is down
+            # (redis-py's asyncio connections wait for the OS otherwise: minutes).
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}],
+                "prefix": PMS_CHANNEL_PREFIX,
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -297,6 +330,31 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("PMS_MAX_BODY_BYTES", default=1024 * 1024)
 
+# --- Admin login throttling (django-axes) ---------------------------------------------
+
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted in the cache (Redis, like the API's rate-limit counters), per
+# username and, separately, per client address; either one past the limit locks out.
+# Without Redis (the embedded defaults) each process counts its own, as the API limits do.
+AXES_HANDLER = "pms_backend.staff.lockout.LockoutCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("PMS_ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("PMS_ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+# The lockout lasts the cool-off from the failure that tripped it; attempts meanwhile are
+# not counted (they would only push the end further out) and none is checked.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+AXES_LOCKOUT_CALLABLE = "pms_backend.staff.lockout.lockout_response"
+# The address as the API's limits see it (REMOTE_ADDR, which the server rewrites only for
+# proxies in FORWARDED_ALLOW_IPS): X-Forwarded-For from anyone else must not dodge a lockout.
+AXES_CLIENT_IP_CALLABLE = "pms_backend.api.guard.client_ip"
+AXES_ENABLE_ADMIN = False  # nothing in the database to show (the cache handler)
+AXES_VERBOSE = False
+
 # --- Security ------------------------------------------------------------------------
 
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -391,13 +449,29 @@ if not PMS_ENCRYPTION_KEYS:
             'print(base64.b64encode(os.urandom(32)).decode())").'
         )
     import base64
-    import hashlib
 
     PMS_ENCRYPTION_KEYS = base64.b64encode(
         hashlib.sha256(b"pms-dev-encryption:" + SECRET_KEY.encode()).digest()
     ).decode()
 # Keys the blind indexes (search by customer e-mail); keep it when rotating other secrets.
 PMS_BLIND_INDEX_SECRET = env.str("PMS_BLIND_INDEX_KEY", default="") or SECRET_KEY
+# Keys the audit log's hash chain (HMAC-SHA256), so that whoever can write the tables
+# cannot compute a chain that verifies. It lives outside the database and never changes
+# (a different key fails every link). Development without it derives one from the secret
+# key; production refuses to start without it.
+PMS_AUDIT_CHAIN_KEY = env.str("PMS_AUDIT_CHAIN_KEY", default="")
+if not PMS_AUDIT_CHAIN_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PMS_AUDIT_CHAIN_KEY is required in production: at least 32 random characters, "
+            'kept outside the database and never changed (python -c "import secrets;'
+            'print(secrets.token_urlsafe(32))").'
+        )
+    import hashlib
+
+    PMS_AUDIT_CHAIN_KEY = hashlib.sha256(b"pms-dev-audit-chain:" + SECRET_KEY.encode()).hexdigest()
+elif len(PMS_AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("PMS_AUDIT_CHAIN_KEY is too short: use at least 32 characters.")
 
 # --- Event delivery --------------------------------------------------------------------
 PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
@@ -436,6 +510,17 @@ PMS_RATE_LIMITS = {
     # Failed authentications per client address (key guessing).
     "auth_failures": env.str("PMS_RATE_LIMIT_AUTH_FAILURES", default="20/10m"),
 }
+# Websockets. The ASGI server refuses (close 1009) a message larger than this from its
+# frame header, before reading it (uvicorn's ws_max_size; its default, 16 MiB, was read
+# into memory first); the consumer's own limit for a message is 4 KiB.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("PMS_WEBSOCKET_MAX_MESSAGE_BYTES", default=5 * 1024)
+# Sockets from one address still waiting to authenticate (5 s at most), per server process.
+PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS = env.int(
+    "PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS", default=10
+)
+# How often each server process asks the database whether its sockets' keys were revoked
+# or have expired (it then closes their sockets): one query per process and interval.
+PMS_WEBSOCKET_KEY_CHECK_SECONDS = env.float("PMS_WEBSOCKET_KEY_CHECK_SECONDS", default=2.0)
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
 # CSV imports: the command refuses larger files before reading them; the admin, which
 # holds an upload in memory and previews it, takes less.

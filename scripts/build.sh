@@ -23,5 +23,7 @@ export DJANGO_DEBUG=false
 
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py check --deploy --fail-level WARNING
-.venv/bin/python manage.py makemigrations --check --dry-run
+# Migrations are the owner's business (DATABASE_MIGRATION_URL; unset: DATABASE_URL).
+DATABASE_URL="${DATABASE_MIGRATION_URL:-${DATABASE_URL:-}}" \
+  .venv/bin/python manage.py makemigrations --check --dry-run
 echo "==> build ok"

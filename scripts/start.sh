@@ -17,7 +17,7 @@ if [ ! -f staticfiles/staticfiles.json ]; then
 fi
 
 if [ "${PMS_SKIP_MIGRATE:-0}" != "1" ]; then
-  .venv/bin/python manage.py migrate --noinput
+  DATABASE_URL="${DATABASE_MIGRATION_URL:-${DATABASE_URL:-}}" .venv/bin/python manage.py migrate --noinput
 fi
 
 # HOST, PORT, WEB_CONCURRENCY, WS_CONCURRENCY, NGINX_WORKERS, TLS_CERT_FILE/TLS_KEY_FILE,

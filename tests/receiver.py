@@ -22,9 +22,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """``answer(request_number) -> (status, delay_seconds, extra_headers)``."""
+    """``answer(request_number) -> (status, delay_seconds, extra_headers)``; ``echo``
+    answers with the request's own body instead of ``ok`` (a careless receiver)."""
 
     answer: Callable[[int], tuple[int, float, dict]] = lambda n: (200, 0.0, {})
+    echo: bool = False
     host: str = "127.0.0.1"
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -59,13 +61,14 @@ class Receiver:
                 finally:
                     with receiver._lock:
                         receiver.in_flight -= 1
+                reply = body.encode() if receiver.echo else b"ok"
                 try:
                     self.send_response(status)
                     for name, value in extra.items():
                         self.send_header(name, value)
-                    self.send_header("content-length", "2")
+                    self.send_header("content-length", str(len(reply)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(reply)
                 except OSError:
                     pass  # the client gave up (a timeout drill)
 

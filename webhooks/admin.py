@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.client import circuit_state
 from webhooks import services
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -27,6 +28,32 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ["url", "description", "event_types", "is_active", "encrypt"]
+
+    def clean_url(self) -> str:
+        # The service refuses it too; checked here, the refusal sits on the field.
+        url = self.cleaned_data["url"]
+        try:
+            check_url(url)
+        except DisallowedDestination as exc:
+            raise forms.ValidationError(f"Webhook URL refused: {exc}.") from exc
+        return url
+    actor: Actor | None = None  # set by WebhookEndpointAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.actor is not None and "event_types" in cleaned:
+            # A staff member subscribes an endpoint only to data their groups may view.
+            missing = services.topics_out_of_reach(self.actor, cleaned["event_types"])
+            if missing:
+                self.add_error(
+                    "event_types",
+                    "You may not view the data of: "
+                    + ", ".join(sorted(missing) if cleaned["event_types"] else ["every event"])
+                    + " (needs "
+                    + ", ".join(sorted(set(missing.values())))
+                    + ").",
+                )
+        return cleaned
 
 
 @admin.register(WebhookEndpoint)
@@ -61,6 +88,11 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
     @admin.display(description="Circuit")
     def circuit(self, obj: WebhookEndpoint) -> str:
         return circuit_state(obj.url)["state"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = Actor.from_request(request)  # a class made for this request
+        return form
 
     def save_model(self, request, obj, form, change):
         actor = Actor.from_request(request)

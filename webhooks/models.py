@@ -4,6 +4,7 @@ from django.db import models
 
 from pms_backend.encryption.attributes import EncryptedAttribute
 from pms_backend.events.models import Event
+from pms_backend.events.services import OPT_IN_EVENT_TYPES
 
 
 class WebhookEndpoint(models.Model):
@@ -36,7 +37,9 @@ class WebhookEndpoint(models.Model):
         return self.description or self.url
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        if not self.event_types:
+            return event_type not in OPT_IN_EVENT_TYPES
+        return event_type in self.event_types
 
 
 class WebhookDelivery(models.Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.changes import diff
 from audit.services import audit_record
-from pms_backend.errors import InvalidInput, NotFound
+from pms_backend.apikeys.scopes import staff_has_scope
+from pms_backend.errors import Forbidden, InvalidInput, NotFound
 from pms_backend.events.models import Event
-from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.events.services import EVENT_TOPICS, event_type_read_scopes
 from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
@@ -74,6 +76,37 @@ def _validate(url: str | None, event_types: list[str] | None) -> None:
             )
 
 
+def topics_out_of_reach(actor: Actor, event_types: list[str]) -> dict[str, str]:
+    """Return ``{event type: scope}`` for the types among ``event_types`` (none: every
+    type) whose data ``actor``'s credentials cannot read. Jobs and commands reach all."""
+    if actor.api_key is not None:
+        holds = actor.api_key.has_scope
+    elif actor.user is not None:
+        holds = lambda scope: staff_has_scope(actor.user, scope)  # noqa: E731
+    else:
+        return {}
+    return {t: s for t, s in event_type_read_scopes(event_types).items() if not holds(s)}
+
+
+def _check_reach(actor: Actor, event_types: list[str]) -> None:
+    """Refuse to point an endpoint at data its author may not read: an endpoint receives
+    every event of its types, customer data included."""
+    missing = topics_out_of_reach(actor, event_types)
+    if not missing:
+        return
+    by_scope: dict[str, list[str]] = {}
+    for event_type, scope in sorted(missing.items()):
+        by_scope.setdefault(scope, []).append(event_type)
+    needs = "; ".join(f"{scope!r} for {', '.join(types)}" for scope, types in by_scope.items())
+    what = ", ".join(event_types) if event_types else "every event type (none chosen)"
+    raise Forbidden(
+        Code.SCOPE_FOR_EVENT_TYPE_MISSING,
+        f"Subscribing to {what} needs scopes your credentials lack: {needs}.",
+        errors={"event_types": [f"{t} needs {s!r}." for t, s in sorted(missing.items())]},
+        extra={"missing_scopes": sorted(by_scope)},
+    )
+
+
 def _public(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {name: getattr(endpoint, name) for name in ENDPOINT_FIELDS}
 
@@ -89,6 +122,7 @@ def endpoint_create(
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint; return it with its secret (``whsec_…``), shown only now."""
     _validate(url, event_types or [])
+    _check_reach(actor, event_types or [])
     secret = signing.new_secret()
     with transaction.atomic():
         endpoint = WebhookEndpoint(
@@ -114,6 +148,8 @@ def endpoint_update(*, actor: Actor, endpoint_id, data: dict[str, Any]) -> Webho
     _validate(data.get("url"), data.get("event_types"))
     with transaction.atomic():
         endpoint = _get(endpoint_id, lock=True)
+        # Whoever changes an endpoint (its URL above all) must reach every type it receives.
+        _check_reach(actor, data.get("event_types", endpoint.event_types))
         before = _public(endpoint)
         for name in ENDPOINT_FIELDS:
             if name in data:
@@ -147,6 +183,7 @@ def endpoint_rotate_secret(*, actor: Actor, endpoint_id) -> tuple[WebhookEndpoin
     secret = signing.new_secret()
     with transaction.atomic():
         endpoint = _get(endpoint_id, lock=True)
+        _check_reach(actor, endpoint.event_types)  # the secret opens encrypted bodies
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = timezone.now() + ROTATION_OVERLAP
         endpoint.secret = secret
@@ -292,9 +329,29 @@ def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> SendResult:
         return SendResult(None, None, "", "timed out", None)
     except httpx.HTTPError as exc:
         return SendResult(None, None, "", f"{type(exc).__name__}: {exc}"[:500], None)
-    return SendResult(
-        reply.status_code, reply.latency_ms, reply.text[:1000], "", _retry_after(reply)
-    )
+    excerpt = _without_personal(reply.text, delivery.event)[:1000]
+    return SendResult(reply.status_code, reply.latency_ms, excerpt, "", _retry_after(reply))
+
+
+def _without_personal(text: str, event: Event) -> str:
+    """Blank the event's customer strings out of a receiver's answer: one that echoes the
+    request must not put them in clear into the attempt log, kept forever."""
+    if not text or not event.personal_ct:
+        return text
+    values: set[str] = set()
+    pending: list[Any] = [event.personal]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and len(value.strip()) >= 3:
+            # As sent (JSON-escaped) and as a receiver may have decoded it.
+            values.update((value, json.dumps(value)[1:-1]))
+    for value in sorted(values, key=len, reverse=True):
+        text = re.sub(re.escape(value), "[redacted]", text, flags=re.IGNORECASE)
+    return text
 
 
 def _next_delay(attempt_count: int) -> timedelta | None:

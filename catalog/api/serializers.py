@@ -2,7 +2,14 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from catalog.models import CURRENCY_VALIDATOR, SKU_VALIDATOR, Category, Product
+from catalog.models import (
+    CURRENCY_VALIDATOR,
+    PRICE_TEXT_MESSAGE,
+    SKU_VALIDATOR,
+    Category,
+    Product,
+    price_text_is_valid,
+)
 from pms_backend.api.serializers import StrictInputMixin
 
 MAX_ATTRIBUTES = 50
@@ -37,6 +44,15 @@ def validate_attributes(value):
     return value
 
 
+class PriceField(serializers.DecimalField):
+    """A price: what DecimalField reads, but only in ASCII digits and never signed."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not price_text_is_valid(data):
+            raise serializers.ValidationError(PRICE_TEXT_MESSAGE)
+        return super().to_internal_value(data)
+
+
 class ProductSerializer(serializers.ModelSerializer):
     """A product as every client sees it (and as events carry it)."""
 
@@ -69,7 +85,7 @@ class ProductWriteSerializer(StrictInputMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200, allow_blank=False)
     slug = serializers.SlugField(max_length=220, required=False)
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
-    price = serializers.DecimalField(
+    price = PriceField(
         max_digits=12, decimal_places=2, min_value=Decimal("0"), coerce_to_string=True
     )
     currency = serializers.CharField(

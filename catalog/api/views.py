@@ -31,10 +31,12 @@ from catalog.filters import CategoryFilter, ProductFilter
 from inventory.api.serializers import StockSerializer
 from inventory.models import Stock
 from inventory.services import stock_representation
+from pms_backend.api.filters import StrictOrderingFilter, ordering_pattern
 from pms_backend.api.permissions import principal_has_scope
 from pms_backend.apikeys import scopes
 
 PROBLEM = {"description": "problem+json error"}
+PRODUCT_ORDERING = ["name", "price", "published_at", "created_at", "sku", "id"]
 
 
 def _etag_for(body: bytes) -> str:
@@ -87,8 +89,9 @@ class StorefrontCachedReadMixin:
             OpenApiParameter("search", str, description="Matches SKU or name."),
             OpenApiParameter(
                 "ordering",
-                str,
-                description="name, price, published_at, created_at or sku; prefix - to reverse.",
+                {"type": "string", "pattern": ordering_pattern(PRODUCT_ORDERING)},
+                description="name, price, published_at, created_at, sku or id, comma-separated;"
+                " prefix - to reverse. Anything else is a 400 naming these.",
             ),
         ],
     ),
@@ -118,10 +121,10 @@ class ProductViewSet(
     filter_backends = [
         *viewsets.GenericViewSet.filter_backends,
         filters.SearchFilter,
-        filters.OrderingFilter,
+        StrictOrderingFilter,
     ]
     search_fields = ["sku", "name"]
-    ordering_fields = ["name", "price", "published_at", "created_at", "sku", "id"]
+    ordering_fields = PRODUCT_ORDERING
     ordering = ["name", "id"]
     http_method_names = ["get", "post", "patch", "head", "options"]
     required_scopes = {
@@ -135,6 +138,8 @@ class ProductViewSet(
         "restore": scopes.CATALOG_WRITE,
         "stock": scopes.INVENTORY_READ,
     }
+    # Staff sessions: the admin's permission for the same thing where the scope's differs.
+    staff_permissions = {"create": ("catalog.add_product",)}
 
     def sees_everything(self) -> bool:
         return principal_has_scope(self.request, scopes.CATALOG_WRITE)
@@ -259,6 +264,13 @@ class CategoryViewSet(
         "create": scopes.CATALOG_WRITE,
         "partial_update": scopes.CATALOG_WRITE,
         "destroy": scopes.CATALOG_WRITE,
+    }
+    staff_permissions = {
+        "list": ("catalog.view_category",),
+        "retrieve": ("catalog.view_category",),
+        "create": ("catalog.add_category",),
+        "partial_update": ("catalog.change_category",),
+        "destroy": ("catalog.delete_category",),
     }
 
     def sees_everything(self) -> bool:

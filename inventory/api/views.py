@@ -78,6 +78,11 @@ class MovementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         "retrieve": scopes.INVENTORY_WRITE,
         "create": scopes.INVENTORY_WRITE,
     }
+    # Staff sessions read the ledger with the admin's view permission.
+    staff_permissions = {
+        "list": ("inventory.view_inventorymovement",),
+        "retrieve": ("inventory.view_inventorymovement",),
+    }
 
     def get_queryset(self):
         return selectors.movement_list()

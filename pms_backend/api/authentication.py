@@ -16,7 +16,11 @@ from pms_backend.api import ratelimit
 from pms_backend.api.guard import address_refusal_detail, client_ip, record_verdict
 from pms_backend.api.throttles import credential_buckets, credential_ident
 from pms_backend.apikeys.models import ApiKey
-from pms_backend.apikeys.selectors import api_key_authenticate, api_key_parse_prefix
+from pms_backend.apikeys.selectors import (
+    api_key_authenticate,
+    api_key_parse_prefix,
+    api_key_prefix_exists,
+)
 
 
 class ApiKeyPrincipal(AnonymousUser):
@@ -34,8 +38,8 @@ class ApiKeyPrincipal(AnonymousUser):
 
 
 # Addresses this process has seen locked out, until their window ends. From such an
-# address a key is looked up (a database query for an unknown prefix) only after Redis,
-# still the authority, says the lockout is over: a flood of made-up keys stays cheap.
+# address a key whose prefix no key has is refused on Redis's word (still the authority)
+# without being looked up: a flood of made-up keys costs no database query.
 _locked_until: dict[str, float] = {}
 
 
@@ -49,9 +53,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``.
 
     With rate limits on, it also counts the request in one round trip to Redis, once the
-    key is checked: the per-IP window (the guard middleware leaves it to this), then,
-    unless the address is locked out by failed authentications, the key's windows (or,
-    for a wrong key, the failure). A key's budget is spent only by requests bearing it.
+    key is checked: the per-IP window (the guard middleware leaves it to this), then the
+    key's windows or, for a wrong key, the address's failed authentications. Past that
+    limit the address is locked out for guessing: wrong keys get 429, but a valid key is
+    still served (it spends its own budgets, never the failures'), so one guesser behind
+    a shared address cannot lock the shop's storefront out. A key's budget is spent only
+    by requests bearing it.
     """
 
     keyword = "Api-Key"
@@ -70,30 +77,33 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return ApiKeyPrincipal(key), key
         ip_bucket = ("ip", ip, ratelimit.rate("ip"))
         gate = ("authfail", ip, ratelimit.rate("auth_failures"))
-        ip_counted = False
-        if _locked_until.get(ip, 0.0) > time.monotonic():
+        if _locked_until.get(ip, 0.0) > time.monotonic() and self._surely_wrong(raw):
+            # A guess from a locked-out address: refused on Redis's word, not looked up.
             self._enforce(request, ratelimit.count([ip_bucket], gate=gate, gate_at=1), gate)
             _locked_until.pop(ip, None)  # Redis no longer has it locked (cleared by hand)
-            ip_counted = True
+            self._refuse_wrong_key(request, ip, raw, ratelimit.count([gate]).verdicts[0])
         key = api_key_authenticate(raw)
         if key is None:
-            buckets = [gate]  # the failure is counted in the gate's own window
-        else:
-            view = (request.parser_context or {}).get("view")
-            buckets = credential_buckets(credential_ident(key), view)
-        if ip_counted:
-            verdicts = ratelimit.count(buckets).verdicts
-        else:
-            outcome = ratelimit.count([ip_bucket, *buckets], gate=gate, gate_at=1)
+            outcome = ratelimit.count([ip_bucket, gate], gate=gate, gate_at=1)
             self._enforce(request, outcome, gate)
-            verdicts = outcome.verdicts[1:]
-        if key is None:
-            self._refuse_wrong_key(request, ip, raw, verdicts[0])
-        request._request.pms_credential_verdicts = [v for v in verdicts if v is not None]
+            self._refuse_wrong_key(request, ip, raw, outcome.verdicts[1])
+        view = (request.parser_context or {}).get("view")
+        buckets = credential_buckets(credential_ident(key), view)
+        # No gate: a lockout for guessing never refuses a valid key.
+        outcome = ratelimit.count([ip_bucket, *buckets])
+        self._enforce(request, outcome, None)
+        request._request.pms_credential_verdicts = [v for v in outcome.verdicts[1:] if v]
         return ApiKeyPrincipal(key), key
 
-    def _enforce(self, request, outcome: ratelimit.Outcome, gate: ratelimit.Bucket) -> None:
-        """Record the per-IP verdict; refuse if the address is past its limit or locked out."""
+    @staticmethod
+    def _surely_wrong(raw: str) -> bool:
+        """Whether ``raw`` is no key at all: malformed, or a prefix no key has."""
+        prefix = api_key_parse_prefix(raw)
+        return prefix is None or not api_key_prefix_exists(prefix)
+
+    def _enforce(self, request, outcome: ratelimit.Outcome, gate: ratelimit.Bucket | None) -> None:
+        """Record the per-IP verdict; refuse if the address is past its limit or (with a
+        ``gate``) locked out for failed authentications."""
         django_request = request._request
         django_request.pms_ip_pending = False
         ip_verdict = outcome.verdicts[0]
@@ -102,7 +112,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise _throttled(address_refusal_detail(ip_verdict), ip_verdict.reset)
         if outcome.refused_by_gate(gate):
             self._remember_lockout(gate[1], outcome.gate_reset)
-            # Past the limit every key is refused, right or wrong: guessing gains nothing.
             raise _throttled(
                 "Too many failed authentications from this address.", outcome.gate_reset
             )
@@ -122,6 +131,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if len(_locked_until) >= 10_000:
             _locked_until.clear()
         _locked_until[ip] = time.monotonic() + seconds
+        api_key_prefix_exists("")  # load the prefixes now, not during the flood
 
     def _audit_failure(self, request, ip: str, raw: str, *, count: int, limit) -> None:
         # Audit the first failure of a window and the one that trips the limit, not every

@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
+from rest_framework import filters, serializers
 
 MAX_ID = 2**63 - 1
 
@@ -60,3 +61,32 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class StrictOrderingFilter(filters.OrderingFilter):
+    """DRF's ``ordering``, but a field it does not offer is a 400 naming the ones it does,
+    not silently ignored (a client would page through an order it never asked for)."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw:
+            valid = self.get_valid_fields(queryset, view, {"request": request})
+            allowed = [name for name, _ in valid]
+            terms = [term.strip() for term in raw.split(",") if term.strip()]
+            unknown = [term for term in terms if term.removeprefix("-") not in allowed]
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        self.ordering_param: [
+                            f"Unknown ordering {', '.join(repr(t[:50]) for t in unknown[:5])}; "
+                            f"allowed: {', '.join(allowed)} (prefix - to reverse)."
+                        ]
+                    }
+                )
+        return super().get_ordering(request, queryset, view)
+
+
+def ordering_pattern(fields: list[str]) -> str:
+    """The schema pattern of an ``ordering`` value over ``fields``."""
+    one = f"-?(?:{'|'.join(fields)})"
+    return f"^{one}(?:,{one})*$"

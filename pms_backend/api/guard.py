@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import is_valid_path
 
 from pms_backend.api import ratelimit
 from pms_backend.api.problems import PROBLEM_CONTENT_TYPE, problem_body
@@ -60,7 +61,9 @@ class ApiGuardMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
-        response = self._refuse(request) or self.get_response(request)
+        response = (
+            self._refuse(request) or self._missing_slash(request) or self.get_response(request)
+        )
         if getattr(request, "pms_ip_pending", False):
             # A key was presented but no key authentication counted the address (a view
             # without it, a malformed header, a 404): count it now.
@@ -89,6 +92,23 @@ class ApiGuardMiddleware:
             request.pms_ip_pending = True  # ApiKeyAuthentication counts it, see above
             return None
         return self._count_ip(request)
+
+    @staticmethod
+    def _missing_slash(request: HttpRequest) -> HttpResponse | None:
+        """A 404 naming the right path for an API path missing its final slash.
+
+        Django's APPEND_SLASH would answer a redirect instead: one that turns a POST into a
+        GET (and, with DEBUG on, a 500), neither of which an API client should act on.
+        """
+        path = request.path_info
+        if path.endswith("/") or is_valid_path(path) or not is_valid_path(f"{path}/"):
+            return None
+        return _problem(
+            404,
+            "not_found",
+            "Not found",
+            f"No such resource: API paths end with a slash ({request.path}/).",
+        )
 
     def _count_ip(self, request: HttpRequest) -> HttpResponse | None:
         request.pms_ip_pending = False

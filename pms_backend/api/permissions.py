@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.permissions import BasePermission
 
 from pms_backend.apikeys.models import ApiKey
-from pms_backend.apikeys.scopes import staff_has_scope
+from pms_backend.apikeys.scopes import staff_has_permissions, staff_has_scope
 
 
 def principal_has_scope(request, scope: str) -> bool:
@@ -13,6 +13,16 @@ def principal_has_scope(request, scope: str) -> bool:
     if isinstance(request.auth, ApiKey):
         return request.auth.has_scope(scope)
     return staff_has_scope(request.user, scope)
+
+
+def staff_permissions_for(view, request) -> tuple[str, ...] | None:
+    """Return the model permissions ``view`` asks of a staff session for this action
+    (``staff_permissions``, keyed like ``required_scopes``), or None: the scope's own."""
+    declared = getattr(view, "staff_permissions", None) or {}
+    action = getattr(view, "action", None)
+    if action and action in declared:
+        return declared[action]
+    return declared.get(request.method)
 
 
 def required_scope(view, request) -> str | None:
@@ -44,6 +54,15 @@ class HasScope(BasePermission):
             # A method the view does not serve at all: let it answer 405 instead.
             method = request.method.lower()
             return method not in view.http_method_names or not hasattr(view, method)
+        if not isinstance(request.auth, ApiKey):
+            # A staff session may do through the API what the admin lets it do: the model
+            # permissions the admin asks for the same records, action by action.
+            perms = staff_permissions_for(view, request)
+            if perms is not None:
+                if staff_has_permissions(request.user, perms):
+                    return True
+                self.message = f"Your staff account lacks the permission(s) {', '.join(perms)}."
+                return False
         if principal_has_scope(request, scope):
             return True
         self.message = f"Your credentials lack the scope {scope!r}."

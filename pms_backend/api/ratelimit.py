@@ -29,6 +29,8 @@ _PERIODS = {
     **dict.fromkeys(("h", "hour"), 3600),
     **dict.fromkeys(("d", "day"), 86400),
 }
+MAX_PERIOD_SECONDS = 86400
+MAX_COUNT = 1_000_000_000
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
 
 
@@ -47,8 +49,15 @@ def _parse(text: str) -> Rate:
     match = _RATE.match(text.lower())
     if not match or match.group(3) not in _PERIODS:
         raise ValueError(f"rate {text!r} is not like '600/minute' or '10/5m'")
-    multiplier = int(match.group(2) or 1)
-    return Rate(int(match.group(1)), multiplier * _PERIODS[match.group(3)])
+    count = int(match.group(1))
+    seconds = int(match.group(2) or 1) * _PERIODS[match.group(3)]
+    # A zero period divides by zero at every request and a huge one overflows the
+    # counter's expiry: such a rate is no rate (the settings service refuses to store it).
+    if not 1 <= seconds <= MAX_PERIOD_SECONDS:
+        raise ValueError(f"rate {text!r} needs a period from 1 second to 1 day")
+    if count > MAX_COUNT:
+        raise ValueError(f"rate {text!r} allows more than {MAX_COUNT:,} requests")
+    return Rate(count, seconds)
 
 
 @dataclass(frozen=True)

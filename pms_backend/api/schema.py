@@ -30,7 +30,7 @@ PROBLEM_SCHEMA = {
         "lines": {
             "type": "array",
             "description": "Order or movement lines refused (`insufficient_stock`, "
-            "`product_unavailable`).",
+            "`product_unavailable`, `stock_limit_exceeded`).",
             "items": {"type": "object", "additionalProperties": True},
         },
         "current_status": {

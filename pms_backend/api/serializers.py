@@ -85,6 +85,7 @@ def _decimal_pattern(field: serializers.DecimalField) -> str:
     whole = (field.max_digits or 30) - (field.decimal_places or 0)
     places = field.decimal_places or 0
     sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    # [0-9], not \d: to a Python reader of the schema \d means any Unicode digit.
     if not places:
-        return rf"^{sign}\d{{1,{whole}}}$"
-    return rf"^{sign}(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})$"
+        return rf"^{sign}[0-9]{{1,{whole}}}$"
+    return rf"^{sign}(?:[0-9]{{1,{whole}}}(?:\.[0-9]{{0,{places}}})?|\.[0-9]{{1,{places}}})$"

@@ -30,11 +30,13 @@ PRESETS = {
 }
 
 # A staff session holds a scope when the user has every one of these Django permissions
-# (superusers hold them all). An empty tuple: any active staff user.
+# (superusers hold them all): the ones the admin asks for the same data. As in the admin, a
+# "change" permission includes "view". A view may ask other model permissions for some of
+# its actions (``staff_permissions``, see pms_backend/api/permissions.py).
 STAFF_PERMISSIONS = {
-    CATALOG_READ: (),
+    CATALOG_READ: ("catalog.view_product",),
     CATALOG_WRITE: ("catalog.change_product",),
-    INVENTORY_READ: (),
+    INVENTORY_READ: ("inventory.view_inventorymovement",),
     INVENTORY_WRITE: ("inventory.add_inventorymovement",),
     ORDERS_READ: ("orders.view_order",),
     ORDERS_WRITE: ("orders.add_order",),
@@ -78,4 +80,16 @@ def staff_has_scope(user, scope: str) -> bool:
         return False
     if scope not in STAFF_PERMISSIONS:
         return False
-    return user.has_perms(STAFF_PERMISSIONS[scope])
+    return staff_has_permissions(user, STAFF_PERMISSIONS[scope])
+
+
+def staff_has_permissions(user, perms: tuple[str, ...]) -> bool:
+    """Return whether an active staff ``user`` holds every one of ``perms`` as the admin
+    reads them: ``app.view_model`` is also held through ``app.change_model``."""
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    return all(
+        user.has_perm(perm)
+        or (".view_" in perm and user.has_perm(perm.replace(".view_", ".change_", 1)))
+        for perm in perms
+    )

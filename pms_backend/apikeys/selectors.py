@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 import time
 
 from django.conf import settings
@@ -10,7 +11,11 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from pms_backend.apikeys.models import ApiKey
-from pms_backend.apikeys.services import cache_key_for_prefix, hash_key
+from pms_backend.apikeys.services import (
+    PREFIXES_VERSION_CACHE_KEY,
+    cache_key_for_prefix,
+    hash_key,
+)
 
 _MISSING = "missing"
 
@@ -43,6 +48,29 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         return None
     _touch_last_used(key)
     return key
+
+
+# The prefixes of every key, with the version of the set they were loaded at (the cache
+# holds the current version; creating a key changes it).
+_prefixes: tuple[str, frozenset[str]] | None = None
+
+
+def api_key_prefix_exists(prefix: str) -> bool:
+    """Return whether some key (usable or not) has ``prefix``.
+
+    One cache read; a database query only in a process that has not loaded the prefixes
+    since a key was created. A flood of made-up prefixes costs no query at all.
+    """
+    global _prefixes
+    version = cache.get(PREFIXES_VERSION_CACHE_KEY)
+    if version is None:
+        cache.add(PREFIXES_VERSION_CACHE_KEY, secrets.token_hex(8), None)
+        version = cache.get(PREFIXES_VERSION_CACHE_KEY) or ""  # "": the cache is down
+    known = _prefixes
+    if known is None or known[0] != version or not version:
+        known = (version, frozenset(ApiKey.objects.values_list("prefix", flat=True)))
+        _prefixes = known
+    return prefix in known[1]
 
 
 # Keys (by prefix) this process has stamped recently: it asks the cache again only after

@@ -30,6 +30,14 @@ def cache_key_for_prefix(prefix: str) -> str:
     return f"apikey:{prefix}"
 
 
+# Changes whenever a key is created: processes holding the set of prefixes load it again.
+PREFIXES_VERSION_CACHE_KEY = "apikey:prefixes:version"
+
+
+def prefixes_changed() -> None:
+    cache.set(PREFIXES_VERSION_CACHE_KEY, secrets.token_hex(8), None)
+
+
 def _new_raw_key() -> tuple[str, str]:
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
@@ -79,6 +87,10 @@ def api_key_create(
             },
         )
         transaction.on_commit(lambda: cache.delete(cache_key_for_prefix(prefix)))
+        # Now and again after commit: a process that reloads in between (without the new
+        # key) reloads once more.
+        prefixes_changed()
+        transaction.on_commit(prefixes_changed)
     return key, raw
 
 

@@ -16,14 +16,25 @@ class EncryptedAttribute(property):
 
     The associated data is ``<db table>/<column>/<primary key>``, so a ciphertext copied
     into another row or column no longer decrypts. The primary key must be known before
-    the value is set (UUID keys, or a natural key). With ``index_field`` the attribute
-    also keeps a blind index (keyed hash) for equality search.
+    the value is set (UUID keys, or a natural key); ``row_key`` names another unique
+    field, set on instantiation, to bind instead (an auto-increment table's public id).
+    With ``index_field`` the attribute also keeps a blind index (keyed hash) for equality
+    search. ``kind``: ``str``, ``json`` (keys sorted) or ``json_exact`` (keys kept in
+    their order, so the value reads back byte for byte as it was written).
     """
 
-    def __init__(self, column_field: str, *, index_field: str | None = None, kind: str = "str"):
+    def __init__(
+        self,
+        column_field: str,
+        *,
+        index_field: str | None = None,
+        kind: str = "str",
+        row_key: str | None = None,
+    ):
         self.column_field = column_field
         self.index_field = index_field
         self.kind = kind
+        self.row_key = row_key
         super().__init__(self._get, self._set)
 
     def __set_name__(self, owner, name: str) -> None:
@@ -31,10 +42,11 @@ class EncryptedAttribute(property):
         REGISTRY.append((owner, self))
 
     def aad(self, instance) -> bytes:
-        if instance.pk is None:
-            raise ValueError(f"{type(instance).__name__} needs its primary key before {self.name}")
+        row = getattr(instance, self.row_key) if self.row_key else instance.pk
+        if row is None or row == "":
+            raise ValueError(f"{type(instance).__name__} needs its row key before {self.name}")
         column = instance._meta.get_field(self.column_field).column
-        return f"{instance._meta.db_table}/{column}/{instance.pk}".encode()
+        return row_aad(instance._meta.db_table, column, row)
 
     def _cache_name(self) -> str:
         return f"_plain_{self.name}"
@@ -60,7 +72,7 @@ class EncryptedAttribute(property):
             setattr(instance, self.index_field, blind_index(text) if text else "")
 
     def _empty(self):
-        return {} if self.kind == "json" else ""
+        return {} if self.kind in JSON_KINDS else ""
 
     def reencrypt(self, instance) -> bool:
         """Encrypt the current value again with the newest key; return whether it changed."""
@@ -72,11 +84,19 @@ class EncryptedAttribute(property):
         return True
 
 
+JSON_KINDS = ("json", "json_exact")
+
+
+def row_aad(table: str, column: str, row: Any) -> bytes:
+    """Return the associated data binding a value to its table, column and row."""
+    return f"{table}/{column}/{row}".encode()
+
+
 def _encode(value: Any, kind: str) -> str:
-    if kind == "json":
-        return json.dumps(value or {}, sort_keys=True, separators=(",", ":"))
+    if kind in JSON_KINDS:
+        return json.dumps(value or {}, sort_keys=kind == "json", separators=(",", ":"))
     return "" if value is None else str(value)
 
 
 def _decode(text: str, kind: str) -> Any:
-    return json.loads(text) if kind == "json" else text
+    return json.loads(text) if kind in JSON_KINDS else text

@@ -13,11 +13,11 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from pms_backend.events.models import Event
+from pms_backend.events.models import PERSONAL_FIELDS, Event
 
 logger = logging.getLogger(__name__)
 
-CUSTOMER_FIELDS = ("customer", "shipping_address")
+CUSTOMER_FIELDS = PERSONAL_FIELDS
 
 
 def full_group(topic: str) -> str:

@@ -17,8 +17,12 @@ from joserfc.jwk import OKPKey
 
 from pms_backend.apikeys import scopes
 from pms_backend.apikeys.scopes import staff_has_scope
-from pms_backend.apikeys.selectors import api_key_authenticate
-from pms_backend.events import broadcast
+from pms_backend.events import broadcast, socket_guard
+from pms_backend.events.socket_guard import (
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHENTICATED,
+    socket_key_authenticate,
+)
 from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
 
 logger = logging.getLogger(__name__)
@@ -32,10 +36,9 @@ TOPIC_SCOPES = {
     "products": scopes.CATALOG_READ,
     "stock": scopes.INVENTORY_READ,
     "orders": scopes.ORDERS_READ,
+    "audit": scopes.AUDIT_READ,
 }
-CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
-CLOSE_TOO_MANY = 4429
 CLOSE_TOO_BIG = 1009
 
 
@@ -46,18 +49,23 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.api_key = None
         self.user = None
+        self.staff_scopes: frozenset[str] = frozenset()
         self.groups_joined: set[str] = set()
         self.jwk: OKPKey | None = None
         self.message_times: list[float] = []
         self.auth_timer = None
         self.counted = False
+        self.ended = False
+        self.waiting_ip: str | None = None  # holds a slot of the unauthenticated cap
+        client = self.scope.get("client")
+        self.ip = client[0] if client else None
         headers = {k.decode().lower(): v.decode() for k, v in self.scope.get("headers", [])}
         origin = headers.get("origin")
         raw = _header_key(headers)
         if raw:
-            self.api_key = await database_sync_to_async(api_key_authenticate)(raw)
+            self.api_key, code = await database_sync_to_async(socket_key_authenticate)(raw, self.ip)
             if self.api_key is None:
-                await self.close(code=CLOSE_UNAUTHENTICATED)
+                await self.close(code=code)
                 return
         # Cookies ride along on any cross-site socket: a session's origin must be ours.
         elif await self._staff_session() and not _origin_allowed(origin, browser=True):
@@ -66,6 +74,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if origin and not _origin_allowed(origin, browser=False):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
+        if not self.authenticated and self.ip is not None:
+            if not socket_guard.waiting_claim(self.ip):
+                # Accepted only to say why: the socket never holds anything.
+                await self.accept()
+                await self.close(code=CLOSE_TOO_MANY)
+                return
+            self.waiting_ip = self.ip
         await self.accept()
         WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
@@ -73,6 +88,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.auth_timer = asyncio.get_running_loop().call_later(
                 AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_expired())
             )
+        elif self.api_key is not None:
+            socket_guard.key_watch(self.api_key.prefix, self)
         await _ensure_local_poller()
 
     @property
@@ -82,6 +99,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def _staff_session(self) -> bool:
         user = self.scope.get("user")
         if user is not None and getattr(user, "is_authenticated", False) and user.is_staff:
+            # Permissions come from the database (groups): read them once, in a thread.
+            self.staff_scopes = await database_sync_to_async(_staff_scopes)(user)
             self.user = user
             return True
         return False
@@ -90,18 +109,41 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if not self.authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
+    async def close(self, code=None, reason=None) -> None:
+        self._release()
+        await super().close(code=code, reason=reason)
+
+    async def end(self, code: int, reason: str) -> None:
+        """Stop delivering and close: the socket's key was revoked or has expired."""
+        self.ended = True
+        await self.close(code=code, reason=reason)
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined.clear()
+
+    def _release(self) -> None:
+        """Give back what this socket holds in the process-wide guards."""
+        if getattr(self, "waiting_ip", None) is not None:
+            socket_guard.waiting_release(self.waiting_ip)
+            self.waiting_ip = None
+        if getattr(self, "api_key", None) is not None:
+            socket_guard.key_unwatch(self.api_key.prefix, self)
+        if getattr(self, "auth_timer", None):
+            self.auth_timer.cancel()
+
     async def disconnect(self, code) -> None:
         if getattr(self, "counted", False):
             WEBSOCKET_CONNECTIONS.dec()
             self.counted = False
-        if self.auth_timer:
-            self.auth_timer.cancel()
-        for group in self.groups_joined:
+        self._release()
+        for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     # --- incoming --------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.ended:
+            return
         now = time.monotonic()
         self.message_times = [t for t in self.message_times if now - t < MESSAGE_WINDOW]
         self.message_times.append(now)
@@ -132,7 +174,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if message["type"] not in ("auth", "ping") and not self.authenticated:
             await self._error("not_authenticated", "Authenticate first.")
             return
-        await handler(message)
+        try:
+            await handler(message)
+        except Exception:
+            # A message we failed to foresee gets an answer; the socket and the process
+            # carry on.
+            logger.exception("websocket message %r failed", message["type"][:40])
+            await self._error("server_error", "The message could not be handled.")
 
     async def _on_ping(self, message) -> None:
         await self._send_json({"type": "pong"})
@@ -146,13 +194,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if not isinstance(key, str):
                 await self.close(code=CLOSE_UNAUTHENTICATED)
                 return
-            self.api_key = await database_sync_to_async(api_key_authenticate)(key)
+            self.api_key, code = await database_sync_to_async(socket_key_authenticate)(key, self.ip)
             if self.api_key is None:
-                await self.close(code=CLOSE_UNAUTHENTICATED)
+                await self.close(code=code)
                 return
         if not self.authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if self.auth_timer:
+            self.auth_timer.cancel()
+        if self.waiting_ip is not None:
+            socket_guard.waiting_release(self.waiting_ip)
+            self.waiting_ip = None
+        if self.api_key is not None:
+            socket_guard.key_watch(self.api_key.prefix, self)
         if "jwk" in message:
             try:
                 jwk = OKPKey.import_key(message["jwk"])
@@ -162,8 +217,6 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 await self._error("invalid_jwk", f"The jwk must be a public X25519 JWK ({exc}).")
                 return
             self.jwk = jwk
-        if self.auth_timer:
-            self.auth_timer.cancel()
         await self._send_json(
             {
                 "type": "authenticated",
@@ -178,9 +231,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
     def _has(self, scope: str) -> bool:
         if self.api_key is not None:
             return self.api_key.has_scope(scope)
-        return staff_has_scope(self.user, scope)
+        return scope in self.staff_scopes
 
     def _groups_for(self, topic: str) -> list[str]:
+        if topic == "audit":
+            return [broadcast.full_group(topic)]  # anchors only; audit:read was checked
         if topic == "orders":
             if self._has(scopes.ORDERS_MANAGE) or (
                 self.user is not None and self._has(scopes.ORDERS_READ)
@@ -192,9 +247,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         return [broadcast.public_group(topic)]
 
     async def _on_subscribe(self, message) -> None:
-        topics = message.get("topics")
-        if not isinstance(topics, list) or not topics or len(topics) > len(TOPIC_SCOPES):
-            await self._error("invalid_topics", f"topics: a list from {sorted(TOPIC_SCOPES)}.")
+        topics = _topic_list(message.get("topics"))
+        if topics is None:
+            await self._invalid_topics()
+            return
+        since = message.get("since")
+        if since is not None and not (isinstance(since, str) and since.startswith("evt_")):
+            await self._error("invalid_since", 'since: an event id ("evt_…").')
             return
         refused = [t for t in topics if t not in TOPIC_SCOPES or not self._has(TOPIC_SCOPES[t])]
         if refused:
@@ -211,12 +270,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 self.groups_joined.add(group)
                 joined.append(topic)
         await self._send_json({"type": "subscribed", "topics": sorted(set(joined))})
-        since = message.get("since")
-        if isinstance(since, str) and since.startswith("evt_"):
+        if since is not None:
             await self._replay(since, topics)
 
     async def _on_unsubscribe(self, message) -> None:
-        topics = message.get("topics") if isinstance(message.get("topics"), list) else []
+        topics = _topic_list(message.get("topics"))
+        if topics is None:
+            await self._invalid_topics()
+            return
         for topic in topics:
             if topic in TOPIC_SCOPES:
                 for group in self._groups_for(topic):
@@ -248,6 +309,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._deliver_text(json.dumps(envelope, separators=(",", ":")))
 
     async def _deliver_text(self, text: str) -> None:
+        if self.ended:
+            return
         if self.jwk is not None:
             header = {"alg": "ECDH-ES", "enc": "A256GCM"}
             text = jwe.encrypt_compact(header, text.encode(), self.jwk)
@@ -258,6 +321,26 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, code: str, detail: str) -> None:
         await self._send_json({"type": "error", "code": code, "detail": detail})
+
+    async def _invalid_topics(self) -> None:
+        await self._error(
+            "invalid_topics",
+            f"topics: a list of 1 to {len(TOPIC_SCOPES)} names from {sorted(TOPIC_SCOPES)}.",
+        )
+
+
+def _topic_list(value) -> list[str] | None:
+    """Return the topic names of a ``topics`` field, or None if it is not a short list of
+    strings."""
+    if not isinstance(value, list) or not 0 < len(value) <= len(TOPIC_SCOPES):
+        return None
+    if not all(isinstance(topic, str) for topic in value):
+        return None
+    return list(dict.fromkeys(value))
+
+
+def _staff_scopes(user) -> frozenset[str]:
+    return frozenset(scope for scope in scopes.ALL_SCOPES if staff_has_scope(user, scope))
 
 
 def _header_key(headers: dict[str, str]) -> str | None:

@@ -96,8 +96,29 @@ def sweep(*, batch_size: int = 500) -> int:
             return total  # all locked by a dispatcher already at work
 
 
+def seal_personal_leftovers(*, batch_size: int = 500) -> int:
+    """Encrypt personal data that events hold in clear (written by the previous release
+    during a rolling deploy); return how many events were sealed."""
+    sealed, last = 0, 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Event.objects.select_for_update(skip_locked=True)
+                .filter(pk__gt=last, topic="orders", personal_ct="")
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                return sealed
+            changed = [event for event in batch if event.seal_personal()]
+            Event.objects.bulk_update(changed, ["data", "personal_ct"])
+        sealed += len(changed)
+        last = batch[-1].pk
+
+
 def prune(*, batch_size: int = 2000) -> int:
-    """Delete dispatched events past retention whose deliveries all succeeded."""
+    """Delete dispatched events past retention whose deliveries all succeeded (and seal
+    any personal data still in clear)."""
+    seal_personal_leftovers()
     from pms_backend.shopsettings.selectors import setting_get
     from webhooks.models import WebhookDelivery
 

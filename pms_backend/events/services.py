@@ -7,6 +7,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from pms_backend.apikeys import scopes
 from pms_backend.events.models import Event
 from pms_backend.events.relay import schedule_dispatch
 from pms_backend.monitoring.request_context import current_request_id
@@ -25,7 +26,27 @@ EVENT_TOPICS = {
     "order.status_changed": "orders",
     # Sensitive values arrive masked. Webhooks only: websockets offer no "settings" topic.
     "settings.updated": "settings",
+    # The audit chain's anchor (count and head) after each seal: keep it outside.
+    "audit.sealed": "audit",
 }
+# Sent to a webhook endpoint only when it names them: an endpoint taking "every event"
+# (no event_types) is a shop's receiver, not an operator's anchor store.
+OPT_IN_EVENT_TYPES = frozenset({"audit.sealed"})
+
+# The scope that reads each topic's data. A webhook endpoint is subscribed to a topic only
+# by credentials holding it: an endpoint receives the data whoever subscribed it could read.
+TOPIC_READ_SCOPES = {
+    "products": scopes.CATALOG_READ,
+    "stock": scopes.INVENTORY_READ,
+    "orders": scopes.ORDERS_READ,
+    "settings": scopes.SETTINGS_MANAGE,
+}
+
+
+def event_type_read_scopes(event_types: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Return ``{event type: the scope that reads it}`` for ``event_types``; an empty list
+    means every event type (an endpoint without event types receives them all)."""
+    return {t: TOPIC_READ_SCOPES[EVENT_TOPICS[t]] for t in (event_types or EVENT_TOPICS)}
 
 
 def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
@@ -41,13 +62,14 @@ def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
     # Round-trip through Django's encoder so Decimals and datetimes land as the API shows them.
     encoder = DjangoJSONEncoder()
     payload = _json_ready(data, encoder)
-    event = Event.objects.create(
+    event = Event.build(
         type=type,
         topic=EVENT_TOPICS[type],
         subject=subject,
         data=payload,
         request_id=current_request_id(),
     )
+    event.save(force_insert=True)
     schedule_dispatch(event.pk)
     return event
 
@@ -78,7 +100,7 @@ def publish_many(events: list[tuple[str, dict[str, Any], str]]) -> int:
     for start in range(0, len(events), 1000):
         rows = Event.objects.bulk_create(
             [
-                Event(
+                Event.build(
                     type=type,
                     topic=EVENT_TOPICS[type],
                     subject=subject,

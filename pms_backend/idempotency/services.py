@@ -82,7 +82,7 @@ def run_idempotently(
                     "idempotency_key_reused",
                     "This Idempotency-Key was used with a different request; use a new key.",
                 )
-            return Outcome(existing.response_status, existing.response_body, replayed=True)
+            return Outcome(existing.response_status, _stored_body(existing), replayed=True)
         try:
             with transaction.atomic():
                 status, body = action()
@@ -90,12 +90,39 @@ def run_idempotently(
             status, body = exc.status, error_body(exc)
         record.response_status = status
         record.response_body = body
-        record.save(update_fields=["response_status", "response_body"])
+        record.save(update_fields=["response_status", "response_body_ct"])
     return Outcome(status, body, replayed=False)
 
 
+def _stored_body(record: IdempotencyKey) -> Any:
+    if not record.response_body_ct and record.legacy_response_body is not None:
+        return record.legacy_response_body  # written by the previous release
+    return record.response_body
+
+
+def idempotency_encrypt_legacy(*, batch_size: int = 500) -> int:
+    """Encrypt answers the previous release stored in clear; return how many."""
+    done = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                IdempotencyKey.objects.select_for_update(skip_locked=True)
+                .filter(legacy_response_body__isnull=False)
+                .order_by("pk")[:batch_size]
+            )
+            for record in batch:
+                record.response_body = record.legacy_response_body
+                record.legacy_response_body = None
+            IdempotencyKey.objects.bulk_update(batch, ["response_body_ct", "legacy_response_body"])
+        done += len(batch)
+        if len(batch) < batch_size:
+            return done
+
+
 def idempotency_prune(*, batch_size: int = 5000) -> int:
-    """Delete expired keys in batches; return how many went."""
+    """Delete expired keys in batches (and encrypt any answer still in clear); return
+    how many were deleted."""
+    idempotency_encrypt_legacy()
     removed = 0
     while True:
         ids = list(

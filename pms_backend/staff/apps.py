@@ -7,4 +7,4 @@ class StaffConfig(AppConfig):
     verbose_name = "Staff roles"
 
     def ready(self) -> None:
-        from pms_backend.staff import signals  # noqa: F401 -- connects the audit receivers
+        from pms_backend.staff import lockout, signals  # noqa: F401 -- connect the receivers

@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from audit.actors import Actor
 from audit.context import current_actor
 from audit.services import audit_record
+from pms_backend.encryption.ciphers import blind_index
 
 User = get_user_model()
 _FLAGS = ("is_active", "is_staff", "is_superuser")
@@ -46,16 +47,39 @@ def audit_logout(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def audit_login_failed(sender, credentials, request=None, **kwargs):
-    # Django has already masked the password in ``credentials``; keep only the username.
-    username = str(credentials.get("username", ""))[:150]
+    """Record a failed login: a known user by name, an unknown name only as a keyed hash.
+
+    What was typed into the username box of a failed login is often a password (typed
+    into the wrong box); the log keeps entries forever, so an unknown name is never
+    stored, only its blind index (HMAC keyed by ``PMS_BLIND_INDEX_KEY``, outside the
+    database): repeated attempts with one name still show as one value.
+    """
+    if getattr(request, "axes_locked_out", False):
+        return  # refused by the lockout, which has one audit entry of its own (lockout.py)
+    # Django has already masked the password in ``credentials``.
+    username = str(credentials.get(User.USERNAME_FIELD, credentials.get("username", "")))
+    user = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
+    actor = Actor(request_id=getattr(request, "request_id", ""), ip=_ip(request))
     with transaction.atomic():
-        audit_record(
-            actor=Actor(request_id=getattr(request, "request_id", ""), ip=_ip(request)),
-            action="auth.login_failed",
-            object_type="auth.user",
-            object_id=username,
-            changes={"username": {"before": None, "after": username}},
-        )
+        if user is not None:
+            audit_record(
+                actor=actor,
+                action="auth.login_failed",
+                target=user,
+                changes={"username": {"before": None, "after": user.get_username()}},
+            )
+        else:
+            audit_record(
+                actor=actor,
+                action="auth.login_failed",
+                object_type="auth.user",
+                changes={
+                    "unknown_username_hmac": {
+                        "before": None,
+                        "after": blind_index(username) if username else "",
+                    }
+                },
+            )
 
 
 @receiver(pre_save, sender=User)

@@ -3,10 +3,11 @@
 # working tree: tracked and new files, no .venv, no .env) gets a virtualenv of its own with
 # the production dependencies only (no dev extras), then runs what an operator runs:
 # scripts/build.sh, scripts/start.sh and scripts/worker.sh --beat, on a PostgreSQL database
-# and a Redis database of their own. tests/production/check_production.py (run with this
-# checkout's dev venv) then checks readiness, a signed webhook, a websocket event and a beat
-# job through the public HTTP and websocket API. Prints PASS/FAIL lines; exits 1 on any
-# failure; stops every process it started.
+# and a Redis database of their own; every module of the project must import in that venv.
+# tests/production/check_production.py (run with this checkout's dev venv) then checks
+# readiness, a signed webhook, a websocket event and a beat job through the public HTTP and
+# websocket API. Prints PASS/FAIL lines; exits 1 on any failure; stops every process it
+# started.
 #
 #   PMS_CHECK_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/pms_production_check
 #                           (dropped and created again: give it a database of its own)
@@ -37,8 +38,9 @@ stop_all() {
   pids=()
 }
 finish() {
-  local status=$?
+  local status=$? stopping=$SECONDS
   stop_all
+  echo "production check: processes stopped in $((SECONDS - stopping)) s; $SECONDS s in all"
   if [ "$failed" = 0 ] && [ "$status" = 0 ] && [ "${PMS_CHECK_KEEP:-0}" != 1 ]; then
     rm -rf "$work"
   else
@@ -64,6 +66,7 @@ production_env=(
   "REDIS_URL=$redis_url"
   "DJANGO_SECRET_KEY=$secret_key"
   "PMS_ENCRYPTION_KEYS=$encryption_key"
+  "PMS_AUDIT_CHAIN_KEY=$secret_key"
   "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost"
 )
 # Serving: plain HTTP on loopback (no TLS in the check), a local webhook receiver.
@@ -94,6 +97,7 @@ PGOPTIONS="--client-min-messages=warning" psql -q "$admin_url" -c "DROP DATABASE
   -c "CREATE DATABASE \"$db_name\"" >/dev/null
 redis-cli -u "$redis_url" flushdb >/dev/null
 
+echo "==> copy, database and redis ready in $SECONDS s"
 started=$SECONDS
 if in_app ./scripts/build.sh >"$work/build.log" 2>&1 && grep -q "build ok" "$work/build.log"; then
   pass "scripts/build.sh: build ok ($((SECONDS - started)) s, fresh venv)"
@@ -106,6 +110,13 @@ if in_app .venv/bin/python -c 'import pytest' >/dev/null 2>&1; then
   fail "the production venv has pytest: the dev extras were installed"
 else
   pass "the production venv has no dev extras (no pytest)"
+fi
+
+if in_app .venv/bin/python -m tests.production.import_modules >"$work/imports.log" 2>&1; then
+  pass "every module of the project imports in the production venv ($(tail -n 1 "$work/imports.log"))"
+else
+  fail "modules that do not import in the production venv (a dependency only the dev extras bring?)"
+  grep -v '^{' "$work/imports.log" | tail -n 20
 fi
 
 serve "$work/web.log" ./scripts/start.sh

@@ -135,6 +135,7 @@ def _static_files_collected():
                 "DJANGO_DEBUG": "false",
                 "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
                 "PMS_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "PMS_AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
             },
         )
 
@@ -164,6 +165,7 @@ def server_process(django_db_setup, tmp_path_factory):
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "PMS_ENCRYPTION_KEYS": os.environ.get("PMS_ENCRYPTION_KEYS")
             or base64.b64encode(secrets.token_bytes(32)).decode(),
+            "PMS_AUDIT_CHAIN_KEY": settings.PMS_AUDIT_CHAIN_KEY,
             "PMS_SKIP_INSTALL": "1",
             "PMS_SKIP_MIGRATE": "1",
             "HOST": "127.0.0.1",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop, log_tail, spawn, wait_live
 
@@ -184,6 +185,8 @@ def base_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "PMS_ENCRYPTION_KEYS": os.environ.get("PMS_ENCRYPTION_KEYS") or ENCRYPTION_KEY,
+            # The test process's own key: both sides seal and verify one chain.
+            "PMS_AUDIT_CHAIN_KEY": settings.PMS_AUDIT_CHAIN_KEY,
             "PMS_SKIP_INSTALL": "1",
             "PMS_SKIP_MIGRATE": "1",
             "PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",

@@ -133,11 +133,13 @@ def test_every_event_of_a_flow_arrives_verified_in_commit_order_per_object(
 
     _catalog_flow(admin, shop)
 
-    expected = Event.objects.filter(pk__gt=first_event).count()
+    # (audit.sealed, which beat may publish meanwhile, goes only to endpoints naming it.)
+    flow = Event.objects.exclude(type="audit.sealed")
+    expected = flow.filter(pk__gt=first_event).count()
     assert expected >= 9
     received = receiver.wait_for(expected, timeout=60)
     envelopes = _verified(secret, received)
-    order_of = dict(Event.objects.values_list("event_id", "pk"))
+    order_of = dict(flow.values_list("event_id", "pk"))
     assert {e["id"] for e in envelopes} == {eid for eid, pk in order_of.items() if pk > first_event}
     by_subject: dict[str, list[int]] = {}
     for envelope in envelopes:

@@ -46,6 +46,7 @@ def test_several_processes_one_scrape(transactional_db, tmp_path):
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_SECURE_SSL_REDIRECT="false",
         PMS_ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
+        PMS_AUDIT_CHAIN_KEY=settings.PMS_AUDIT_CHAIN_KEY,
         PMS_SKIP_INSTALL="1",
         PMS_SKIP_MIGRATE="1",
         PMS_METRICS_DIR=str(metrics_root),

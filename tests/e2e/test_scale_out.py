@@ -135,7 +135,12 @@ def test_two_servers_and_two_workers_share_the_work_without_overselling(
 
         # Every event reaches the receiver exactly once: each delivery succeeded at its
         # first attempt and no webhook-id came twice.
-        events = dict(Event.objects.filter(pk__gt=first_event).values_list("event_id", "pk"))
+        # (audit.sealed, which beat may publish meanwhile, goes only to endpoints naming it.)
+        events = dict(
+            Event.objects.filter(pk__gt=first_event)
+            .exclude(type="audit.sealed")
+            .values_list("event_id", "pk")
+        )
         assert len(events) >= 2 * STOCK  # an order.created and a stock.updated per order
 
         def all_delivered() -> bool:

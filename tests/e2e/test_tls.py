@@ -37,6 +37,7 @@ def tls_server(tmp_path_factory):
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "tls-test-" + "x9" * 30,
         "PMS_ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "PMS_AUDIT_CHAIN_KEY": "tls-test-audit-chain-key-" + "k7" * 8,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
         "PORT": str(port),

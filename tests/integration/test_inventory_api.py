@@ -8,6 +8,7 @@ from audit.models import AuditLog
 from inventory.integrity import inventory_drift
 from inventory.models import InventoryMovement, Stock
 from inventory.selectors import ledger_totals
+from inventory.services import MAX_ON_HAND
 from pms_backend.apikeys.selectors import api_key_parse_prefix
 from pms_backend.events.models import Event
 from tests.conftest import order_body
@@ -244,6 +245,75 @@ def test_a_movement_below_zero_is_409_and_writes_nothing(
     assert_problem(response, 409, "insufficient_stock")
     assert_problem(fresh, 409, "insufficient_stock")
     assert stock_of(product) == (3, 0)
+
+
+def _near_the_ceiling(product, on_hand: int) -> None:
+    """Put ``on_hand`` straight into the stock row: reaching a billion through receipts of
+    at most a million each would take a thousand requests."""
+    Stock.objects.filter(product=product).update(on_hand=on_hand)
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "kind", "quantity"),
+    [
+        (2_147_000_000, "receipt", 1_000_000),  # past the integer column: was a 500
+        (MAX_ON_HAND - 10, "receipt", 11),
+        (MAX_ON_HAND - 10, "return", 11),
+        (MAX_ON_HAND - 10, "adjustment", 11),
+        (MAX_ON_HAND - 10, "correction", 11),
+    ],
+)
+def test_stock_above_the_ceiling_is_409_and_writes_nothing(
+    inventory_api, make_product, receive, on_hand, kind, quantity
+):
+    product = make_product("published")
+    receive(product, 1)
+    _near_the_ceiling(product, on_hand)
+
+    with writes_nothing():
+        response = move(inventory_api, product, quantity, kind=kind, reason="pallets")
+
+    problem = assert_problem(response, 409, "stock_limit_exceeded")
+    assert "at most 1,000,000,000 on hand" in problem["detail"]
+    assert problem["lines"] == [
+        {"product": product.pk, "requested": quantity, "on_hand": on_hand, "maximum": MAX_ON_HAND}
+    ]
+    if on_hand < MAX_ON_HAND:  # up to the ceiling itself is fine
+        assert move(inventory_api, product, 10, kind=kind, reason="pallets").status_code == 201
+        assert stock_of(product) == (MAX_ON_HAND, 0)
+
+
+def test_a_restocking_refund_above_the_ceiling_is_409_and_the_order_stays_completed(
+    admin_api, storefront, make_product, receive
+):
+    product = make_product("published")
+    receive(product, 10)
+    order = place(storefront, order_body((product, 5))).json()
+    move_order(order["id"], "process", "complete")
+    _near_the_ceiling(product, MAX_ON_HAND - 1)
+
+    with writes_nothing():
+        response = admin_api.post(
+            f"/api/v1/orders/{order['id']}/refund/", {"restock": True}, format="json"
+        )
+
+    assert_problem(response, 409, "stock_limit_exceeded")
+    assert admin_api.get(f"/api/v1/orders/{order['id']}/").json()["status"] == "completed"
+
+
+def test_the_admin_stock_form_names_the_ceiling(admin_client, make_product, receive):
+    product = make_product("published")
+    receive(product, 1)
+    _near_the_ceiling(product, MAX_ON_HAND)
+
+    with writes_nothing():
+        response = admin_client.post(
+            f"/admin/catalog/product/{product.pk}/stock/",
+            {"kind": "receipt", "quantity": 1, "reason": "one more"},
+        )
+
+    assert response.status_code == 200
+    assert "A product may have at most 1,000,000,000 on hand" in response.content.decode()
 
 
 @pytest.mark.parametrize(

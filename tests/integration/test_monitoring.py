@@ -88,6 +88,7 @@ def _run_django(code: str, **env) -> subprocess.CompletedProcess:
         DJANGO_SETTINGS_MODULE="pms_backend.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         PMS_ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
+        PMS_AUDIT_CHAIN_KEY=secrets.token_urlsafe(32),
         **env,
     )
     return subprocess.run(

@@ -253,6 +253,25 @@ def test_products_in_different_currencies_cannot_share_an_order(
     assert "EUR" in body["detail"] and "USD" in body["detail"]
 
 
+def test_a_total_over_what_an_order_can_hold_is_409_and_writes_nothing(
+    storefront, make_product, receive
+):
+    """1000 x 9,999,999,999.99 does not fit the total's numeric(14, 2): refused by name,
+    not a 500; the largest order that fits is still taken."""
+    dear = make_product("published", price=Decimal("9999999999.99"))
+    receive(dear, 1000)
+
+    with writes_nothing():
+        response = place(storefront, order_body((dear, 1000)))
+
+    body = assert_problem(response, 409, "order_total_too_large")
+    assert "9,999,999,999,990.00 EUR" in body["detail"]
+    assert "at most 999,999,999,999.99 EUR" in body["detail"]
+    fits = place(storefront, order_body((dear, 99)))
+    assert fits.status_code == 201, fits.json()
+    assert fits.json()["total"] == "989999999999.01"
+
+
 @pytest.mark.parametrize("quantity", [0, -1, 1.5, "x", 10**9, None, True, "", [1]])
 def test_a_bad_quantity_is_400_naming_the_line(storefront, stocked, quantity):
     a, b = stocked

@@ -121,26 +121,51 @@ def test_a_flood_of_made_up_keys_is_refused_and_costs_no_key_lookup(
         # Locked out: each new prefix would cost a database query if it were looked up.
         with django_assert_num_queries(0):
             flood = [client.get(LIST, HTTP_X_API_KEY=made_up_key()).status_code for _ in range(20)]
-        locked = client.get(LIST, HTTP_AUTHORIZATION=f"Api-Key {good}")
+        # A real prefix with a wrong secret is refused alike: no hint that the prefix exists.
+        near = client.get(LIST, HTTP_X_API_KEY=made_up_key(good.split("_")[1]))
     assert codes == [401, 401, 401]
     assert set(flood) == {429}
-    assert locked.status_code == 429
-    assert locked.json()["detail"] == "Too many failed authentications from this address."
-    assert 1 <= int(locked["Retry-After"]) <= 601
-    assert "RateLimit-Limit" in locked
+    assert near.status_code == 429
+    assert near.json()["detail"] == "Too many failed authentications from this address."
+    assert 1 <= int(near["Retry-After"]) <= 601
+    assert "RateLimit-Limit" in near
     assert key_count(good) == 0
+
+
+def test_a_valid_key_is_served_from_an_address_locked_out_for_guessing(
+    client, make_key, django_assert_max_num_queries
+):
+    """One guesser behind a shared address (a NAT, an unconfigured proxy) must not lock
+    the shop's storefront out: the lockout throttles guesses, never a valid key."""
+    storefront = make_key("storefront")
+    with limits(auth_failures="3/10m"):
+        for _ in range(4):
+            client.get(LIST, HTTP_X_API_KEY=made_up_key())
+        assert client.get(LIST, HTTP_X_API_KEY=made_up_key()).status_code == 429
+        served = [client.get(LIST, HTTP_X_API_KEY=storefront) for _ in range(3)]
+        # A key created during the lockout is served too (its prefix is learnt at once).
+        made_after = make_key("storefront", name="new storefront")
+        new = client.get(LIST, HTTP_AUTHORIZATION=f"Api-Key {made_after}")
+        # ...and guesses keep being refused, at no database query each.
+        with django_assert_max_num_queries(1):
+            after = [client.get(LIST, HTTP_X_API_KEY=made_up_key()).status_code for _ in range(10)]
+    assert [r.status_code for r in served] == [200, 200, 200]
+    assert new.status_code == 200
+    assert set(after) == {429}
+    # The valid key spent its own budget, not the address's failures.
+    assert key_count(storefront) == 3
+    assert int(served[-1]["RateLimit-Remaining"]) > 0
 
 
 def test_clearing_the_counters_lifts_a_lockout_at_once(client, make_key):
     from django.core.cache import cache
 
-    good = make_key("storefront")
     with limits(auth_failures="2/10m"):
         for _ in range(3):
             client.get(LIST, HTTP_X_API_KEY=made_up_key())
-        assert client.get(LIST, HTTP_X_API_KEY=good).status_code == 429
+        assert client.get(LIST, HTTP_X_API_KEY=made_up_key()).status_code == 429
         cache.delete_pattern("rl:*") if hasattr(cache, "delete_pattern") else cache.clear()
-        assert client.get(LIST, HTTP_X_API_KEY=good).status_code == 200
+        assert client.get(LIST, HTTP_X_API_KEY=made_up_key()).status_code == 401
 
 
 def test_a_key_sent_where_no_key_is_checked_still_counts_against_the_address(client):

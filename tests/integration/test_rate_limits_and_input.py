@@ -70,10 +70,10 @@ def test_key_guessing_is_locked_out_and_audited(client, make_key):
             client.get("/api/v1/products/", HTTP_AUTHORIZATION=f"Api-Key pms_abcdefgh_{'x' * 43}")
             for _ in range(4)
         ]
-        # Past the limit even the right key is not checked from this address.
-        locked = client.get("/api/v1/products/", HTTP_AUTHORIZATION=f"Api-Key {good}")
+        # Past the limit guesses are refused, but the right key is still served.
+        served = client.get("/api/v1/products/", HTTP_AUTHORIZATION=f"Api-Key {good}")
     assert [g.status_code for g in guesses] == [401, 401, 401, 429]
-    assert locked.status_code == 429
+    assert served.status_code == 200
     actions = list(
         AuditLog.objects.filter(action__startswith="auth.").values_list("action", flat=True)
     )

@@ -601,3 +601,112 @@ def test_the_admin_keeps_a_secret_when_its_field_is_left_empty(
     with committed():
         admin_client.post(f"{ADMIN}{secret_setting}/change/", {"value": "rotated"})
     assert setting_get(secret_setting) == "rotated"
+
+
+# --- every registered setting refuses values of the wrong shape, everywhere ----------------
+
+# Values of the wrong shape for each type, as JSON (the API and the service take them) and
+# as the text an admin form posts. A type the registry starts using must be added here.
+WRONG_JSON = {
+    SettingType.INT: ["5", 5.5, True, [5], {"value": 5}, 10**30, -(10**30)],
+    SettingType.DECIMAL: ["x", True, [1], {"value": 1}, "NaN", "Infinity"],
+    SettingType.BOOL: ["true", 1, 0, [True], {"value": True}],
+    SettingType.STRING: [5, 5.5, True, ["x"], {"value": "x"}],
+    SettingType.SECRET: ["", 5, True, ["x"]],
+    SettingType.JSON: [],  # any JSON is of its shape; null resets
+}
+WRONG_TEXT = {
+    SettingType.INT: ["", "5.5", "x", "1e3", str(10**30)],
+    SettingType.DECIMAL: ["", "x", "NaN", "1e400"],
+    SettingType.BOOL: [],
+    SettingType.STRING: [],
+    SettingType.SECRET: [],
+    SettingType.JSON: ["{", "NaN"],
+}
+# Values of the right type that still mean nothing for that key (its own check).
+MALFORMED = {
+    "ratelimit.orders_per_minute": [
+        "10/0m",  # was stored, then every POST /orders/ divided by zero: a checkout outage
+        "10/0s",
+        "10/00minute",
+        "10/0",
+        "1/999999999d",
+        "5000000000/s",
+        "10/-1m",
+        "fast",
+        "",
+    ],
+}
+
+
+def _wrong_values(tunable: Tunable, kinds: dict) -> list:
+    assert tunable.type in kinds, f"add values of the wrong shape for {tunable.type}"
+    values = [*kinds[tunable.type], *MALFORMED.get(tunable.key, [])]
+    if tunable.type == SettingType.STRING:
+        values.append("x" * (tunable.max_length + 1))
+    return values
+
+
+def _admin_form(tunable: Tunable, text: str) -> dict[str, str]:
+    form = {"value": text}
+    if tunable.per_product:
+        form |= {
+            "product_values-TOTAL_FORMS": "0",
+            "product_values-INITIAL_FORMS": "0",
+            "product_values-MIN_NUM_FORMS": "0",
+            "product_values-MAX_NUM_FORMS": "1000",
+        }
+    return form
+
+
+@pytest.mark.parametrize("key", sorted(registry.TUNABLES))
+def test_every_setting_refuses_values_of_the_wrong_shape_everywhere(
+    key, system_actor, admin_api, admin_client, storefront, make_product, receive
+):
+    tunable = registry.TUNABLES[key]
+    product = make_product("published")
+    receive(product, 10)
+    before = writes()
+
+    for value in _wrong_values(tunable, WRONG_JSON):
+        with pytest.raises(InvalidInput) as caught:
+            setting_set(actor=system_actor, key=key, value=value)
+        assert caught.value.code == "invalid_setting_value", value
+        assert_problem(
+            admin_api.put(f"{SETTINGS}{key}/", {"value": value}, format="json"),
+            400,
+            "invalid_setting_value",
+        )
+        refused = admin_api.put(SETTINGS, {key: value}, format="json")
+        assert assert_problem(refused, 400, "invalid_setting_value")["errors"][key], value
+        if tunable.per_product:
+            with pytest.raises(InvalidInput):
+                setting_set(actor=system_actor, key=key, value=value, product_ids=[product.pk])
+    for text in _wrong_values(tunable, WRONG_TEXT):
+        response = admin_client.post(f"{ADMIN}{key}/change/", _admin_form(tunable, text))
+        assert response.status_code == 200, (text, response.get("Location"))
+        assert response.context["adminform"].form.errors["value"], text
+
+    assert writes() == before
+    assert setting_get(key) == tunable.default_value()
+    assert place(storefront, order_body((product, 1))).status_code == 201
+
+
+def test_a_rate_without_a_period_stored_earlier_does_not_stop_checkout(
+    storefront, make_product, receive, committed
+):
+    """A value stored before it was refused (by an older version) falls back to the default
+    instead of failing every order."""
+    from pms_backend.shopsettings.cache import settings_changed
+
+    product = make_product("published")
+    receive(product, 10)
+    with committed():
+        stored = Setting.objects.filter(pk="ratelimit.orders_per_minute")
+        assert stored.update(value_json='"10/0m"') == 1
+        settings_changed()
+
+    response = place(storefront, order_body((product, 1)))
+
+    assert response.status_code == 201, response.content
+    assert setting_get("ratelimit.orders_per_minute") == "120/minute"

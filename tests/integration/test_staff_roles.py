@@ -69,7 +69,8 @@ def test_logins_and_failed_logins_are_audited(client):
     client.post("/admin/login/", {"username": "ana", "password": PASSWORD})
 
     failed = AuditLog.objects.get(action="auth.login_failed")
-    assert failed.object_id == "ana" and failed.actor_type == "anonymous"
+    assert failed.object_id == str(user.pk) and failed.object_repr == "ana"
+    assert failed.actor_type == "anonymous"
     assert "wrong" not in str(failed.changes)
     login = AuditLog.objects.get(action="auth.login")
     assert login.actor_id == str(user.pk)

@@ -286,3 +286,106 @@ def test_deliveries_are_grouped_by_endpoint_in_event_order(make_product):
     for group in groups:
         events = [WebhookDelivery.objects.get(pk=pk).event_id for pk in group]
         assert events == sorted(events) and len(events) == 3
+
+
+# --- IPv4 addresses dressed as IPv6 (and other spellings) ---------------------------------
+
+# (host as written in a URL, what it stands for)
+DISGUISED = [
+    ("[::7f00:1]", "127.0.0.1"),  # IPv4-compatible
+    ("[::127.0.0.1]", "127.0.0.1"),
+    ("[::a9fe:a9fe]", "169.254.169.254"),
+    ("[::ffff:127.0.0.1]", "127.0.0.1"),  # IPv4-mapped, three spellings
+    ("[::ffff:7f00:1]", "127.0.0.1"),
+    ("[0:0:0:0:0:ffff:7f00:1]", "127.0.0.1"),
+    ("[::ffff:0:7f00:1]", "127.0.0.1"),  # IPv4-translated (SIIT)
+    ("[::ffff:0:10.0.0.1]", "10.0.0.1"),
+    ("[64:ff9b::7f00:1]", "127.0.0.1"),  # NAT64
+    ("[64:ff9b::169.254.169.254]", "169.254.169.254"),
+    ("[64:ff9b::c0a8:1]", "192.168.0.1"),
+    ("[64:ff9b:1::a00:1]", "64:ff9b:1::a00:1"),  # NAT64 for local use: never public
+    ("[2002:7f00:1::]", "127.0.0.1"),  # 6to4
+    ("[2002:a9fe:a9fe::]", "169.254.169.254"),
+    ("[2002:a00:1::1]", "10.0.0.1"),
+    ("[2001:0:7f00:1::]", "2001:0:7f00:1::"),  # Teredo, server 127.0.0.1
+    ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "2001:0:4136:e378:8000:63bf:80ff:fffe"),
+    ("[::e000:1]", "224.0.0.1"),  # multicast
+    ("[64:ff9b::]", "0.0.0.0"),  # noqa: S104 - unspecified, not a bind address
+    ("[fec0::1]", "fec0::1"),  # site-local
+    ("2130706433", "127.0.0.1"),  # IPv4 spelled as resolvers also read it
+    ("127.1", "127.0.0.1"),
+    ("0x7f.1", "127.0.0.1"),
+    ("0177.0.0.1", "127.0.0.1"),
+]
+ENDPOINTS = "/api/v1/webhooks/endpoints/"
+
+
+@pytest.mark.django_db  # nothing is sent: no need to commit
+@pytest.mark.parametrize(("host", "means"), DISGUISED)
+def test_a_disguised_private_address_is_refused_when_saved(host, means, admin_api, admin_client):
+    url = f"https://{host}/hook"
+    created = admin_api.post(ENDPOINTS, {"url": url}, format="json")
+    assert created.status_code == 400, created.content
+    assert means in created.json()["detail"] and "private" in created.json()["detail"]
+    assert not WebhookEndpoint.objects.exists()
+
+    good = admin_api.post(ENDPOINTS, {"url": "https://example.com/hook"}, format="json").json()
+    changed = admin_api.patch(f"{ENDPOINTS}{good['id']}/", {"url": url}, format="json")
+    assert changed.status_code == 400 and means in changed.json()["detail"]
+    assert WebhookEndpoint.objects.get().url == "https://example.com/hook"
+
+    page = admin_client.post(
+        "/admin/webhooks/webhookendpoint/add/", {"url": url, "description": "x", "is_active": "on"}
+    )
+    assert page.status_code == 200  # the form again, with the refusal on the field
+    assert page.context["adminform"].form.errors["url"]
+    assert WebhookEndpoint.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("host", ["[64:ff9b::808:808]", "[2002:808:808::1]", "[::ffff:8.8.8.8]"])
+def test_a_public_address_in_those_forms_is_accepted(host, admin_api):
+    created = admin_api.post(ENDPOINTS, {"url": f"https://{host}/hook"}, format="json")
+    assert created.status_code == 201, created.content
+
+
+@pytest.fixture
+def attacker_dns(monkeypatch):
+    """The DNS of a name the attacker controls: it answers what ``answers[name]`` says
+    (a rebinding name answers a public address when saved, a private one when used)."""
+    import socket
+
+    answers: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
+            address = (answers[host], port, 0, 0) if ":" in answers[host] else (answers[host], port)
+            return [(family, socket.SOCK_STREAM, 6, "", address)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+SEND_TIME = [(h.strip("[]"), m) for h, m in DISGUISED if h.startswith("[")]
+
+
+@pytest.mark.parametrize(("address", "means"), SEND_TIME)
+def test_a_disguised_private_address_is_refused_when_sending(
+    address, means, attacker_dns, make_product
+):
+    attacker_dns["hooks.attacker.example"] = "93.184.215.14"  # public when saved
+    by_name, _ = services.endpoint_create(actor=ACTOR, url="https://hooks.attacker.example/h")
+    # An endpoint saved before these forms were refused: checked again when it is used.
+    literal, _ = services.endpoint_create(actor=ACTOR, url="https://example.com/h")
+    WebhookEndpoint.objects.filter(pk=literal.pk).update(url=f"https://[{address}]/h")
+    attacker_dns["hooks.attacker.example"] = address  # ...and private when used
+
+    make_product()
+
+    for endpoint in (by_name, literal):
+        error = WebhookDelivery.objects.get(endpoint=endpoint).attempts.get().error
+        assert error.startswith("refused destination:"), error
+        assert means in error

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
@@ -179,3 +180,198 @@ async def test_a_browser_session_from_a_foreign_origin_is_refused(staff_user, cl
     await ours.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
     assert (await next_json(ours))["type"] == "subscribed"
     await ours.disconnect()
+
+
+# --- staff of every role, malformed messages ---------------------------------------------
+
+ROLE_TOPICS = {
+    "Catalog managers": ["products", "stock"],
+    "Warehouse staff": ["products", "stock", "orders"],
+    "Order managers": ["products", "stock", "orders"],
+    "Auditors": ["products", "stock"],
+}
+
+
+def _member_of(role: str):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+
+    from pms_backend.staff.roles import ROLES
+
+    user = get_user_model().objects.create_user(
+        username=role.lower().replace(" ", "-"), password="a long passphrase 42", is_staff=True
+    )
+    # The roles come from a migration; a flushed transactional database lost them.
+    group, _ = Group.objects.get_or_create(name=role)
+    group.permissions.set(
+        Permission.objects.get(content_type__app_label=label, codename=codename)
+        for label, codename in (code.split(".") for code in ROLES[role])
+    )
+    user.groups.add(group)
+    return user
+
+
+async def _session_socket(client, user) -> WebsocketCommunicator:
+    await sync_to_async(client.force_login)(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    comm = connect([(b"cookie", cookie), (b"origin", b"http://localhost")])
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+@pytest.mark.parametrize("role", list(ROLE_TOPICS))
+async def test_staff_of_every_role_get_the_admins_live_notices(
+    role, client, make_product, receive, make_key
+):
+    user = await sync_to_async(_member_of)(role)
+    comm = await _session_socket(client, user)
+    # What the admin's page does: ask which topics it may follow, then follow orders and
+    # stock where allowed.
+    await comm.send_to(text_data=json.dumps({"type": "auth"}))
+    reply = await next_json(comm)
+    assert reply == {"type": "authenticated", "sealed": False, "topics": ROLE_TOPICS[role]}
+    wanted = [t for t in ("orders", "stock") if t in reply["topics"]]
+    await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": wanted}))
+    assert await next_json(comm) == {"type": "subscribed", "topics": sorted(wanted)}
+    if "orders" not in wanted:
+        await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
+        refused = await next_json(comm)
+        assert refused["type"] == "error" and refused["code"] == "forbidden_topic"
+
+    product = await sync_to_async(make_product)("published")
+    await sync_to_async(receive)(product, 10)
+    # Tests dispatch at commit (Celery inline): the events go out as in production.
+    await sync_to_async(_adjust)(product, -8)  # down to 2, under the threshold of 5
+    seen = [(await next_json(comm))["type"] for _ in range(3)]
+    assert seen == ["stock.updated", "stock.updated", "stock.low"]
+    if "orders" in wanted:
+        shop_key = await sync_to_async(make_key)("storefront", name="shop")
+        order = await sync_to_async(_place_with_key)(shop_key, product)
+        # The reservation's stock.updated travels with it.
+        frames = [await next_json(comm), await next_json(comm)]
+        created = next(f for f in frames if f["type"] == "order.created")
+        assert created["data"]["number"] == order["number"]
+        assert created["data"]["customer"]["email"] == "ada@example.com"
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+def _adjust(product, quantity: int) -> None:
+    from audit.actors import Actor
+    from inventory.services import stock_record_movement
+
+    stock_record_movement(
+        actor=Actor.system("tests"),
+        product_id=product.pk,
+        kind="adjustment",
+        quantity=quantity,
+        reason="count",
+    )
+
+
+MALFORMED = [
+    ({"type": "subscribe", "topics": [["products"]]}, "invalid_topics"),
+    ({"type": "subscribe", "topics": [["products", ["stock"]]]}, "invalid_topics"),
+    ({"type": "subscribe", "topics": [{"topic": "products"}]}, "invalid_topics"),
+    ({"type": "subscribe", "topics": "products"}, "invalid_topics"),
+    ({"type": "subscribe", "topics": 7}, "invalid_topics"),
+    ({"type": "subscribe", "topics": None}, "invalid_topics"),
+    ({"type": "subscribe", "topics": []}, "invalid_topics"),
+    ({"type": "subscribe", "topics": ["products"] * 300}, "invalid_topics"),
+    ({"type": "subscribe", "topics": [1, 2]}, "invalid_topics"),
+    ({"type": "subscribe", "topics": ["products"], "since": 12}, "invalid_since"),
+    ({"type": "subscribe", "topics": ["products"], "since": ["evt_x"]}, "invalid_since"),
+    ({"type": "unsubscribe", "topics": [["products"]]}, "invalid_topics"),
+    ({"type": "unsubscribe", "topics": [[["orders"]], {"a": 1}]}, "invalid_topics"),
+    ({"type": "unsubscribe", "topics": {"products": True}}, "invalid_topics"),
+    ({"type": "unsubscribe", "topics": ["stock"] * 400}, "invalid_topics"),
+    ({"type": "auth", "jwk": [["x"]]}, "invalid_jwk"),
+    ({"type": "auth", "jwk": "x"}, "invalid_jwk"),
+    ({"type": "auth", "jwk": {"kty": ["OKP"]}}, "invalid_jwk"),
+    ({"type": ["subscribe"]}, "invalid_message"),
+    ([{"type": "subscribe"}], "invalid_message"),
+]
+
+
+async def test_malformed_messages_each_get_a_clear_error_and_the_socket_lives_on(client):
+    # A staff session that is not a superuser: its permissions come from the database.
+    user = await sync_to_async(_member_of)("Order managers")
+    await sync_to_async(client.force_login)(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    # Ten messages a socket, then a ping: well under 30 messages in 10 s.
+    for start in range(0, len(MALFORMED), 10):
+        comm = connect([(b"cookie", cookie), (b"origin", b"http://localhost")])
+        assert (await comm.connect())[0]
+        for message, code in MALFORMED[start : start + 10]:
+            text = json.dumps(message)
+            assert len(text) <= 4096  # over it, the socket is closed (another test)
+            await comm.send_to(text_data=text)
+            reply = await next_json(comm)
+            assert reply["type"] == "error" and reply["code"] == code, (message, reply)
+            assert reply["detail"]
+        await comm.send_to(text_data=json.dumps({"type": "ping"}))
+        assert await next_json(comm) == {"type": "pong"}
+        await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
+        assert await next_json(comm) == {"type": "subscribed", "topics": ["orders"]}
+        await comm.send_to(text_data=json.dumps({"type": "unsubscribe", "topics": ["orders"]}))
+        assert await next_json(comm) == {"type": "unsubscribed", "topics": ["orders"]}
+        await comm.disconnect()
+
+
+# --- key guessing over websockets spends the same budget as over HTTP ---------------------
+
+WRONG_KEY = "pms_zzzzzzzz_" + "x" * 43
+
+
+def _from(ip: str, headers=None) -> WebsocketCommunicator:
+    comm = connect(headers)
+    comm.scope["client"] = (ip, 50000)
+    return comm
+
+
+async def _guess_by_message(ip: str) -> dict:
+    comm = _from(ip)
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.send_to(text_data=json.dumps({"type": "auth", "key": WRONG_KEY}))
+    return await comm.receive_output(timeout=3)
+
+
+async def test_websocket_key_guesses_spend_the_addresss_failed_authentication_budget(
+    settings, caplog
+):
+    from django.test import Client
+
+    from audit.models import AuditLog
+
+    settings.PMS_RATE_LIMITS = {**settings.PMS_RATE_LIMITS, "auth_failures": "5/10m"}
+    guesser, bystander = "203.0.113.77", "198.51.100.3"
+    caplog.set_level("WARNING", logger="pms_backend.events.socket_guard")
+
+    for _ in range(5):
+        assert await _guess_by_message(guesser) == {"type": "websocket.close", "code": 4401}
+    # The budget is spent: further guesses are refused, by message or by header...
+    assert await _guess_by_message(guesser) == {"type": "websocket.close", "code": 4429}
+    header = _from(guesser, [(b"authorization", f"Api-Key {WRONG_KEY}".encode())])
+    assert await header.connect() == (False, 4429)
+    # ...and over HTTP, which counts in the same window.
+    http = Client(REMOTE_ADDR=guesser)
+    response = await sync_to_async(http.get)(
+        "/api/v1/products/", HTTP_AUTHORIZATION=f"Api-Key {WRONG_KEY}"
+    )
+    assert response.status_code == 429, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    # Another address still gets the plain answer.
+    assert await _guess_by_message(bystander) == {"type": "websocket.close", "code": 4401}
+
+    # Audited as HTTP's failures are: the first of the window and the one that spent it.
+    entries = await database_sync_to_async(
+        lambda: list(
+            AuditLog.objects.filter(ip=guesser).order_by("pk").values_list("action", "object_id")
+        )
+    )()
+    assert entries == [("auth.failed", "zzzzzzzz"), ("auth.locked_out", "zzzzzzzz")]
+    logged = [r for r in caplog.records if getattr(r, "client_ip", None) == guesser]
+    assert len(logged) == 7  # five failures, two refusals by socket
+    assert all(r.levelname == "WARNING" for r in logged)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 STRONG_KEY = secrets.token_urlsafe(50)
 ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+AUDIT_CHAIN_KEY = secrets.token_urlsafe(32)
 
 # Import the settings the way every process does and print what a reader needs to see.
 SHOW = """
@@ -101,6 +102,7 @@ def production(env: dict[str, str], **extra: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": STRONG_KEY,
         "DJANGO_ALLOWED_HOSTS": "shop.example.com,api.example.com",
         "PMS_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        "PMS_AUDIT_CHAIN_KEY": AUDIT_CHAIN_KEY,
         **extra,
     }
 
@@ -130,6 +132,19 @@ def test_production_refuses_a_missing_or_weak_secret_key(project, environment, s
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
     assert "System check identified no issues" not in result.stdout
+
+
+@pytest.mark.parametrize("chain_key", [None, "", "too-short"], ids=["unset", "empty", "short"])
+def test_production_refuses_a_missing_or_short_audit_chain_key(project, environment, chain_key):
+    env = production(environment)
+    env.pop("PMS_AUDIT_CHAIN_KEY")
+    if chain_key is not None:
+        env["PMS_AUDIT_CHAIN_KEY"] = chain_key
+
+    result = _run(project, env, "manage.py", "check")
+
+    assert result.returncode == 2
+    assert "PMS_AUDIT_CHAIN_KEY" in result.stderr
 
 
 def test_an_unset_debug_flag_means_production(project, environment):

@@ -43,6 +43,15 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     required_scopes = dict.fromkeys(
         ("list", "retrieve", "create", "partial_update", "destroy", "rotate_secret"), MANAGE
     )
+    # Staff sessions: the admin's permissions on endpoints, action by action.
+    staff_permissions = {
+        "list": ("webhooks.view_webhookendpoint",),
+        "retrieve": ("webhooks.view_webhookendpoint",),
+        "create": ("webhooks.add_webhookendpoint",),
+        "partial_update": ("webhooks.change_webhookendpoint",),
+        "rotate_secret": ("webhooks.change_webhookendpoint",),
+        "destroy": ("webhooks.delete_webhookendpoint",),
+    }
 
     def get_queryset(self):
         return selectors.endpoint_list()
@@ -94,6 +103,10 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     serializer_class = DeliverySerializer
     filterset_class = DeliveryFilter
     required_scopes = dict.fromkeys(("list", "retrieve", "redeliver"), MANAGE)
+    # The admin lists deliveries and sends them again with the view permission.
+    staff_permissions = dict.fromkeys(
+        ("list", "retrieve", "redeliver"), ("webhooks.view_webhookdelivery",)
+    )
 
     def get_queryset(self):
         return selectors.delivery_list()

@@ -29,6 +29,8 @@ class SettingViewSet(viewsets.GenericViewSet):
     required_scopes = dict.fromkeys(
         ("list", "bulk_update", "retrieve", "update"), scopes.SETTINGS_MANAGE
     )
+    # Staff sessions read settings with the admin's view permission.
+    staff_permissions = dict.fromkeys(("list", "retrieve"), ("settings.view_setting",))
 
     @extend_schema(summary="List every setting with the value in force")
     def list(self, request):
