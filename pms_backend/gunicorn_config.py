@@ -9,7 +9,8 @@ import os
 
 from prometheus_client import multiprocess
 
-bind = f"unix:{os.environ['PMS_RUN_DIR']}/http.sock"
+# pms_backend/server.py sets PMS_RUN_DIR (a private folder) for the processes it starts.
+bind = f"unix:{os.environ.get('PMS_RUN_DIR', 'var/run/web')}/http.sock"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 # Load Django once in the master: workers fork from it (faster start, shared pages).

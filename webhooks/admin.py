@@ -37,6 +37,7 @@ class EndpointForm(forms.ModelForm):
         except DisallowedDestination as exc:
             raise forms.ValidationError(f"Webhook URL refused: {exc}.") from exc
         return url
+
     actor: Actor | None = None  # set by WebhookEndpointAdmin.get_form
 
     def clean(self):

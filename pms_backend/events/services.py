@@ -40,13 +40,16 @@ TOPIC_READ_SCOPES = {
     "stock": scopes.INVENTORY_READ,
     "orders": scopes.ORDERS_READ,
     "settings": scopes.SETTINGS_MANAGE,
+    "audit": scopes.AUDIT_READ,
 }
 
 
 def event_type_read_scopes(event_types: list[str] | tuple[str, ...]) -> dict[str, str]:
     """Return ``{event type: the scope that reads it}`` for ``event_types``; an empty list
     means every event type (an endpoint without event types receives them all)."""
-    return {t: TOPIC_READ_SCOPES[EVENT_TOPICS[t]] for t in (event_types or EVENT_TOPICS)}
+    # "Every event" leaves out the opt-in types: their scopes are not needed for it.
+    wanted = event_types or [t for t in EVENT_TOPICS if t not in OPT_IN_EVENT_TYPES]
+    return {t: TOPIC_READ_SCOPES[EVENT_TOPICS[t]] for t in wanted}
 
 
 def publish(type: str, data: dict[str, Any], *, subject: str = "") -> Event:
