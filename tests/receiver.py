@@ -27,8 +27,13 @@ class Receiver:
 
     answer: Callable[[int], tuple[int, float, dict]] = lambda n: (200, 0.0, {})
     echo: bool = False
+    host: str = "127.0.0.1"
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    # Requests being answered right now, and the most there ever were at once.
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -42,13 +47,20 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode()
-                number = len(receiver.received)
-                receiver.received.append(
-                    Received({k.lower(): v for k, v in self.headers.items()}, body, time.time())
-                )
+                with receiver._lock:
+                    number = len(receiver.received)
+                    receiver.received.append(
+                        Received({k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                    )
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 status, delay, extra = receiver.answer(number)
-                if delay:
-                    time.sleep(delay)
+                try:
+                    if delay:
+                        time.sleep(delay)
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
                 reply = body.encode() if receiver.echo else b"ok"
                 try:
                     self.send_response(status)
@@ -63,7 +75,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
@@ -90,7 +88,7 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
 
     @admin.display(description="Circuit")
     def circuit(self, obj: WebhookEndpoint) -> str:
-        return circuit_state(urlsplit(obj.url).hostname or "")["state"]
+        return circuit_state(obj.url)["state"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

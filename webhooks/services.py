@@ -7,6 +7,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,7 @@ from pms_backend.events.services import EVENT_TOPICS, event_type_read_scopes
 from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
+from pms_backend.outbound.coordination import shared
 from webhooks import signing
 from webhooks.errors import WebhookErrorCode as Code
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -36,7 +38,6 @@ from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = timedelta(hours=24)
-LEASE = timedelta(seconds=60)
 OPEN = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
 # Deliveries of one endpoint sent by one task, and how long it keeps starting new sends
 # (each may take the 15 s timeout, and all must end within the lease).
@@ -48,6 +49,9 @@ WAIT_FOR_EARLIER = timedelta(seconds=1)
 # A queued delivery task not run by then is taken for lost and queued again by the sweep.
 QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
 MAX_RETRY_AFTER = timedelta(hours=24)
+# A delivery skipped by an open circuit is tried again when the circuit may let a probe
+# through, spread over this much more so the waiting deliveries do not all come at once.
+CIRCUIT_SPREAD_SECONDS = 2.0
 ENDPOINT_FIELDS = ["url", "description", "event_types", "is_active", "encrypt"]
 
 
@@ -259,6 +263,8 @@ class SendResult:
     excerpt: str
     error: str
     retry_after: timedelta | None
+    # False when nothing left (an open circuit): not an attempt, no failure of the endpoint.
+    sent: bool = True
 
 
 def _headers_and_body(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> tuple[dict, str]:
@@ -315,7 +321,8 @@ def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> SendResult:
             timeout=settings.PMS_WEBHOOK_TIMEOUT_SECONDS,
         )
     except client.CircuitOpen as exc:
-        return SendResult(None, None, "", f"not sent: {exc}", None)
+        wait = exc.retry_in + random.uniform(0, CIRCUIT_SPREAD_SECONDS)
+        return SendResult(None, None, "", f"not sent: {exc}", timedelta(seconds=wait), sent=False)
     except DisallowedDestination as exc:
         return SendResult(None, None, "", f"refused destination: {exc}", None)
     except httpx.TimeoutException:
@@ -393,7 +400,7 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     connection and leases them with one query. Per object, order holds: a delivery waits
     while an earlier event about the same object is still open for its endpoint, in this
     batch or not. A batch stops starting sends after ``BATCH_SEND_WINDOW`` and hands the
-    rest back to the due sweep, so the lease (``LEASE``) outlasts every send it made.
+    rest back to the due sweep, so the lease (:func:`lease`) outlasts every send it made.
     """
     now = now or timezone.now()
     outcome = dict.fromkeys(delivery_ids, "skipped")
@@ -411,6 +418,15 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
         endpoints: dict = {}
         for delivery in deliveries:  # one instance per endpoint, kept current by _record
             delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+        slots = {pk: _claim_slot(pk) for pk, endpoint in endpoints.items() if endpoint.is_active}
+        busy = [d.pk for d in deliveries if d.endpoint_id in slots and not slots[d.endpoint_id]]
+        if busy:
+            # The endpoint already has its share of worker processes: back to wait, due
+            # now and unqueued, woken by the holder when it is done (or by the due sweep);
+            # nothing counts against the delivery.
+            WebhookDelivery.objects.filter(pk__in=busy).update(next_attempt_at=now, queued_at=None)
+            outcome.update(dict.fromkeys(busy, "waiting"))
+            deliveries = [d for d in deliveries if d.pk not in set(busy)]
         disabled = [d.pk for d in deliveries if not d.endpoint.is_active]
         if disabled:
             WebhookDelivery.objects.filter(pk__in=disabled).update(
@@ -436,19 +452,39 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
         # The queued task is running: from here on, next_attempt_at alone says when.
         # Leased: another worker will not pick these up while this one is sending.
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
-            next_attempt_at=now + LEASE, queued_at=None
+            next_attempt_at=now + lease(), queued_at=None
         )
         if waiting:
             WebhookDelivery.objects.filter(pk__in=waiting).update(
                 next_attempt_at=now + WAIT_FOR_EARLIER, queued_at=None
             )
             outcome.update(dict.fromkeys(waiting, "waiting"))
+    for endpoint_id, slot in slots.items():
+        if not slot:  # committed: the holder's wake-up will find them
+            shared.set(f"slot:{endpoint_id}:waiting", "1", lease().total_seconds())
+    try:
+        _send_leased(sending, outcome, slots)
+    finally:
+        for endpoint_id, slot in slots.items():
+            if slot:
+                _release_slot(endpoint_id, slot)
+    return outcome
+
+
+def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str], slots: dict) -> None:
     batch = frozenset(d.pk for d in sending)
     started = time.monotonic()
     held: set[tuple] = set()  # (endpoint, subject) an earlier send of this batch missed
     stopped: set = set()  # endpoints disabled by an answer (410) on the way
+    paused: dict = {}  # endpoint -> (when its open circuit may let a call through, why)
+    postponed: dict = {}  # endpoint -> deliveries not sent because of it
+    renewed: dict = {}  # slot -> when it was last renewed
     for delivery in sending:
         key = (delivery.endpoint_id, delivery.subject)
+        if delivery.endpoint_id in paused:
+            postponed[delivery.endpoint_id].append(delivery.pk)
+            outcome[delivery.pk] = "waiting"
+            continue
         late = time.monotonic() - started > BATCH_SEND_WINDOW.total_seconds()
         if late or delivery.endpoint_id in stopped or (delivery.subject and key in held):
             # Back to the due sweep: now (time's up, or its endpoint is off), or once the
@@ -457,13 +493,75 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
             WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=again)
             outcome[delivery.pk] = "waiting" if key in held else "skipped"
             continue
-        status = _record(delivery, _send(delivery, delivery.endpoint), batch)
+        slot = slots.get(delivery.endpoint_id)
+        if slot and time.monotonic() - renewed.get(slot, started) >= 1:
+            shared.extend_if(*slot, _slot_seconds())  # alive: renewed at most once a second
+            renewed[slot] = time.monotonic()
+        result = _send(delivery, delivery.endpoint)
+        if not result.sent:
+            # Not an attempt: the endpoint's deliveries in this batch wait for the circuit,
+            # without counting one more attempt or starting its failing-since clock.
+            paused[delivery.endpoint_id] = (timezone.now() + result.retry_after, result.error)
+            postponed[delivery.endpoint_id] = [delivery.pk]
+            outcome[delivery.pk] = "waiting"
+            continue
+        status = _record(delivery, result, batch)
         outcome[delivery.pk] = status
         if status != WebhookDelivery.Status.SUCCEEDED:
             held.add(key)
             if status == WebhookDelivery.Status.FAILED and delivery.last_status_code == 410:
                 stopped.add(delivery.endpoint_id)
-    return outcome
+    for endpoint_id, ids in postponed.items():
+        when, why = paused[endpoint_id]
+        WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=when, last_error=why)
+
+
+def lease() -> timedelta:
+    """How long deliveries taken by a batch stay out of other workers' reach: the batch's
+    send window, its last send (connect retries included) and a margin — 60 s with the
+    default 15 s timeout. A worker killed mid-batch delays those deliveries this long."""
+    return BATCH_SEND_WINDOW + timedelta(seconds=2 * settings.PMS_WEBHOOK_TIMEOUT_SECONDS + 5)
+
+
+def _slot_seconds() -> float:
+    """How long a slot outlives its holder's last sign of life: one send (with its connect
+    retries) and a margin. A worker killed mid-batch frees its endpoint this soon."""
+    return 2 * settings.PMS_WEBHOOK_TIMEOUT_SECONDS + 10
+
+
+def _claim_slot(endpoint_id) -> tuple[str, str] | None:
+    """Take one of the endpoint's ``PMS_WEBHOOK_ENDPOINT_CONCURRENCY`` sending slots (shared
+    by the worker processes, renewed before each send, freed soon if its holder dies);
+    None if all are taken. A slow receiver thus holds that many worker processes at most."""
+    token = uuid.uuid4().hex
+    for number in range(settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY):
+        key = f"slot:{endpoint_id}:{number}"
+        if shared.add(key, token, _slot_seconds()):
+            return key, token
+    return None
+
+
+def _release_slot(endpoint_id, slot: tuple[str, str]) -> None:
+    """Free the slot, and queue the deliveries that found the endpoint busy meanwhile: as
+    many as its slots can take at once (more would only find it busy again); the next
+    holder to finish queues the rest."""
+    shared.delete_if(*slot)
+    waiting = f"slot:{endpoint_id}:waiting"
+    if shared.get(waiting):
+        room = BATCH_SIZE * settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY
+        due = list(
+            WebhookDelivery.objects.filter(
+                endpoint_id=endpoint_id,
+                status__in=OPEN,
+                next_attempt_at__lte=timezone.now(),
+                queued_at__isnull=True,
+            )
+            .order_by("event_id")
+            .values_list("pk", flat=True)[: room + 1]
+        )
+        if len(due) <= room:
+            shared.delete(waiting)
+        enqueue_deliveries(due[:room])
 
 
 def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = frozenset()) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -96,6 +98,8 @@ def problem_exception_handler(exc, context) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        return _database_unavailable(exc)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let Django log it and answer 500 through handler500
 
@@ -122,6 +126,24 @@ def problem_exception_handler(exc, context) -> Response | None:
         status_code=exc.status_code, code=code, title=title, detail=detail, errors=errors
     )
     return problem_response(body, exc.status_code, headers)
+
+
+# Seconds a client is asked to wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER = 2
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """The database could not be reached (restart, failover) or gave up on the statement:
+    nothing was done (the request's transaction rolled back), so the client may retry —
+    with the same Idempotency-Key, which then makes the order exactly once."""
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:300])
+    body = problem_body(
+        status_code=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is unavailable; nothing was done. Retry shortly.",
+    )
+    return problem_response(body, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)})
 
 
 def _plain_problem(status_code: int, code: str, title: str, detail: str) -> JsonResponse:

@@ -2,8 +2,9 @@
 
 Timeouts always; the connection pinned to the address the SSRF check approved;
 certificates verified; redirects never followed; connect failures retried with backoff
-(nothing was sent, so it is safe); and a per-host circuit breaker, so a dead receiver
-costs one fast refusal instead of a 15 s timeout per request.
+(nothing was sent, so it is safe); and a circuit breaker per origin, shared by the worker
+processes (pms_backend/outbound/circuit.py), so a dead receiver costs one fast refusal
+instead of a 15 s timeout per request.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from django.conf import settings
-from django.core.cache import cache
 
+from pms_backend.outbound import circuit
 from pms_backend.outbound.addresses import resolve
+from pms_backend.outbound.circuit import CircuitOpen
+
+__all__ = ["CircuitOpen", "Reply", "circuit_state", "post"]
 
 logger = logging.getLogger(__name__)
 
 CONNECT_RETRIES = (0.2, 0.5)
 _client: httpx.Client | None = None
-
-
-class CircuitOpen(Exception):
-    """The host failed too often lately; calls are refused until it cools down."""
 
 
 @dataclass(frozen=True)
@@ -57,39 +56,12 @@ def _shared_client() -> httpx.Client:
     return _client
 
 
-# --- circuit breaker -----------------------------------------------------------------
-
-
-def _breaker_key(host: str) -> str:
-    return f"circuit:{host}"
-
-
-def circuit_state(host: str) -> dict:
-    """Return ``{"state": closed|open|half-open, "failures": n, "open_until": ts|None}``."""
-    data = cache.get(_breaker_key(host)) or {"failures": 0, "open_until": None}
-    open_until = data.get("open_until")
-    if open_until and open_until > time.time():
-        state = "open"
-    elif open_until:
-        state = "half-open"
-    else:
-        state = "closed"
-    return {"state": state, **data}
-
-
-def _record(host: str, ok: bool) -> None:
-    if ok:
-        cache.delete(_breaker_key(host))
-        return
-    data = cache.get(_breaker_key(host)) or {"failures": 0, "open_until": None}
-    data["failures"] += 1
-    if data["failures"] >= settings.PMS_CIRCUIT_FAILURES:
-        data["open_until"] = time.time() + settings.PMS_CIRCUIT_OPEN_SECONDS
-        logger.warning("circuit for %s opened after %d failures", host, data["failures"])
-    cache.set(_breaker_key(host), data, 24 * 3600)
-
-
 # --- requests ------------------------------------------------------------------------
+
+
+def circuit_state(url: str) -> dict:
+    """Return the state of the circuit of ``url``'s origin (see ``circuit.state``)."""
+    return circuit.state(url)
 
 
 def post(url: str, *, content: str, headers: dict[str, str], timeout: float) -> Reply:
@@ -97,9 +69,8 @@ def post(url: str, *, content: str, headers: dict[str, str], timeout: float) -> 
     ``httpx.HTTPError`` (timeouts, refused connections, TLS failures)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if circuit_state(host)["state"] == "open":
-        raise CircuitOpen(f"circuit open for {host}")
     address = resolve(url)
+    passage = circuit.admit(url, timeout=timeout)
     literal = (
         f"[{address}]"
         if isinstance(ipaddress.ip_address(address), ipaddress.IPv6Address)
@@ -122,13 +93,13 @@ def post(url: str, *, content: str, headers: dict[str, str], timeout: float) -> 
             break
         except httpx.ConnectError:
             if pause is None:
-                _record(host, ok=False)
+                circuit.record(passage, ok=False)
                 raise
             logger.info("connect to %s failed (try %d); retrying", host, attempt + 1)
             time.sleep(pause)
         except httpx.HTTPError:
-            _record(host, ok=False)
+            circuit.record(passage, ok=False)
             raise
     latency_ms = int((time.perf_counter() - started) * 1000)
-    _record(host, ok=response.status_code < 500)
+    circuit.record(passage, ok=response.status_code < 500)
     return Reply(response.status_code, response.headers, response.text[:2000], latency_ms)

@@ -139,10 +139,17 @@ class AdminSession:
 
 class EventListener:
     """A websocket client (``pms_backend.events.client``) in a thread of its own,
-    collecting every event it hears until closed."""
+    collecting every event it hears until closed (after those since ``since``, replayed)."""
 
-    def __init__(self, url: str, key: str, topics: list[str], cert: Path | None = None) -> None:
-        self.url, self.key, self.topics = url, key, topics
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        topics: list[str],
+        cert: Path | None = None,
+        since: str | None = None,
+    ) -> None:
+        self.url, self.key, self.topics, self.since = url, key, topics, since
         self.cafile = str(cert) if cert else None
         self.events: list[dict] = []
         self.error: BaseException | None = None
@@ -175,7 +182,9 @@ class EventListener:
         ready = asyncio.Event()
         watcher = asyncio.create_task(ready.wait())
         watcher.add_done_callback(lambda _: self._subscribed.set())
-        stream = event_stream(self.url, self.key, self.topics, cafile=self.cafile, ready=ready)
+        stream = event_stream(
+            self.url, self.key, self.topics, cafile=self.cafile, ready=ready, since=self.since
+        )
         async for event in stream:
             self.events.append(event)
 

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,66 @@ class Redis:
         self.stop()
 
 
+class Postgres:
+    """A PostgreSQL cluster of the drill's own (``initdb`` into a temporary folder, trust
+    authentication, 127.0.0.1 on a free port), so stopping it harms nobody else. As root,
+    its binaries run as the ``postgres`` user, which owns the folder."""
+
+    def __init__(self) -> None:
+        binaries = sorted(Path(p).parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not binaries:
+            pytest.fail("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) are missing")
+        self.bin = max(binaries, key=lambda path: int(path.parent.name))
+        self.port = _free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="pms-drill-pg-"))
+        self.data = self.folder / "data"
+        self.log_path = self.folder / "postgres.log"
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str, timeout: float = 90) -> None:
+        done = subprocess.run(
+            [*self.run_as, str(self.bin / program), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"{program} {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+    def start(self) -> None:
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                      "-E", "UTF8", "--no-sync")  # fmt: skip
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            # A drill's data is thrown away: no fsync (a crash of the machine is no drill).
+            "-c fsync=off -c full_page_writes=off -c max_connections=100"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options,
+                  "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+    def destroy(self) -> None:
+        with contextlib.suppress(BaseException):
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def base_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
     env = {
         k: v
@@ -154,12 +215,16 @@ def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
 
 
 def start_server(
-    workdir: Path, env: dict[str, str], name: str = "web", tls: tuple[Path, Path] | None = None
+    workdir: Path,
+    env: dict[str, str],
+    name: str = "web",
+    tls: tuple[Path, Path] | None = None,
+    http_workers: int = 1,
 ) -> Proc:
     """``scripts/start.sh`` on a free port; HTTPS/WSS when ``tls`` is (cert, key)."""
     port = _free_port()
     log_path = workdir / f"{name}.log"
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(http_workers)}
     if tls:
         env.update(TLS_CERT_FILE=str(tls[0]), TLS_KEY_FILE=str(tls[1]))
     process = spawn([str(ROOT / "scripts" / "start.sh")], env, log_path)

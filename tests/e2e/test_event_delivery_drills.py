@@ -1,11 +1,11 @@
-"""Fault drills for event delivery, with real processes: web server(s), Celery worker(s)
-with beat, a private Redis, PostgreSQL, and local HTTP receivers."""
+"""Event delivery through real processes: web server(s), Celery worker(s) with beat, a
+private Redis, PostgreSQL, and local HTTP receivers. The drills that kill or break a part
+(a worker, a receiver, Redis, PostgreSQL, the server) are in test_fault_drills.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import httpx
@@ -15,9 +15,8 @@ from standardwebhooks import Webhook
 from pms_backend.events.client import events as event_stream
 from pms_backend.events.models import Event
 from tests.conftest import order_body
-from tests.e2e.processes import Redis, base_env, start_server, start_worker, wait_until
+from tests.e2e.processes import Redis, base_env, start_server, start_worker
 from tests.receiver import Receiver
-from webhooks.models import DeliveryAttempt, WebhookDelivery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -174,86 +173,6 @@ def test_the_worker_keeps_its_database_connections_between_tasks(stack, receiver
     # 20 events are 40 tasks (dispatch, delivery) plus the periodic ones; when Celery
     # closed the connections around every task, that opened 80 or more.
     assert _sessions_opened() - before <= 10
-
-
-def test_a_worker_killed_mid_delivery_loses_nothing(stack, receivers, make_key, workdir):
-    receiver = receivers(lambda n: (200, 0.2, {}))  # slow enough to be caught mid-way
-    admin = _client(stack["web"].base_url, make_key("admin"))
-    _, secret = _endpoint(admin, receiver.url, event_types=["category.updated"])
-    for i in range(30):
-        assert admin.post("/api/v1/categories/", json={"name": f"Kill {i}"}).status_code == 201
-    wait_until(lambda: len(receiver.received) >= 3, 30, "no delivery started")
-
-    stack["worker"].kill()  # SIGKILL to the whole worker process group
-    stack["worker"] = start_worker(workdir, stack["env"], "worker2")
-
-    expected = set(Event.objects.filter(type="category.updated").values_list("event_id", flat=True))
-    wait_until(
-        lambda: {r.headers["webhook-id"] for r in receiver.received} >= expected,
-        90,
-        "some events were never delivered after the worker was killed",
-    )
-    envelopes = _verified(secret, receiver.received)
-    assert {e["id"] for e in envelopes} == expected  # deduplicated by webhook-id: exactly once
-
-
-def test_a_failing_receiver_is_retried_while_a_healthy_one_is_unaffected(
-    stack, receivers, make_key
-):
-    flaky = receivers(
-        lambda n: (500, 0, {}) if n < 3 else ((200, 3, {}) if n < 5 else (200, 0, {}))
-    )
-    healthy = receivers()
-    admin = _client(stack["web"].base_url, make_key("admin"))
-    flaky_id, _ = _endpoint(admin, flaky.url, event_types=["category.updated"])
-    _, healthy_secret = _endpoint(admin, healthy.url, event_types=["category.updated"])
-
-    started = time.monotonic()
-    for i in range(5):
-        assert admin.post("/api/v1/categories/", json={"name": f"Flaky {i}"}).status_code == 201
-    healthy.wait_for(5, timeout=30)
-    healthy_done = time.monotonic() - started
-
-    assert len(_verified(healthy_secret, healthy.received)) == 5
-    assert healthy_done < 15, f"the healthy endpoint waited {healthy_done:.1f} s"
-    wait_until(
-        lambda: (
-            WebhookDelivery.objects.filter(endpoint_id=flaky_id, status="succeeded").count() == 5
-        ),
-        120,
-        "the flaky endpoint's deliveries did not all succeed",
-    )
-    attempts = DeliveryAttempt.objects.filter(delivery__endpoint_id=flaky_id)
-    assert attempts.filter(status_code=500).count() >= 3
-    assert attempts.exclude(error="").exists()  # the timeouts are recorded too
-
-
-def test_with_redis_down_orders_succeed_and_events_wait_in_the_outbox(
-    stack, receivers, make_key, make_product, receive, redis
-):
-    receiver = receivers()
-    admin = _client(stack["web"].base_url, make_key("admin"))
-    shop = _client(stack["web"].base_url, make_key("storefront"))
-    _, secret = _endpoint(admin, receiver.url, event_types=["order.created"])
-    product = make_product("published")
-    receive(product, 50)
-
-    redis.stop()
-    numbers = []
-    for _ in range(5):
-        response = shop.post(
-            "/api/v1/orders/",
-            json=order_body((product, 1)),
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert response.status_code == 201, response.text
-        numbers.append(response.json()["number"])
-    pending = Event.objects.filter(type="order.created", dispatched_at__isnull=True).count()
-    assert pending == 5
-    redis.start()  # same port: the worker reconnects
-
-    received = receiver.wait_for(5, timeout=90)
-    assert sorted(e["data"]["number"] for e in _verified(secret, received)) == sorted(numbers)
 
 
 def test_a_websocket_client_on_one_server_sees_events_caused_through_another(
