@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import grp
 import ipaddress
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -73,7 +76,10 @@ def options_from_env(env: dict[str, str]) -> dict:
         "access_log": env.get("ACCESS_LOG", "0") == "1",
         "log_level": env.get("UVICORN_LOG_LEVEL", "warning"),
         "trusted_proxies": _networks(env.get("FORWARDED_ALLOW_IPS", "")),
-        "max_body_bytes": _whole(env, "PMS_ADMIN_IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 2**40),
+        "max_body_bytes": _whole(env, "PMS_MAX_BODY_BYTES", 1024 * 1024, 1024, 2**40),
+        "import_max_bytes": _whole(
+            env, "PMS_ADMIN_IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 2**40
+        ),
         "cert": "",
         "key": "",
     }
@@ -97,6 +103,11 @@ def _networks(raw: str) -> list[str]:
         if not item:
             continue
         if item == "*":
+            print(
+                "warning: FORWARDED_ALLOW_IPS=* lets any client name its own address (and "
+                "so pass for a trusted network): list your proxies instead",
+                file=sys.stderr,
+            )
             result += ["0.0.0.0/0", "::/0"]
             continue
         try:
@@ -116,6 +127,7 @@ worker_processes {nginx_workers};
 pid {run}/nginx.pid;
 error_log stderr warn;
 worker_shutdown_timeout {graceful}s;
+worker_rlimit_nofile 65536;
 {user}
 events {{
     worker_connections 4096;
@@ -135,9 +147,13 @@ http {{
     keepalive_timeout 75s;
     keepalive_requests 100000;
     # Bodies are read whole before a request reaches an HTTP process, so a slow client
-    # never holds one; the largest body the app takes is an admin CSV import.
+    # never holds one. The API takes at most PMS_MAX_BODY_BYTES; only the admin's CSV
+    # import (below) takes more. Slow clients get 20 s per header and per body read.
     client_max_body_size {max_body_bytes};
-    client_body_buffer_size 1m;
+    client_body_buffer_size 64k;
+    client_header_timeout 20s;
+    client_body_timeout 20s;
+    send_timeout 60s;
     proxy_buffers 16 64k;
 
     # Only proxies in FORWARDED_ALLOW_IPS may say who the client is, and how it came.
@@ -181,6 +197,31 @@ http {{
             proxy_buffering off;
         }}
 
+        # nginx refuses TRACE itself, with a bare HTML 405 and no Allow header: the app
+        # answers it instead (problem+json, the route's Allow), told the method by
+        # X-Pms-Method on an OPTIONS request (pms_backend/wsgi.py restores it).
+        error_page 405 = @refused_method;
+        location @refused_method {{
+            proxy_pass http://pms_http;
+            proxy_method OPTIONS;
+            proxy_http_version 1.1;
+{proxy_headers}
+            proxy_set_header X-Pms-Method $request_method;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+
+        # The admin's CSV import (signed-in staff only; the app checks): larger bodies.
+        location ~ ^/admin/catalog/product/(process_)?import/$ {{
+            client_max_body_size {import_max_bytes};
+            proxy_pass http://pms_http;
+            proxy_http_version 1.1;
+{proxy_headers}
+            proxy_set_header Connection "";
+            proxy_read_timeout 300s;
+        }}
+
         location / {{
             proxy_pass http://pms_http;
             proxy_http_version 1.1;
@@ -205,7 +246,13 @@ PROXY_HEADERS = """\
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $pms_proto;
-            proxy_set_header Forwarded "";"""
+            proxy_set_header Forwarded "";
+            proxy_set_header X-Real-IP "";
+            proxy_set_header X-Forwarded-Host "";
+            proxy_set_header X-Forwarded-Port "";
+            proxy_set_header X-Forwarded-Ssl "";
+            proxy_set_header X-Forwarded-Protocol "";
+            proxy_set_header X-Pms-Method "";"""
 
 
 def nginx_conf(options: dict, run: Path) -> str:
@@ -218,9 +265,12 @@ def nginx_conf(options: dict, run: Path) -> str:
         run=run,
         proxy_headers=PROXY_HEADERS,
         nginx_workers=options["nginx_workers"],
-        # As root nginx would hand its workers to "nobody", who cannot open the sockets in
-        # our private folder; unprivileged (the production units) the line is not written.
-        user="user root root;" if os.geteuid() == 0 else "",
+        # As root, nginx's workers (which parse what clients send) drop to an unprivileged
+        # user given group access to the sockets (prepare_run_dir, Tier.start); run
+        # unprivileged (the production units), the line is not written.
+        user=f"user {options['nginx_user']} {options['nginx_group']};"
+        if options.get("nginx_user")
+        else "",
         access_log=(
             'log_format pms \'$remote_addr "$request" $status $body_bytes_sent '
             '$request_time "$http_x_request_id"\';\n    access_log /dev/stdout pms;'
@@ -228,6 +278,7 @@ def nginx_conf(options: dict, run: Path) -> str:
             else "access_log off;"
         ),
         max_body_bytes=options["max_body_bytes"],
+        import_max_bytes=options["import_max_bytes"],
         graceful=GRACEFUL_SECONDS,
         realip=(
             "".join(f"    set_real_ip_from {net};\n" for net in trusted)
@@ -299,14 +350,53 @@ def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:
     return path
 
 
-def prepare_run_dir(env: dict[str, str], port: int) -> Path:
-    """A private folder (mode 0700) for the sockets, nginx's config and its buffers."""
-    path = Path(env.get("PMS_RUN_DIR") or BASE_DIR / "var" / "run" / f"web-{port}").resolve()
+def run_dir_path(env: dict[str, str], port: int) -> Path:
+    return Path(env.get("PMS_RUN_DIR") or BASE_DIR / "var" / "run" / f"web-{port}").resolve()
+
+
+def claim_port(env: dict[str, str], port: int) -> int:
+    """Hold a lock for this port's tier as long as this process lives; exit if another
+    tier holds it (a second start must not clear the folders of a running one)."""
+    lock = run_dir_path(env, port).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(
+            f"a web tier for port {port} is already running here ({lock} is held)"
+        ) from None
+    return fd
+
+
+def prepare_run_dir(env: dict[str, str], port: int, group: int | None = None) -> Path:
+    """A private folder for the sockets, nginx's config and its buffers: mode 0700, or
+    0750 with ``group`` (nginx's workers' group, when the tier runs as root)."""
+    path = run_dir_path(env, port)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, mode=0o700)
     path.chmod(0o700)
     (path / "tmp").mkdir(mode=0o700)
+    if group is not None:
+        os.chown(path, 0, group)
+        path.chmod(0o750)
+        (path / "tmp").chmod(0o770)
+        os.chown(path / "tmp", 0, group)
     return path
+
+
+def nginx_identity() -> tuple[str, str, int] | None:
+    """As root: the unprivileged user and group nginx's workers run as (Debian's
+    ``www-data``, else ``nobody``/``nogroup``)."""
+    if os.geteuid() != 0:
+        return None
+    for user, group in (("www-data", "www-data"), ("nobody", "nogroup")):
+        try:
+            pwd.getpwnam(user)
+            return user, group, grp.getgrnam(group).gr_gid
+        except KeyError:
+            continue
+    raise ConfigError("running as root, found no unprivileged user for nginx's workers")
 
 
 def _running(pid: str) -> bool:
@@ -345,9 +435,16 @@ def _become_subreaper() -> None:
         libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 
 
-def _kill_orphans(known: set[int]) -> None:
-    """Kill and reap every child of ours that is not one of the three we started."""
+def _reap_orphans(known: set[int]) -> None:
+    """Collect the exit status of orphans that ended below us (never one of ours)."""
+    for pid in _orphans(known):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _orphans(known: set[int]) -> list[int]:
     me = str(os.getpid())
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -355,11 +452,18 @@ def _kill_orphans(known: set[int]) -> None:
             continue
         pid = int(stat.parent.name)
         if fields[1] == me and pid not in known:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            found.append(pid)
+    return found
+
+
+def _kill_orphans(known: set[int]) -> None:
+    """Kill and reap every child of ours that is not one of the three we started."""
+    for pid in _orphans(known):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 def _die_with_parent() -> None:
@@ -386,6 +490,11 @@ class Tier:
         self._spawn("http", http_command(self.options, run), http_env)
         self._spawn("ws", [sys.executable, "-m", "pms_backend.server", "ws"], child_env)
         self._wait_for_sockets(run, ("http.sock", "ws.sock"))
+        if self.options.get("nginx_gid") is not None:
+            # nginx's unprivileged workers connect through the group; nobody else can.
+            for name in ("http.sock", "ws.sock"):
+                os.chown(run / name, 0, self.options["nginx_gid"])
+                (run / name).chmod(0o660)
         conf = run / "nginx.conf"
         conf.write_text(nginx_conf(self.options, run))
         self._spawn(
@@ -424,8 +533,10 @@ class Tier:
         self.stopping = True
 
     def supervise(self) -> None:
+        known = {child.pid for child in self.children.values()}
         while not self.stopping:
             self._check_children()
+            _reap_orphans(known)
             time.sleep(0.2)
         self.stop()
 
@@ -465,8 +576,12 @@ def main() -> None:
     env = dict(os.environ)
     options = options_from_env(env)
     nginx_binary(env)  # fail before starting anything
+    identity = nginx_identity()
+    if identity is not None:
+        options["nginx_user"], options["nginx_group"], options["nginx_gid"] = identity
+    lock = claim_port(env, options["port"])  # noqa: F841 -- held until this process exits
     metrics_dir = prepare_metrics_dir(env, options["port"])
-    run = prepare_run_dir(env, options["port"])
+    run = prepare_run_dir(env, options["port"], identity[2] if identity else None)
     # Every process of the tier inherits it, before anything imports prometheus_client.
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env["WEB_CONCURRENCY"] = str(options["http_workers"])

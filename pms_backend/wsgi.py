@@ -20,6 +20,10 @@ def behind_front(environ, start_response):
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     if forwarded:
         environ["REMOTE_ADDR"] = forwarded.rsplit(",", 1)[-1].strip()
+    # A method nginx refused to pass on (TRACE), sent as OPTIONS so the app answers it.
+    refused = environ.pop("HTTP_X_PMS_METHOD", "")
+    if refused:
+        environ["REQUEST_METHOD"] = refused
     return django_application(environ, start_response)
 
 

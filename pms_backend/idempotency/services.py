@@ -97,7 +97,9 @@ def run_idempotently(
 def _replay(claim: dict[str, Any], now) -> Outcome | None:
     """Return the answer stored for a key claimed already, or ``None`` when it had expired
     (it is deleted: claim it again). Raise ``IdempotencyKeyReused`` for another request."""
-    existing = IdempotencyKey.objects.get(owner=claim["owner"], key=claim["key"])
+    existing = IdempotencyKey.objects.filter(owner=claim["owner"], key=claim["key"]).first()
+    if existing is None:
+        return None  # pruned since the claim failed: claim it again
     if existing.expires_at <= now:
         existing.delete()
         return None

@@ -13,8 +13,18 @@ ensure_system_package() {
   echo "==> installing $package (Debian package)${why:+ for $why}" >&2
   local log
   log="$(mktemp)"
-  if ! { apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; } >"$log" 2>&1; then
+  # Install only: Debian's packages start their own service (nginx's default site on :80)
+  # unless policy-rc.d says no; the project runs its own instance.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  local status=0
+  { apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package"
+  } >"$log" 2>&1 || status=$?
+  [ "$made_policy" = 1 ] && rm -f "$policy"
+  if [ "$status" != 0 ]; then
     tail -n 20 "$log" >&2
     rm -f "$log"
     echo "error: $package could not be installed" >&2

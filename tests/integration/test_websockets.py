@@ -188,7 +188,8 @@ ROLE_TOPICS = {
     "Catalog managers": ["products", "stock"],
     "Warehouse staff": ["products", "stock", "orders"],
     "Order managers": ["products", "stock", "orders"],
-    "Auditors": ["products", "stock"],
+    # The admin refuses auditors products and stock (they read the audit log): so does this.
+    "Auditors": ["audit"],
 }
 
 
@@ -232,8 +233,9 @@ async def test_staff_of_every_role_get_the_admins_live_notices(
     reply = await next_json(comm)
     assert reply == {"type": "authenticated", "sealed": False, "topics": ROLE_TOPICS[role]}
     wanted = [t for t in ("orders", "stock") if t in reply["topics"]]
-    await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": wanted}))
-    assert await next_json(comm) == {"type": "subscribed", "topics": sorted(wanted)}
+    if wanted:
+        await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": wanted}))
+        assert await next_json(comm) == {"type": "subscribed", "topics": sorted(wanted)}
     if "orders" not in wanted:
         await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
         refused = await next_json(comm)
@@ -243,8 +245,9 @@ async def test_staff_of_every_role_get_the_admins_live_notices(
     await sync_to_async(receive)(product, 10)
     # Tests dispatch at commit (Celery inline): the events go out as in production.
     await sync_to_async(_adjust)(product, -8)  # down to 2, under the threshold of 5
-    seen = [(await next_json(comm))["type"] for _ in range(3)]
-    assert seen == ["stock.updated", "stock.updated", "stock.low"]
+    if "stock" in wanted:
+        seen = [(await next_json(comm))["type"] for _ in range(3)]
+        assert seen == ["stock.updated", "stock.updated", "stock.low"]
     if "orders" in wanted:
         shop_key = await sync_to_async(make_key)("storefront", name="shop")
         order = await sync_to_async(_place_with_key)(shop_key, product)
