@@ -489,8 +489,14 @@ PMS_WEBHOOK_DISABLE_AFTER_DAYS = 5
 PMS_CIRCUIT_FAILURES = env.int("PMS_CIRCUIT_FAILURES", default=5)
 PMS_CIRCUIT_OPEN_SECONDS = env.int("PMS_CIRCUIT_OPEN_SECONDS", default=30)
 # Worker processes sending to one webhook endpoint at the same time: a slow or hanging
-# receiver holds this many of them at most, the others serve the other endpoints.
-PMS_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("PMS_WEBHOOK_ENDPOINT_CONCURRENCY", default=1)
+# receiver holds this many of them at most, the others serve the other endpoints. With 1,
+# one process (about 20 ms of CPU per delivery) capped a busy endpoint below 50 events/s
+# (scripts/bench.sh events: p50 16 s). Default: half the worker's processes (1 of the
+# default 2, 2 of the recommended 4), so a hanging receiver leaves the others free.
+PMS_WEBHOOK_ENDPOINT_CONCURRENCY = env.int(
+    "PMS_WEBHOOK_ENDPOINT_CONCURRENCY",
+    default=max(1, env.int("WORKER_CONCURRENCY", default=2) // 2),
+)
 # An event not dispatched this long after it was written is picked up by the sweep.
 PMS_OUTBOX_SWEEP_AFTER_SECONDS = 3
 PMS_EVENT_RETENTION_DAYS = env.int("PMS_EVENT_RETENTION_DAYS", default=30)

@@ -167,8 +167,9 @@ def test_a_probe_that_succeeds_closes_the_circuit(settings, receivers):
 
 @pytest.mark.postgres
 def test_a_slow_receiver_holds_one_worker_at_a_time_and_the_skipped_batch_waits_unharmed(
-    receivers,
+    receivers, settings
 ):
+    settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY = 1
     slow = receivers(lambda n: (200, 1.0, {}))
     endpoint, _ = services.endpoint_create(actor=ACTOR, url=slow.url, event_types=["stock.updated"])
     _publish(2, start=300)
