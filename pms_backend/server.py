@@ -351,7 +351,14 @@ def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:
 
 
 def run_dir_path(env: dict[str, str], port: int) -> Path:
-    return Path(env.get("PMS_RUN_DIR") or BASE_DIR / "var" / "run" / f"web-{port}").resolve()
+    """``PMS_RUN_DIR``, else ``var/run/web-$PORT``; as root ``/run/pms/web-$PORT``: nginx's
+    unprivileged workers must traverse every folder above the sockets, and a checkout may
+    sit below a private one (a CI clone in a 0700 temporary folder)."""
+    if env.get("PMS_RUN_DIR"):
+        return Path(env["PMS_RUN_DIR"]).resolve()
+    if os.geteuid() == 0:
+        return Path("/run/pms") / f"web-{port}"
+    return (BASE_DIR / "var" / "run" / f"web-{port}").resolve()
 
 
 def claim_port(env: dict[str, str], port: int) -> int:
@@ -359,6 +366,8 @@ def claim_port(env: dict[str, str], port: int) -> int:
     tier holds it (a second start must not clear the folders of a running one)."""
     lock = run_dir_path(env, port).with_suffix(".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0 and lock.parent == Path("/run/pms"):
+        lock.parent.chmod(0o755)  # traversable by nginx's workers, writable by root only
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

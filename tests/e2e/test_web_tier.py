@@ -20,6 +20,7 @@ import pytest
 import websockets
 from django.conf import settings
 
+from pms_backend.server import run_dir_path
 from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop, spawn, wait_live
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -161,7 +162,7 @@ def test_sigterm_is_graceful_and_leaves_nothing(transactional_db, tmp_path):
     base = f"http://127.0.0.1:{port}"
     wait_live(base, process, log_path)
     procs = _tree(process.pid)
-    run_dir = ROOT / "var" / "run" / f"web-{port}"
+    run_dir = run_dir_path({}, port)
     assert (run_dir / "http.sock").exists()
     mode = run_dir.stat().st_mode & 0o777
     if os.geteuid() == 0:
