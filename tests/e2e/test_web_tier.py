@@ -5,11 +5,9 @@ only from ``FORWARDED_ALLOW_IPS``; one supervisor that stops everything it start
 from __future__ import annotations
 
 import asyncio
-import base64
 import grp
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -21,39 +19,22 @@ import websockets
 from django.conf import settings
 
 from pms_backend.server import run_dir_path
-from tests.e2e.conftest import ROOT, _database_url, _free_port, _stop, spawn, wait_live
+from tests.e2e.conftest import ROOT, _free_port, _stop, spawn, wait_live
+from tests.e2e.processes import base_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 
 def _env(port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "PMS_", "DATABASE_", "REDIS_", "PROMETHEUS"))
-    }
-    env.update(
-        DATABASE_URL=_database_url(),
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        PMS_ENCRYPTION_KEYS=base64.b64encode(secrets.token_bytes(32)).decode(),
-        PMS_AUDIT_CHAIN_KEY=secrets.token_urlsafe(32),
-        PMS_SKIP_INSTALL="1",
-        PMS_SKIP_MIGRATE="1",
+    return base_env(
+        settings.REDIS_URL or None,
         PMS_METRICS_DIR=str(tmp_path / "metrics"),
         # /metrics answers loopback only, so it shows which address the app saw.
         PMS_METRICS_ALLOWED_NETWORKS="127.0.0.0/8",
-        PMS_RATE_LIMITS_ENABLED="false",
         HOST="127.0.0.1",
         PORT=str(port),
-        PYTHONUNBUFFERED="1",
         **extra,
     )
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-    return env
 
 
 def _tree(root_pid: int) -> dict[int, str]:
