@@ -87,6 +87,12 @@ def options_from_env(env: dict[str, str]) -> dict:
         raise ConfigError(
             f"PMS_HTTP_SERVER must be gunicorn or granian (got {options['http_server']!r})"
         )
+    if not os.access(VENV_BIN / options["http_server"], os.X_OK):
+        # granian is not a production dependency: say so rather than a dead HTTP process.
+        raise ConfigError(
+            f"PMS_HTTP_SERVER={options['http_server']}: {VENV_BIN / options['http_server']} "
+            f"is not installed (.venv/bin/pip install {options['http_server']})"
+        )
     cert, key = env.get("TLS_CERT_FILE", ""), env.get("TLS_KEY_FILE", "")
     if cert or key:
         for name, path in (("TLS_CERT_FILE", cert), ("TLS_KEY_FILE", key)):

@@ -87,29 +87,32 @@ def test_opposite_line_orders_never_deadlock_nor_oversell(make_product, receive)
     assert inventory_drift() == []
 
 
+def _same_key_at_once(raw_key: str, key: str, body: dict, clients: int = 10) -> list:
+    """POST one order body with one Idempotency-Key from ``clients`` threads released
+    together; return each answer's (status, JSON body)."""
+    barrier = threading.Barrier(clients)
+
+    def post(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        barrier.wait(timeout=30)
+        response = client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return list(pool.map(_in_thread(post), range(clients)))
+
+
 def test_same_idempotency_key_sent_10_times_at_once_makes_one_order(
     make_key, make_product, receive
 ):
     product = make_product("published")
     receive(product, 100)
     raw_key = make_key("storefront")
-    key = uuid.uuid4().hex
-    barrier = threading.Barrier(10)
-
-    def post(_):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-        barrier.wait(timeout=30)
-        response = client.post(
-            "/api/v1/orders/", order_body((product, 2)), format="json", HTTP_IDEMPOTENCY_KEY=key
-        )
-        return response.status_code, response.json()["id"]
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(_in_thread(post), range(10)))
+    results = _same_key_at_once(raw_key, uuid.uuid4().hex, order_body((product, 2)))
 
     assert {status for status, _ in results} == {201}
-    assert len({order_id for _, order_id in results}) == 1
+    assert len({body["id"] for _, body in results}) == 1
     assert Order.objects.count() == 1
     assert Stock.objects.get(product=product).reserved == 2
 
@@ -154,19 +157,7 @@ def test_same_idempotency_key_refused_10_times_at_once_gets_one_stored_refusal(
     receive(product, 1)
     raw_key = make_key("storefront")
     key = uuid.uuid4().hex
-    barrier = threading.Barrier(10)
-
-    def post(_):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-        barrier.wait(timeout=30)
-        response = client.post(
-            "/api/v1/orders/", order_body((product, 2)), format="json", HTTP_IDEMPOTENCY_KEY=key
-        )
-        return response.status_code, response.json()
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(_in_thread(post), range(10)))
+    results = _same_key_at_once(raw_key, key, order_body((product, 2)))
 
     assert {status for status, _ in results} == {409}
     assert all(body == results[0][1] for _, body in results)
