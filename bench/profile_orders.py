@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(60))
+os.environ.setdefault("PMS_AUDIT_CHAIN_KEY", secrets.token_urlsafe(32))
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -51,12 +52,11 @@ STOCK_PER_PRODUCT = 1_000_000
 
 def setup(products: int) -> None:
     from django.core.management import call_command
-    from django.db import transaction
 
     from audit.actors import Actor
     from catalog.models import Product
-    from inventory import services
     from inventory.models import InventoryMovement
+    from inventory.stocktake import stock_set_levels
 
     call_command("migrate", verbosity=0)
     if Product.objects.filter(status="published").count() < products:
@@ -64,19 +64,13 @@ def setup(products: int) -> None:
     ids = list(
         Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)
     )
-    actor = Actor.system("profile")
-    for i in range(0, len(ids), 500):
-        batch = ids[i : i + 500]
-        with transaction.atomic():
-            stocks = services._lock_stock(batch, create_missing=True)
-            services._apply(
-                actor=actor,
-                stocks=stocks,
-                deltas=[services._Delta(pid, STOCK_PER_PRODUCT, 0) for pid in batch],
-                kind=InventoryMovement.Kind.RECEIPT,
-                reason="profile stock",
-                reference="",
-            )
+    # The stocktake service: rows locked in pk order, in batches, ledger and audit kept.
+    stock_set_levels(
+        actor=Actor.system("profile"),
+        targets=dict.fromkeys(ids, STOCK_PER_PRODUCT),
+        kind=InventoryMovement.Kind.RECEIPT,
+        reason="profile stock",
+    )
 
 
 def storefront_key() -> str:
