@@ -35,6 +35,7 @@ import grp
 import ipaddress
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -133,7 +134,7 @@ worker_processes {nginx_workers};
 pid {run}/nginx.pid;
 error_log stderr warn;
 worker_shutdown_timeout {graceful}s;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {nofile};
 {user}
 events {{
     worker_connections 4096;
@@ -261,6 +262,14 @@ PROXY_HEADERS = """\
             proxy_set_header X-Pms-Method "";"""
 
 
+def open_files_limit(wanted: int = 65536) -> int:
+    """The open-files limit for nginx's workers: ``wanted``, or the hard limit if lower (a
+    container without CAP_SYS_RESOURCE refuses to raise it, even for root, and nginx says so
+    on every start)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
 def nginx_conf(options: dict, run: Path) -> str:
     host = options["host"]
     if ":" in host and not host.startswith("["):
@@ -286,6 +295,7 @@ def nginx_conf(options: dict, run: Path) -> str:
         max_body_bytes=options["max_body_bytes"],
         import_max_bytes=options["import_max_bytes"],
         graceful=GRACEFUL_SECONDS,
+        nofile=open_files_limit(),
         realip=(
             "".join(f"    set_real_ip_from {net};\n" for net in trusted)
             + "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;"

@@ -111,9 +111,12 @@ def masked_header(length: int) -> bytes:
 
 def test_an_oversized_frame_is_refused_from_its_header(server_process):
     sock = raw_upgrade(server_process)
-    # A frame announcing 15 MB, of which only 64 KiB follow: a server that reads messages
-    # before measuring them waits for the rest.
-    sock.sendall(masked_header(BIG) + b"x" * 65536)
+    # A frame announcing 15 MB, of which a few bytes follow: a server that reads messages
+    # before measuring them waits for the rest. (More bytes than the websocket process reads
+    # before it answers would race its close: nginx, failing to write them to the closed
+    # socket, may hang up before relaying the close frame. The client loses its connection
+    # either way; this test looks at the code.)
+    sock.sendall(masked_header(BIG) + b"x" * 16)
     assert server_close_code(sock) == 1009
     sock.close()
 
