@@ -23,25 +23,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from run import (
-    TMP_DIR,
-    BenchError,
-    Context,
-    Server,
-    WebhookReceiver,
-    Worker,
-    _db_scalar,
-    _wait_for,
-    benchmark,
-    create_webhook_endpoint,
-    drop_database,
-    free_port,
-    generate_events,
-    http_get,
-    log,
-    seeded_database,
-    vacuum_analyze,
-)
+from harness.common import TMP_DIR, BenchError, free_port, http_get, log, wait_for
+from harness.context import Context, benchmark
+from harness.events import WebhookReceiver, create_webhook_endpoint, generate_events
+from harness.fixtures import seeded_database
+from harness.servers import Server, Worker
+from harness.services import drop_database, mark_events_dispatched, vacuum_analyze
 
 MEMORY_MAX_RATIO = 1.2
 MEMORY_FIRST_MARK = 1_000
@@ -408,11 +395,7 @@ def _tasks_done(port: int) -> int | None:
 def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked: list[int]) -> None:
     target = 2_000 if ctx.args.quick else 10_000
     # The server phase's receipts are history here: the worker starts on an empty outbox.
-    _db_scalar(
-        url,
-        "WITH d AS (UPDATE events_event SET dispatched_at = now() "
-        "WHERE dispatched_at IS NULL RETURNING 1) SELECT count(*) FROM d",
-    )
+    mark_events_dispatched(url)
     receiver = WebhookReceiver()
     metrics_port = free_port()
     worker_env = {
@@ -430,7 +413,7 @@ def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked:
         create_webhook_endpoint(server, admin, receiver.url)
         log(f"starting scripts/worker.sh --beat (concurrency {ctx.args.worker_concurrency})")
         worker.start()
-        if not _wait_for(lambda: _tasks_done(metrics_port) is not None, 30):
+        if not wait_for(lambda: _tasks_done(metrics_port) is not None, 30):
             raise BenchError(f"the worker's metrics port did not answer:\n{worker.log_tail()}")
 
         marks = [m for m in (1_000, 2_000, 5_000, 10_000) if m <= target]
@@ -464,12 +447,12 @@ def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked:
             failed += gen["failed"]
             # Let the deliveries catch up before the next chunk: the broker's queue stays
             # short, and what grows is what the worker keeps, not what waits for it.
-            _wait_for(lambda n=generated: receiver.count >= n, 120)
+            wait_for(lambda n=generated: receiver.count >= n, 120)
             log(
                 f"{generated:,} events made, {receiver.count:,} delivered, "
                 f"{state['tasks']:,} tasks done"
             )
-        _wait_for(lambda: all(m in samples for m in marks), 30)
+        wait_for(lambda: all(m in samples for m in marks), 30)
         stop.set()
         seconds = time.perf_counter() - started
         if MEMORY_FIRST_MARK not in samples or target not in samples:
@@ -509,7 +492,7 @@ def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked:
             ctx.servers.remove(worker)
 
 
-@benchmark("memory")
+@benchmark("memory", notes=NOTES)
 def bench_memory(ctx: Context) -> None:
     """Resident memory of the server over 50,000 requests and of the Celery worker over
     10,000 tasks (quick: 5,000 and 2,000): after the last within 1.2x of after the first
@@ -531,12 +514,3 @@ def bench_memory(ctx: Context) -> None:
         ctx.stop_servers()
     if not ctx.args.keep:
         drop_database(db)
-
-
-def _register_notes() -> None:
-    import run
-
-    run.NOTES.setdefault("memory", NOTES)
-
-
-_register_notes()

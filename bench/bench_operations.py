@@ -34,26 +34,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from run import (
-    NOTES,
-    PYTHON,
-    ROOT,
-    TMP_DIR,
-    BenchError,
-    Context,
-    Load,
-    Server,
-    _db_scalar,
-    _shell_json,
-    benchmark,
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, http_get, log
+from harness.context import Context, benchmark
+from harness.fixtures import shell_json
+from harness.loadgen import Load
+from harness.servers import Server
+from harness.services import (
+    db_scalar,
     drop_database,
     flush_redis,
-    http_get,
-    log,
-    ratio_to,
+    mark_events_dispatched,
     recreate_database,
     vacuum_analyze,
 )
+from harness.stats import ratio_to
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import import_export_bench  # scripts/ is not a package
@@ -426,13 +420,13 @@ def _dashboard_load(days: int, cookie: str) -> Load:
 def _collect(ctx: Context, url: str, days: int) -> int:
     since = (datetime.now(UTC) - timedelta(days=days - 1)).date().isoformat()
     ctx.manage(url, "collect_metrics", "--since", since)
-    _db_scalar(url, FLOW_VALUES_SQL)
+    db_scalar(url, FLOW_VALUES_SQL)
     vacuum_analyze(url)
-    return int(_db_scalar(url, "SELECT count(*) FROM monitoring_metricsnapshot"))
+    return int(db_scalar(url, "SELECT count(*) FROM monitoring_metricsnapshot"))
 
 
 def _dashboard(ctx: Context, url: str) -> None:
-    session = _shell_json(ctx, url, SESSION_SNIPPET.format())
+    session = shell_json(ctx, url, SESSION_SNIPPET.format())
     cookie = f"{session['cookie']}={session['session']}"
     server = ctx.server(url, label="operations-dashboard")
     results: dict[str, dict[str, Any]] = {}
@@ -443,7 +437,7 @@ def _dashboard(ctx: Context, url: str) -> None:
         log(f"dashboard with a {label} of snapshots ({snapshots[label]:,} rows)")
         loads = [_dashboard_load(30, cookie), _dashboard_load(365, cookie)]
         m = ctx.measure(server, loads)
-        queries[label] = _shell_json(ctx, url, QUERIES_SNIPPET.format(days=[7, 30, 365]))
+        queries[label] = shell_json(ctx, url, QUERIES_SNIPPET.format(days=[7, 30, 365]))
         for days in (30, 365):
             results[f"{label} {days}"] = m[f"days={days}"]
     for key, measured in results.items():
@@ -473,38 +467,7 @@ def _dashboard(ctx: Context, url: str) -> None:
     ctx.stop_servers()
 
 
-@benchmark("operations")
-def bench_operations(ctx: Context) -> None:
-    """Import of 100,000 new products (under 120 s and 500 MB) and their export (under
-    30 s, memory flat in the rows); GET /metrics with eight server processes' samples
-    (under 50 ms); the staff dashboard with a year of metric snapshots (under 300 ms,
-    as many queries as with a month)."""
-    db = f"{ctx.args.database}_ops"
-    count = 10_000 if ctx.args.quick else ctx.args.large
-    url = recreate_database(db)
-    flush_redis(ctx.base_env["REDIS_URL"])
-    ctx.manage(url, "migrate", "--noinput", "-v0")
-    folder = TMP_DIR / f"operations-{os.getpid()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        _import_export(ctx, url, folder, count)
-        # No worker runs here: the import's events are history, not an outbox backlog.
-        _db_scalar(
-            url,
-            "WITH d AS (UPDATE events_event SET dispatched_at = now() "
-            "WHERE dispatched_at IS NULL RETURNING 1) SELECT count(*) FROM d",
-        )
-        vacuum_analyze(url)
-        _metrics(ctx, url, folder)
-        _dashboard(ctx, url)
-    finally:
-        ctx.stop_servers()
-        shutil.rmtree(folder, ignore_errors=True)
-    if not ctx.args.keep:
-        drop_database(db)
-
-
-NOTES["operations"] = [
+NOTES = [
     "Import and export: scripts/import_export_bench.py's generated CSV (believable rows, "
     "15 leaf categories and their parents made by --create-categories) and its measure(): "
     "each command a process of its own; wall time, its own CPU time and peak RSS "
@@ -562,3 +525,30 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["metrics-probe"]:
         sys.exit("usage: bench/bench_operations.py metrics-probe [--processes N] [--repeats N]")
     sys.exit(_probe_main(sys.argv[2:]))
+
+
+@benchmark("operations", notes=NOTES)
+def bench_operations(ctx: Context) -> None:
+    """Import of 100,000 new products (under 120 s and 500 MB) and their export (under
+    30 s, memory flat in the rows); GET /metrics with eight server processes' samples
+    (under 50 ms); the staff dashboard with a year of metric snapshots (under 300 ms,
+    as many queries as with a month)."""
+    db = f"{ctx.args.database}_ops"
+    count = 10_000 if ctx.args.quick else ctx.args.large
+    url = recreate_database(db)
+    flush_redis(ctx.base_env["REDIS_URL"])
+    ctx.manage(url, "migrate", "--noinput", "-v0")
+    folder = TMP_DIR / f"operations-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _import_export(ctx, url, folder, count)
+        # No worker runs here: the import's events are history, not an outbox backlog.
+        mark_events_dispatched(url)
+        vacuum_analyze(url)
+        _metrics(ctx, url, folder)
+        _dashboard(ctx, url)
+    finally:
+        ctx.stop_servers()
+        shutil.rmtree(folder, ignore_errors=True)
+    if not ctx.args.keep:
+        drop_database(db)

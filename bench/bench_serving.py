@@ -16,23 +16,13 @@ from __future__ import annotations
 import json
 import os
 
-from run import (
-    PYTHON,
-    ROOT,
-    TMP_DIR,
-    BenchError,
-    Context,
-    Load,
-    Server,
-    benchmark,
-    drop_database,
-    flush_redis,
-    http_get,
-    log,
-    ratio_to,
-    recreate_database,
-    vacuum_analyze,
-)
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, http_get, log
+from harness.context import Context, benchmark
+from harness.fixtures import seeded_catalog
+from harness.loadgen import Load
+from harness.servers import Server
+from harness.services import drop_database, vacuum_analyze
+from harness.stats import ratio_to
 
 CEILING_SERVERS = ("gunicorn", "uvicorn", "granian")
 
@@ -67,10 +57,7 @@ def bench_serving(ctx: Context) -> None:
     ctx.stop_servers()
 
     db = f"{ctx.args.database}_serving"
-    url = recreate_database(db)
-    flush_redis(ctx.base_env["REDIS_URL"])
-    ctx.manage(url, "migrate", "--noinput", "-v0")
-    ctx.manage(url, "seed_database", "--products", "1000", "--seed", "1", "--no-progress")
+    url = seeded_catalog(ctx, db, 1000)
     vacuum_analyze(url)
     key = ctx.api_key(url, "storefront")
     servers = {

@@ -1,0 +1,81 @@
+"""Data for the benchmarks: fresh seeded databases, stock, code run in ``manage.py shell``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from harness.common import BenchError, log
+from harness.context import Context
+from harness.services import flush_redis, recreate_database
+
+# Stock for benchmark products: each group's products brought to its quantity through the
+# stocktake service (rows locked in batches; ledger, audit and outbox rows like any receipt).
+STOCK_SNIPPET = """
+import json
+from audit.actors import Actor
+from catalog.models import Product
+from inventory.models import InventoryMovement
+from inventory.stocktake import stock_set_levels
+
+wanted = json.loads({wanted!r})
+ids = list(
+    Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)[
+        : sum(n for n, _ in wanted)
+    ]
+)
+if len(ids) < sum(n for n, _ in wanted):
+    raise SystemExit(f"only {{len(ids)}} published products")
+out, at = [], 0
+actor = Actor.system("bench")
+for count, quantity in wanted:
+    group = ids[at : at + count]
+    at += count
+    out.append(group)
+    stock_set_levels(
+        actor=actor,
+        targets=dict.fromkeys(group, quantity),
+        kind=InventoryMovement.Kind.RECEIPT,
+        reason="benchmark stock",
+    )
+print("BENCH_JSON " + json.dumps(out))
+"""
+
+
+def shell_json(ctx: Context, url: str, code: str) -> Any:
+    """Run ``code`` in ``manage.py shell``; return what it printed as ``BENCH_JSON ...``."""
+    out = ctx.manage(url, "shell", "-c", code)
+    match = re.search(r"^BENCH_JSON (.*)$", out, re.MULTILINE)
+    if not match:
+        raise BenchError(f"no result from the shell snippet:\n{out[-2000:]}")
+    return json.loads(match.group(1))
+
+
+def seed_stock(ctx: Context, url: str, wanted: list[tuple[int, int]]) -> list[list[int]]:
+    """Give ``count`` published products ``quantity`` each, per ``(count, quantity)``;
+    return the product ids of each group."""
+    return shell_json(ctx, url, STOCK_SNIPPET.format(wanted=json.dumps(wanted)))
+
+
+def seeded_catalog(ctx: Context, db: str, products: int) -> str:
+    """The database ``db`` dropped and created, migrated and seeded with ``products``
+    products (and the run's Redis database emptied); return its URL."""
+    url = recreate_database(db)
+    flush_redis(ctx.base_env["REDIS_URL"])
+    log(f"database {db}: migrate, seed {products:,} products")
+    ctx.manage(url, "migrate", "--noinput", "-v0")
+    ctx.manage(url, "seed_database", "--products", str(products), "--seed", "1", "--no-progress")
+    return url
+
+
+def seeded_database(
+    ctx: Context, suffix: str, *, products: int, stocked: tuple[int, int]
+) -> tuple[str, str, list[int]]:
+    """A fresh migrated database ``<name>_<suffix>`` (and an empty Redis) with ``products``
+    seeded and ``stocked`` = (how many, units each) of them in stock; return its name, URL
+    and the stocked products' ids."""
+    db = f"{ctx.args.database}_{suffix}"
+    url = seeded_catalog(ctx, db, products)
+    (ids,) = seed_stock(ctx, url, [stocked])
+    return db, url, ids
