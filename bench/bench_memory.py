@@ -330,31 +330,15 @@ def _measure_server(
     mix = _server_mix(storefront, admin, ids, stocked)
     expected = _check_mix(server, mix)
     log(f"request mix of {len(mix)}: statuses {expected}")
-    defs = _lua_defs(mix)
-    pgid = server.process.pid
-    marks = [m for m in (1_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000) if m <= total_wanted]
-    if marks[-1] != total_wanted:
-        marks.append(total_wanted)
-    done = len(mix)  # the check above
-    samples: dict[int, dict[int, dict[str, Any]]] = {}
-    statuses: dict[str, int] = dict(expected)
-    errors = 0
+    marks = _server_marks(total_wanted)
     started = time.perf_counter()
-    for mark in marks:
-        if mark > done:
-            out = _wrk_chunk(ctx, server, defs, mark - done)
-            done += out["requests"]
-            errors += sum(out["errors"].values())
-            for k, v in out["statuses"].items():
-                statuses[k] = statuses.get(k, 0) + v
-        time.sleep(0.5)
-        samples[mark] = group_memory(pgid)
-        per = ", ".join(f"{p['rss_mb']}" for p in samples[mark].values())
-        log(f"server RSS after {done:,} requests: {_total(samples[mark])} MB ({per})")
+    load = _ServerLoad(ctx, server, _lua_defs(mix), done=len(mix), statuses=dict(expected))
+    samples = {mark: load.until(mark) for mark in marks}
     seconds = time.perf_counter() - started
     first, last = samples[MEMORY_FIRST_MARK], samples[marks[-1]]
     ratio = _total(last) / _total(first)
     text, worst, processes = _per_process(first, last)
+    statuses = load.statuses
     unexpected = {k: v for k, v in statuses.items() if k not in ("200", "201", "401", "404")}
     ctx.row(
         f"server RSS after {MEMORY_FIRST_MARK:,} vs {total_wanted:,} requests"
@@ -362,16 +346,48 @@ def _measure_server(
         ratio=ratio,
         value=f"{_total(first)} → {_total(last)} MB over {len(first)} processes "
         f"({ctx.args.workers} uvicorn workers + supervisor; per process {text}); "
-        f"{done:,} requests in {seconds:.0f} s, statuses {dict(sorted(statuses.items()))}",
+        f"{load.done:,} requests in {seconds:.0f} s, statuses {dict(sorted(statuses.items()))}",
         target=f"<= {MEMORY_MAX_RATIO}x",
-        passed=ratio <= MEMORY_MAX_RATIO and not unexpected and not errors,
-        requests=done,
-        errors=errors,
+        passed=ratio <= MEMORY_MAX_RATIO and not unexpected and not load.errors,
+        requests=load.done,
+        errors=load.errors,
         statuses=statuses,
         max_process_ratio=round(worst, 3),
         rss_mb_by_mark={str(m): _total(s) for m, s in samples.items()},
         processes=processes,
     )
+
+
+def _server_marks(total: int) -> list[int]:
+    """Where to read the server's memory: 1,000, 5,000, 10,000, 20,000, ... up to ``total``."""
+    marks = [m for m in (1_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000) if m <= total]
+    if marks[-1] != total:
+        marks.append(total)
+    return marks
+
+
+class _ServerLoad:
+    """The server loaded with the mix in chunks: the responses so far, by status."""
+
+    def __init__(
+        self, ctx: Context, server: Server, defs: str, *, done: int, statuses: dict[str, int]
+    ) -> None:
+        self.ctx, self.server, self.defs = ctx, server, defs
+        self.done, self.statuses, self.errors = done, statuses, 0
+
+    def until(self, mark: int) -> dict[int, dict[str, Any]]:
+        """Load the server until ``mark`` responses; return its memory then (idle)."""
+        if mark > self.done:
+            out = _wrk_chunk(self.ctx, self.server, self.defs, mark - self.done)
+            self.done += out["requests"]
+            self.errors += sum(out["errors"].values())
+            for k, v in out["statuses"].items():
+                self.statuses[k] = self.statuses.get(k, 0) + v
+        time.sleep(0.5)
+        sample = group_memory(self.server.process.pid)
+        per = ", ".join(f"{p['rss_mb']}" for p in sample.values())
+        log(f"server RSS after {self.done:,} requests: {_total(sample)} MB ({per})")
+        return sample
 
 
 # --- Worker -------------------------------------------------------------------------------
@@ -408,88 +424,121 @@ def _measure_worker(ctx: Context, url: str, server: Server, admin: str, stocked:
     }
     worker = Worker(worker_env, TMP_DIR / "worker-memory.log")
     ctx.servers.append(worker)
-    stop = threading.Event()
+    marks = [m for m in (1_000, 2_000, 5_000, 10_000) if m <= target]
+    sampler = _WorkerSampler(worker, receiver, metrics_port, marks)
     try:
         create_webhook_endpoint(server, admin, receiver.url)
         log(f"starting scripts/worker.sh --beat (concurrency {ctx.args.worker_concurrency})")
         worker.start()
         if not wait_for(lambda: _tasks_done(metrics_port) is not None, 30):
             raise BenchError(f"the worker's metrics port did not answer:\n{worker.log_tail()}")
-
-        marks = [m for m in (1_000, 2_000, 5_000, 10_000) if m <= target]
-        samples: dict[int, dict[int, dict[str, Any]]] = {}
-        counts: dict[int, dict[str, int]] = {}
-        state = {"tasks": 0}
-
-        def sampler() -> None:
-            while not stop.wait(0.5):
-                tasks = _tasks_done(metrics_port)
-                if tasks is None:
-                    continue
-                state["tasks"] = tasks
-                for mark in marks:
-                    if mark not in samples and tasks >= mark:
-                        samples[mark] = group_memory(worker.process.pid)
-                        counts[mark] = {"tasks": tasks, "deliveries": receiver.count}
-                        log(
-                            f"worker RSS after {tasks:,} tasks ({receiver.count:,} "
-                            f"deliveries): {_total(samples[mark])} MB"
-                        )
-
-        threading.Thread(target=sampler, daemon=True).start()
-        rate, chunk = 100, 1_000
-        generated = failed = 0
+        threading.Thread(target=sampler.run, daemon=True).start()
         started = time.perf_counter()
-        deadline = started + (300 if ctx.args.quick else 900)
-        while state["tasks"] < target and time.perf_counter() < deadline:
-            gen = generate_events(server.port, admin, stocked, rate, chunk / rate)
-            generated += gen["ok"]
-            failed += gen["failed"]
-            # Let the deliveries catch up before the next chunk: the broker's queue stays
-            # short, and what grows is what the worker keeps, not what waits for it.
-            wait_for(lambda n=generated: receiver.count >= n, 120)
-            log(
-                f"{generated:,} events made, {receiver.count:,} delivered, "
-                f"{state['tasks']:,} tasks done"
-            )
-        wait_for(lambda: all(m in samples for m in marks), 30)
-        stop.set()
+        generated, failed = _deliver(ctx, server, admin, stocked, sampler, target)
+        wait_for(lambda: all(m in sampler.samples for m in marks), 30)
+        sampler.stop.set()
         seconds = time.perf_counter() - started
-        if MEMORY_FIRST_MARK not in samples or target not in samples:
-            ctx.row(
-                f"Celery worker RSS after {MEMORY_FIRST_MARK:,} vs {target:,} tasks",
-                value=f"only {state['tasks']:,} tasks done ({receiver.count:,} deliveries) "
-                f"in {seconds:.0f} s",
-                target=f"<= {MEMORY_MAX_RATIO}x",
-                passed=False,
-            )
-            return
-        first, last = samples[MEMORY_FIRST_MARK], samples[target]
-        ratio = _total(last) / _total(first)
-        text, worst, processes = _per_process(first, last)
-        ctx.row(
-            f"Celery worker RSS after {MEMORY_FIRST_MARK:,} vs {target:,} tasks"
-            + (" (quick)" if ctx.args.quick else ""),
-            ratio=ratio,
-            value=f"{_total(first)} → {_total(last)} MB over {len(first)} processes "
-            f"(concurrency {ctx.args.worker_concurrency} + beat; per process {text}); "
-            f"{counts[target]['deliveries']:,} webhooks delivered by then, "
-            f"{generated:,} events made through the API in {seconds:.0f} s",
-            target=f"<= {MEMORY_MAX_RATIO}x",
-            passed=ratio <= MEMORY_MAX_RATIO and failed == 0 and receiver.duplicates == 0,
-            counts={str(m): c for m, c in counts.items()},
-            rss_mb_by_mark={str(m): _total(s) for m, s in samples.items()},
-            max_process_ratio=round(worst, 3),
-            processes=processes,
-            events_failed=failed,
-            duplicates=receiver.duplicates,
-        )
+        _worker_row(ctx, sampler, target, generated, failed, seconds)
     finally:
-        stop.set()
+        sampler.stop.set()
         receiver.close()
         worker.stop()
         if worker in ctx.servers:
             ctx.servers.remove(worker)
+
+
+class _WorkerSampler:
+    """Reads the worker's task count every 0.5 s and its memory as the count crosses each
+    of ``marks``."""
+
+    def __init__(
+        self, worker: Worker, receiver: WebhookReceiver, metrics_port: int, marks: list[int]
+    ) -> None:
+        self.worker, self.receiver, self.metrics_port = worker, receiver, metrics_port
+        self.marks = marks
+        self.samples: dict[int, dict[int, dict[str, Any]]] = {}
+        self.counts: dict[int, dict[str, int]] = {}
+        self.tasks = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            tasks = _tasks_done(self.metrics_port)
+            if tasks is not None:
+                self.tasks = tasks
+                self.sample(tasks)
+
+    def sample(self, tasks: int) -> None:
+        for mark in self.marks:
+            if mark not in self.samples and tasks >= mark:
+                self.samples[mark] = group_memory(self.worker.process.pid)
+                self.counts[mark] = {"tasks": tasks, "deliveries": self.receiver.count}
+                log(
+                    f"worker RSS after {tasks:,} tasks ({self.receiver.count:,} "
+                    f"deliveries): {_total(self.samples[mark])} MB"
+                )
+
+
+def _deliver(
+    ctx: Context,
+    server: Server,
+    admin: str,
+    stocked: list[int],
+    sampler: _WorkerSampler,
+    target: int,
+) -> tuple[int, int]:
+    """Stock receipts through the API in chunks until the worker has done ``target``
+    tasks (or the time is up); return the events made and the receipts that failed."""
+    receiver = sampler.receiver
+    rate, chunk = 100, 1_000
+    generated = failed = 0
+    deadline = time.perf_counter() + (300 if ctx.args.quick else 900)
+    while sampler.tasks < target and time.perf_counter() < deadline:
+        gen = generate_events(server.port, admin, stocked, rate, chunk / rate)
+        generated += gen["ok"]
+        failed += gen["failed"]
+        # Let the deliveries catch up before the next chunk: the broker's queue stays
+        # short, and what grows is what the worker keeps, not what waits for it.
+        wait_for(lambda n=generated: receiver.count >= n, 120)
+        log(
+            f"{generated:,} events made, {receiver.count:,} delivered, {sampler.tasks:,} tasks done"
+        )
+    return generated, failed
+
+
+def _worker_row(
+    ctx: Context, sampler: _WorkerSampler, target: int, generated: int, failed: int, seconds: float
+) -> None:
+    samples, receiver = sampler.samples, sampler.receiver
+    if MEMORY_FIRST_MARK not in samples or target not in samples:
+        ctx.row(
+            f"Celery worker RSS after {MEMORY_FIRST_MARK:,} vs {target:,} tasks",
+            value=f"only {sampler.tasks:,} tasks done ({receiver.count:,} deliveries) "
+            f"in {seconds:.0f} s",
+            target=f"<= {MEMORY_MAX_RATIO}x",
+            passed=False,
+        )
+        return
+    first, last = samples[MEMORY_FIRST_MARK], samples[target]
+    ratio = _total(last) / _total(first)
+    text, worst, processes = _per_process(first, last)
+    ctx.row(
+        f"Celery worker RSS after {MEMORY_FIRST_MARK:,} vs {target:,} tasks"
+        + (" (quick)" if ctx.args.quick else ""),
+        ratio=ratio,
+        value=f"{_total(first)} → {_total(last)} MB over {len(first)} processes "
+        f"(concurrency {ctx.args.worker_concurrency} + beat; per process {text}); "
+        f"{sampler.counts[target]['deliveries']:,} webhooks delivered by then, "
+        f"{generated:,} events made through the API in {seconds:.0f} s",
+        target=f"<= {MEMORY_MAX_RATIO}x",
+        passed=ratio <= MEMORY_MAX_RATIO and failed == 0 and receiver.duplicates == 0,
+        counts={str(m): c for m, c in sampler.counts.items()},
+        rss_mb_by_mark={str(m): _total(s) for m, s in samples.items()},
+        max_process_ratio=round(worst, 3),
+        processes=processes,
+        events_failed=failed,
+        duplicates=receiver.duplicates,
+    )
 
 
 @benchmark("memory", notes=NOTES)

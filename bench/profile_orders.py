@@ -341,6 +341,24 @@ def main() -> None:
 
 
 def report(args, client, clock, ids: list[int], database: str) -> None:
+    loads = _loads(args, client, ids)
+    print(f"{len(ids)} products with stock; database {database}; {args.rounds} rounds")
+    # Many short rounds alternating the loads, each load's figures from its cheapest
+    # round: other work on the machine moves CPU times by a fifth from minute to minute.
+    rounds: dict[str, list] = {name: [] for name in loads}
+    for _ in range(args.rounds):
+        for name, (count, send) in loads.items():
+            rounds[name].append(measure(count, send, database, clock))
+    results = {name: best_row(rows) for name, rows in rounds.items()}
+    in_process = not args.gunicorn
+    if in_process:
+        _count_calls(args, loads, results)
+    for name, row in results.items():
+        print(_line(name, row, results["ping"], in_process))
+
+
+def _loads(args, client, ids: list[int]) -> dict[str, tuple[int, object]]:
+    """The loads by name, ``(requests per round, send)``, after a warm-up."""
     run = secrets.token_hex(4)
     placed = 0
 
@@ -364,43 +382,38 @@ def report(args, client, clock, ids: list[int], database: str) -> None:
     for _ in range(50):  # warm up: imports, caches, the pool, the key's last-used stamp
         ping(0)
         order_sender(1)(0)
-    print(f"{len(ids)} products with stock; database {database}; {args.rounds} rounds")
-    # Many short rounds alternating the loads, each load's figures from its cheapest
-    # round: other work on the machine moves CPU times by a fifth from minute to minute.
-    loads = {"ping": (args.pings, ping)} | {
+    return {"ping": (args.pings, ping)} | {
         f"order_{lines}": (args.orders, order_sender(lines)) for lines in args.lines
     }
-    rounds: dict[str, list] = {name: [] for name in loads}
-    for _ in range(args.rounds):
-        for name, (count, send) in loads.items():
-            rounds[name].append(measure(count, send, database, clock))
-    results = {name: best_row(rows) for name, rows in rounds.items()}
-    in_process = not args.gunicorn
+
+
+def _count_calls(args, loads: dict, results: dict[str, dict]) -> None:
+    """Python calls per request of each load, statements per order (in this process)."""
     for name, (_count, send) in loads.items():
-        results[name]["calls"] = calls_per_request(send) if in_process else 0
+        results[name]["calls"] = calls_per_request(send)
     for lines in args.lines:
-        sql = statements(loads[f"order_{lines}"][1]) if in_process else []
+        sql = statements(loads[f"order_{lines}"][1])
         results[f"order_{lines}"]["statements"] = len(sql)
         if args.show_sql:
             print(f"{lines}-line order:")
             for statement in sql:
                 print("   ", statement[:160])
-    ping_cpu, ping_calls = results["ping"]["cpu_ms"], results["ping"]["calls"]
-    for name, row in results.items():
-        label = "GET /api/v1/ping/" if name == "ping" else f"POST /orders/ {name[6:]} line(s)"
-        print(
-            f"{label:<24} CPU {row['cpu_ms']:6.2f} ms/req ({row['cpu_ms'] / ping_cpu:4.1f}x ping, "
-            f"median {row['median_cpu_ms']:.2f})"
-            f"   PostgreSQL CPU {row['pg_cpu_ms']:5.2f} ms/req"
-            f" (median {row['median_pg_cpu_ms']:.2f})"
-            f"   wall {row['wall_ms']:6.2f} ms/req"
-            + (
-                f"   {row['calls']:,.0f} Python calls ({row['calls'] / ping_calls:.1f}x)"
-                if in_process
-                else ""
-            )
-            + (f"   {row['statements']} statements" if in_process and "statements" in row else "")
-        )
+
+
+def _line(name: str, row: dict, ping: dict, in_process: bool) -> str:
+    label = "GET /api/v1/ping/" if name == "ping" else f"POST /orders/ {name[6:]} line(s)"
+    line = (
+        f"{label:<24} CPU {row['cpu_ms']:6.2f} ms/req ({row['cpu_ms'] / ping['cpu_ms']:4.1f}x "
+        f"ping, median {row['median_cpu_ms']:.2f})"
+        f"   PostgreSQL CPU {row['pg_cpu_ms']:5.2f} ms/req"
+        f" (median {row['median_pg_cpu_ms']:.2f})"
+        f"   wall {row['wall_ms']:6.2f} ms/req"
+    )
+    if in_process:
+        line += f"   {row['calls']:,.0f} Python calls ({row['calls'] / ping['calls']:.1f}x)"
+        if "statements" in row:
+            line += f"   {row['statements']} statements"
+    return line
 
 
 if __name__ == "__main__":

@@ -26,54 +26,58 @@ def _fmt(value: Any, suffix: str = "") -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Benchmarks {report['date']}", ""]
     for name, section in report["benchmarks"].items():
-        cfg = section["config"]
         lines += [
             f"## {name}",
             "",
             f"{section['description']}",
             "",
-            f"Run {section['finished_at']} at commit `{cfg['commit']}` on {cfg['machine']} "
-            f"(load average {cfg['load_before']} before, {cfg['load_after']} after)"
-            + (
-                f"; {cfg['workers']} uvicorn worker process(es); each load {cfg['rounds']} "
-                f"rounds of wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s,"
-                f" interleaved, after {cfg['warmup']} s of warm-up; figures are medians over "
-                "the rounds"
-                if any("rps" in row for row in section["rows"])
-                else ""
-            )
-            + (" (quick mode)." if cfg["quick"] else "."),
+            _run_line(section),
             "",
             "| benchmark | req/s | p50 | p99 | ratio | target | pass | CPU/req (server + db) |",
             "|---|---:|---:|---:|---:|---|---|---:|",
         ]
-        for row in section["rows"]:
-            ratio = row.get("value")
-            if "ratio" in row:
-                ratio = f"{row['ratio']:.2f}" + (f" ({ratio})" if ratio else "")
-            passed = row.get("pass")
-            lines.append(
-                "| {name} | {rps} | {p50} | {p99} | {ratio} | {target} | {ok} | {cpu} |".format(
-                    name=row["name"],
-                    rps=_fmt(row.get("rps")),
-                    p50=_fmt(row.get("p50_ms"), " ms"),
-                    p99=_fmt(row.get("p99_ms"), " ms"),
-                    ratio=ratio or "—",
-                    target=row.get("target", "—"),
-                    ok="—" if passed is None else ("pass" if passed else "**FAIL**"),
-                    cpu=(
-                        f"{row['cpu_ms']:.2f} + {row['db_cpu_ms']:.2f} ms"
-                        if "cpu_ms" in row
-                        else "—"
-                    ),
-                )
-            )
+        lines += [_table_row(row) for row in section["rows"]]
         lines += [""]
         if section.get("notes"):
             lines += [f"- {note}" for note in section["notes"]] + [""]
     verdict = "all targets met" if report["passed"] else "**some targets missed**"
     lines += [f"Overall: {verdict}.", ""]
     return "\n".join(lines)
+
+
+def _run_line(section: dict[str, Any]) -> str:
+    """When, where and how a section ran (how wrk loaded, if it measured with wrk)."""
+    cfg = section["config"]
+    return (
+        f"Run {section['finished_at']} at commit `{cfg['commit']}` on {cfg['machine']} "
+        f"(load average {cfg['load_before']} before, {cfg['load_after']} after)"
+        + (
+            f"; {cfg['workers']} uvicorn worker process(es); each load {cfg['rounds']} "
+            f"rounds of wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s,"
+            f" interleaved, after {cfg['warmup']} s of warm-up; figures are medians over "
+            "the rounds"
+            if any("rps" in row for row in section["rows"])
+            else ""
+        )
+        + (" (quick mode)." if cfg["quick"] else ".")
+    )
+
+
+def _table_row(row: dict[str, Any]) -> str:
+    ratio = row.get("value")
+    if "ratio" in row:
+        ratio = f"{row['ratio']:.2f}" + (f" ({ratio})" if ratio else "")
+    passed = row.get("pass")
+    return "| {name} | {rps} | {p50} | {p99} | {ratio} | {target} | {ok} | {cpu} |".format(
+        name=row["name"],
+        rps=_fmt(row.get("rps")),
+        p50=_fmt(row.get("p50_ms"), " ms"),
+        p99=_fmt(row.get("p99_ms"), " ms"),
+        ratio=ratio or "—",
+        target=row.get("target", "—"),
+        ok="—" if passed is None else ("pass" if passed else "**FAIL**"),
+        cpu=(f"{row['cpu_ms']:.2f} + {row['db_cpu_ms']:.2f} ms" if "cpu_ms" in row else "—"),
+    )
 
 
 def git_commit() -> str:
