@@ -4,9 +4,10 @@
 #
 #   scripts/bench.sh [NAME ...] [--quick] [--workers N] [--connections C] [--duration S]
 #
-# NAME: catalog, serving, seed, orders, security, events, operations, memory (default: all). Uses
-# its own database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis
-# database 3 (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default
+# NAME: catalog, seed, orders, security, events, memory, operations, serving (default: all,
+# in that order); each is bench/bench_<NAME>.py, bench/run.py the driver. Uses its own
+# database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis database 3
+# (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres).
 # Exit status: 0 all targets met, 3 a target missed, 2 the benchmark could not run (or
 # another run is going on here), 124 it ran over BENCH_TIMEOUT seconds (default 1800).
