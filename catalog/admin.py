@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils.html import format_html
 from django_fsm.admin import FSMAdminMixin
 
@@ -16,19 +13,8 @@ from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
-from inventory.forms import StockMovementForm
-from inventory.models import Stock
-from inventory.selectors import stock_for
-from inventory.services import stock_record_movement
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
-
-
-def _stock_of(product: Product) -> Stock:
-    try:
-        return product.stock
-    except Stock.DoesNotExist:
-        return Stock(product_id=product.pk)
 
 
 class CategoryForm(forms.ModelForm):
@@ -127,14 +113,11 @@ class ProductAdmin(
         "price",
         "currency",
         "category",
-        "stock_on_hand",
-        "stock_reserved",
-        "stock_available",
     ]
     list_filter = ["status", "category"]
     search_fields = ["sku", "name"]
-    list_select_related = ["category", "stock"]
-    readonly_fields = ["status", "stock_summary", "published_at", "created_at", "updated_at"]
+    list_select_related = ["category"]
+    readonly_fields = ["status", "published_at", "created_at", "updated_at"]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["publish_selected", "unpublish_selected", "archive_selected", "restore_selected"]
     show_full_result_count = False
@@ -146,88 +129,6 @@ class ProductAdmin(
             '<span style="color:{};font-weight:bold">{}</span>',
             colours.get(obj.status, "#000"),
             obj.get_status_display(),
-        )
-
-    @admin.display(description="On hand")
-    def stock_on_hand(self, obj: Product) -> int:
-        return _stock_of(obj).on_hand
-
-    @admin.display(description="Reserved")
-    def stock_reserved(self, obj: Product) -> int:
-        return _stock_of(obj).reserved
-
-    @admin.display(description="Available")
-    def stock_available(self, obj: Product) -> str:
-        stock = _stock_of(obj)
-        if stock.is_low:
-            return format_html(
-                '<strong class="low-stock" style="color:#ba2121">{} (low)</strong>',
-                stock.available,
-            )
-        return str(stock.available)
-
-    @admin.display(description="Stock")
-    def stock_summary(self, obj: Product) -> str:
-        if obj.pk is None:
-            return "Receive stock once the product is saved."
-        stock = _stock_of(obj)
-        return format_html(
-            '{} on hand, {} reserved, {} available &nbsp; <a class="button" href="{}">'
-            "Receive / adjust stock</a>",
-            stock.on_hand,
-            stock.reserved,
-            self.stock_available(obj),  # marked as in the list when low
-            reverse("admin:catalog_product_stock", args=[obj.pk]),
-        )
-
-    def get_urls(self):
-        return [
-            path(
-                "<int:product_id>/stock/",
-                self.admin_site.admin_view(self.stock_view),
-                name="catalog_product_stock",
-            ),
-            *super().get_urls(),
-        ]
-
-    def stock_view(self, request, product_id: int):
-        """Receive or adjust stock: the numbers change only through a recorded movement."""
-        if not request.user.has_perm("inventory.add_inventorymovement"):
-            raise PermissionDenied
-        product = get_object_or_404(Product, pk=product_id)
-        form = StockMovementForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                movement = stock_record_movement(
-                    actor=Actor.from_request(request),
-                    product_id=product.pk,
-                    kind=form.cleaned_data["kind"],
-                    quantity=form.cleaned_data["quantity"],
-                    reason=form.cleaned_data["reason"],
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.detail)
-            else:
-                self.message_user(
-                    request,
-                    f"{product.sku}: {movement.kind} of {movement.on_hand_delta:+d} recorded; "
-                    f"{movement.on_hand_after} on hand.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:catalog_product_change", args=[product.pk])
-                )
-        return TemplateResponse(
-            request,
-            "inventory/stock_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": f"Receive / adjust stock: {product}",
-                "product": product,
-                "stock": stock_for([product.pk])[product.pk],
-                "form": form,
-            },
         )
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -1,7 +1,29 @@
-from django.contrib import admin
+"""Staff screens for stock: the ledger, and each product's stock on the product screens."""
 
-from inventory.models import InventoryMovement
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from audit.actors import Actor
+from catalog.admin import ProductAdmin as CatalogProductAdmin
+from catalog.models import Product
+from inventory.forms import StockMovementForm
+from inventory.models import InventoryMovement, Stock
+from inventory.selectors import stock_for
+from inventory.services import stock_record_movement
 from pms_backend.admin_mixins import ReadOnlyAdminMixin
+from pms_backend.errors import DomainError
+
+
+def _stock_of(product: Product) -> Stock:
+    try:
+        return product.stock
+    except Stock.DoesNotExist:
+        return Stock(product_id=product.pk)
 
 
 @admin.register(InventoryMovement)
@@ -28,3 +50,109 @@ class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+
+# Django's way to extend another app's ModelAdmin: register a subclass in its place.
+admin.site.unregister(Product)
+
+
+@admin.register(Product)
+class ProductAdmin(CatalogProductAdmin):
+    """The catalog's product screens with each product's stock: columns in the list, a
+    summary on its page and a page to receive or adjust it."""
+
+    list_display = [
+        *CatalogProductAdmin.list_display,
+        "stock_on_hand",
+        "stock_reserved",
+        "stock_available",
+    ]
+    list_select_related = [*CatalogProductAdmin.list_select_related, "stock"]
+    # The stock summary right under the status.
+    readonly_fields = [
+        "status",
+        "stock_summary",
+        *(name for name in CatalogProductAdmin.readonly_fields if name != "status"),
+    ]
+
+    @admin.display(description="On hand")
+    def stock_on_hand(self, obj: Product) -> int:
+        return _stock_of(obj).on_hand
+
+    @admin.display(description="Reserved")
+    def stock_reserved(self, obj: Product) -> int:
+        return _stock_of(obj).reserved
+
+    @admin.display(description="Available")
+    def stock_available(self, obj: Product) -> str:
+        stock = _stock_of(obj)
+        if stock.is_low:
+            return format_html(
+                '<strong class="low-stock" style="color:#ba2121">{} (low)</strong>',
+                stock.available,
+            )
+        return str(stock.available)
+
+    @admin.display(description="Stock")
+    def stock_summary(self, obj: Product) -> str:
+        if obj.pk is None:
+            return "Receive stock once the product is saved."
+        stock = _stock_of(obj)
+        return format_html(
+            '{} on hand, {} reserved, {} available &nbsp; <a class="button" href="{}">'
+            "Receive / adjust stock</a>",
+            stock.on_hand,
+            stock.reserved,
+            self.stock_available(obj),  # marked as in the list when low
+            reverse("admin:catalog_product_stock", args=[obj.pk]),
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:product_id>/stock/",
+                self.admin_site.admin_view(self.stock_view),
+                name="catalog_product_stock",
+            ),
+            *super().get_urls(),
+        ]
+
+    def stock_view(self, request, product_id: int):
+        """Receive or adjust stock: the numbers change only through a recorded movement."""
+        if not request.user.has_perm("inventory.add_inventorymovement"):
+            raise PermissionDenied
+        product = get_object_or_404(Product, pk=product_id)
+        form = StockMovementForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                movement = stock_record_movement(
+                    actor=Actor.from_request(request),
+                    product_id=product.pk,
+                    kind=form.cleaned_data["kind"],
+                    quantity=form.cleaned_data["quantity"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                self.message_user(
+                    request,
+                    f"{product.sku}: {movement.kind} of {movement.on_hand_delta:+d} recorded; "
+                    f"{movement.on_hand_after} on hand.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:catalog_product_change", args=[product.pk])
+                )
+        return TemplateResponse(
+            request,
+            "inventory/stock_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"Receive / adjust stock: {product}",
+                "product": product,
+                "stock": stock_for([product.pk])[product.pk],
+                "form": form,
+            },
+        )

@@ -1,13 +1,28 @@
-"""Does the stock table agree with its ledger and with the open orders?"""
+"""Does the stock table agree with its ledger and with what holds its reservations?"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from django.db.models import Sum
 
 from inventory.models import Stock
 from inventory.selectors import ledger_totals
+
+ReservedQuantities = Callable[[], dict[int, int]]
+
+# Whoever reserves stock (the orders app: its open orders) says how much it holds, by
+# label: "open (pending/processing) orders" -> {product_id: quantity}.
+_reservation_holders: dict[str, ReservedQuantities] = {}
+
+
+def register_reservation_holder(label: str, reserved_quantities: ReservedQuantities) -> None:
+    """Count ``reserved_quantities()`` (``{product_id: quantity}``) as held reservations.
+
+    ``label`` names the holders in a drift's description; registering a label again
+    replaces its function.
+    """
+    _reservation_holders[label] = reserved_quantities
 
 
 @dataclass(frozen=True)
@@ -20,19 +35,16 @@ class Drift:
 
 
 def inventory_drift() -> list[Drift]:
-    """Return every mismatch: stock vs Σ ledger deltas, and reserved vs open order lines."""
-    from orders.models import Order, OrderItem
-
+    """Return every mismatch: stock vs Σ ledger deltas, and reserved vs what the registered
+    reservation holders (open order lines) hold."""
     ledger = ledger_totals()
-    open_quantities = dict(
-        OrderItem.objects.filter(order__status__in=Order.OPEN_STATUSES)
-        .values("product_id")
-        .annotate(quantity=Sum("quantity"))
-        .values_list("product_id", "quantity")
-    )
+    held: Counter[int] = Counter()
+    for reserved_quantities in _reservation_holders.values():
+        held.update(reserved_quantities())
+    holders = " and ".join(_reservation_holders) or "no reservation holder"
     stocks = {s.product_id: (s.on_hand, s.reserved) for s in Stock.objects.all().iterator()}
     drift = []
-    for product_id in sorted(set(ledger) | set(stocks) | set(open_quantities)):
+    for product_id in sorted(set(ledger) | set(stocks) | set(held)):
         on_hand, reserved = stocks.get(product_id, (0, 0))
         ledger_on_hand, ledger_reserved = ledger.get(product_id, (0, 0))
         if (on_hand, reserved) != (ledger_on_hand, ledger_reserved):
@@ -43,13 +55,9 @@ def inventory_drift() -> list[Drift]:
                     f"on_hand={ledger_on_hand} reserved={ledger_reserved}",
                 )
             )
-        expected_reserved = open_quantities.get(product_id, 0)
+        expected_reserved = held[product_id]
         if reserved != expected_reserved:
             drift.append(
-                Drift(
-                    product_id,
-                    f"reserved={reserved} but open (pending/processing) orders hold "
-                    f"{expected_reserved}",
-                )
+                Drift(product_id, f"reserved={reserved} but {holders} hold {expected_reserved}")
             )
     return drift

@@ -1,4 +1,4 @@
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 
 from orders.models import Order, OrderItem
 
@@ -11,3 +11,14 @@ def order_list(*, api_key=None) -> QuerySet[Order]:
     if api_key is not None:
         qs = qs.filter(api_key=api_key)
     return qs
+
+
+def open_order_quantities() -> dict[int, int]:
+    """Return ``{product_id: Σ quantity}`` over the lines of open (pending/processing) orders:
+    the stock they hold reserved."""
+    return dict(
+        OrderItem.objects.filter(order__status__in=Order.OPEN_STATUSES)
+        .values("product_id")
+        .annotate(quantity=Sum("quantity"))
+        .values_list("product_id", "quantity")
+    )

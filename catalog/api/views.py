@@ -9,7 +9,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.generics import get_object_or_404
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -28,9 +27,6 @@ from catalog.cache import (
     response_cache_key,
 )
 from catalog.filters import CategoryFilter, ProductFilter
-from inventory.api.serializers import StockSerializer
-from inventory.models import Stock
-from inventory.services import stock_representation
 from pms_backend.api.filters import StrictOrderingFilter, ordering_pattern
 from pms_backend.api.permissions import principal_has_scope
 from pms_backend.apikeys import scopes
@@ -136,7 +132,6 @@ class ProductViewSet(
         "unpublish": scopes.CATALOG_WRITE,
         "archive": scopes.CATALOG_WRITE,
         "restore": scopes.CATALOG_WRITE,
-        "stock": scopes.INVENTORY_READ,
     }
     # Staff sessions: the admin's permission for the same thing where the scope's differs.
     staff_permissions = {"create": ("catalog.add_product",)}
@@ -186,24 +181,6 @@ class ProductViewSet(
     _transition_schema = extend_schema(
         request=None, responses={200: ProductSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM}
     )
-
-    @extend_schema(
-        summary="Stock status of a product", responses={200: StockSerializer, 404: PROBLEM}
-    )
-    @action(detail=True, methods=["get"])
-    def stock(self, request, pk=None):
-        """On hand, reserved, available and whether it is in stock."""
-        # One query for the product's visibility and its stock row (a product without one
-        # shows zeros), instead of loading the whole product and then its stock; list
-        # filters have nothing to say about one product's stock.
-        pid, on_hand, reserved = get_object_or_404(
-            self.get_queryset().values_list("pk", "stock__on_hand", "stock__reserved"), pk=pk
-        )
-        return Response(
-            stock_representation(
-                Stock(product_id=pid, on_hand=on_hand or 0, reserved=reserved or 0)
-            )
-        )
 
     @_transition_schema
     @action(detail=True, methods=["post"])

@@ -1,10 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from inventory.api.views import MovementViewSet, StockBatchView
+from inventory.api.views import MovementViewSet, ProductStockViewSet, StockBatchView
 
 router = SimpleRouter()
 router.register("inventory/movements", MovementViewSet, basename="movement")
+# products/{id}/stock/ (URL name product-stock): the catalog's product URLs, inventory's view.
+router.register("products", ProductStockViewSet, basename="product")
 
 urlpatterns = [
     path("stock/", StockBatchView.as_view(), name="stock-batch"),

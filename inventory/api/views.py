@@ -1,10 +1,12 @@
-"""Stock status and the movement ledger over HTTP."""
+"""Stock status (of a product, of several) and the movement ledger over HTTP."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,11 +15,41 @@ from catalog import selectors as catalog_selectors
 from inventory import selectors, services
 from inventory.api.serializers import MovementCreateSerializer, MovementSerializer, StockSerializer
 from inventory.filters import MovementFilter
+from inventory.models import Stock
 from pms_backend.api.permissions import principal_has_scope
 from pms_backend.apikeys import scopes
 
 MAX_BATCH = 100
 PROBLEM = {"description": "problem+json error"}
+
+
+class ProductStockViewSet(viewsets.GenericViewSet):
+    """A product's stock, at ``products/{id}/stock/`` beside the catalog's product URLs."""
+
+    required_scopes = {"stock": scopes.INVENTORY_READ}
+
+    def get_queryset(self):
+        # The products the caller may see, as the catalog's product endpoints show them.
+        return catalog_selectors.product_list(
+            include_unpublished=principal_has_scope(self.request, scopes.CATALOG_WRITE)
+        )
+
+    @extend_schema(
+        summary="Stock status of a product", responses={200: StockSerializer, 404: PROBLEM}
+    )
+    @action(detail=True, methods=["get"])
+    def stock(self, request, pk=None):
+        """On hand, reserved, available and whether it is in stock."""
+        # One query for the product's visibility and its stock row (a product without one
+        # shows zeros), instead of loading the whole product and then its stock.
+        pid, on_hand, reserved = get_object_or_404(
+            self.get_queryset().values_list("pk", "stock__on_hand", "stock__reserved"), pk=pk
+        )
+        return Response(
+            services.stock_representation(
+                Stock(product_id=pid, on_hand=on_hand or 0, reserved=reserved or 0)
+            )
+        )
 
 
 class StockBatchView(APIView):
