@@ -20,7 +20,7 @@ run() {
   case "$1" in
     ruff) .venv/bin/ruff check --no-fix . ;;
     format) .venv/bin/ruff format --check . ;;
-    imports) .venv/bin/lint-imports --no-cache ;;
+    imports) .venv/bin/lint-imports --no-cache --no-logo ;;
     cycles) .venv/bin/python scripts/ci/import_cycles.py ;;
     mypy) .venv/bin/mypy ;;
     complexity) .venv/bin/python scripts/ci/complexity.py --max 15 ;;

@@ -40,12 +40,13 @@ def main() -> int:
         # Functions and methods (a class's own figure sums its methods: not counted).
         for block in cc_visit(file.read_text(encoding="utf-8")):
             if block.complexity > args.max and not hasattr(block, "methods"):
-                over.append((file.relative_to(ROOT), block))
+                over.append((file.relative_to(ROOT) if file.is_relative_to(ROOT) else file, block))
     for path, item in over:
         print(f"{path}:{item.lineno}: {item.fullname} has complexity {item.complexity}")
     if over:
         print(
-            f"{len(over)} functions above complexity {args.max}: split them",
+            f"{len(over)} function{'s' if len(over) > 1 else ''} above complexity"
+            f" {args.max}: split {'them' if len(over) > 1 else 'it'}",
             file=sys.stderr,
         )
         return 1
