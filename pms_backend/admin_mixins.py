@@ -1,15 +1,21 @@
 """Behaviour every staff screen shares: audit history, and service refusals as messages."""
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from pms_backend.errors import DomainError
 
+if TYPE_CHECKING:
+    _ModelAdminBase = admin.ModelAdmin  # what these mixins are mixed into
+else:
+    _ModelAdminBase = object
 
-class AuditHistoryAdminMixin:
+
+class AuditHistoryAdminMixin(_ModelAdminBase):
     """Replace Django's own history page with the object's audit entries."""
 
     def history_view(self, request, object_id, extra_context=None):
@@ -19,7 +25,7 @@ class AuditHistoryAdminMixin:
         return HttpResponseRedirect(f"{reverse('admin:audit_auditlog_changelist')}?{query}")
 
 
-class ServiceRefusalAdminMixin:
+class ServiceRefusalAdminMixin(_ModelAdminBase):
     """Show a service's refusal (a ``DomainError``) as an error message, not a 500.
 
     The admin wraps the save in a transaction, so nothing of the refused change is kept.

@@ -12,8 +12,13 @@ placeholder of their own, it falls back to ``bulk_create``, as it does for more 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connections, models, router
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.options import Options
 
 SMALL = 50
 
@@ -36,38 +41,60 @@ def bulk_insert_rows(objects: Sequence[models.Model]) -> Sequence[models.Model]:
         for field in meta.local_concrete_fields
         if not getattr(field, "generated", False) and (field is not meta.pk or pk_given[0])
     ]
-    if (
-        connection.vendor != "postgresql"
-        or len(objects) > SMALL
-        or len(set(pk_given)) > 1
-        or meta.parents
-        or any(hasattr(field, "get_placeholder") for field in fields)
-    ):
+    if not _plain_insert_fits(connection, objects, pk_given, fields):
         model._base_manager.bulk_create(objects)
         return objects
     values = [field.pre_save(obj, add=True) for obj in objects for field in fields]
     if any(hasattr(value, "resolve_expression") for value in values):
         model._base_manager.bulk_create(objects)  # a db_default or an expression
         return objects
-    fields_per_row = [field for _obj in objects for field in fields]
-    params = [
-        field.get_db_prep_save(value, connection=connection)
-        for field, value in zip(fields_per_row, values, strict=True)
-    ]
-    quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 -- names from the model
-            f"({', '.join(quote(field.column) for field in fields)}) "
-            f"VALUES {', '.join([row] * len(objects))} RETURNING {quote(meta.pk.column)}",
-            params,
-        )
-        # PostgreSQL returns the rows of one INSERT … VALUES in the order given.
-        keys = [key for (key,) in cursor.fetchall()]
+    keys = _insert(connection, meta, fields, len(objects), values)
     for obj, key in zip(objects, keys, strict=True):
         if not pk_given[0]:
             obj.pk = key
         obj._state.adding = False
         obj._state.db = connection.alias
     return objects
+
+
+def _plain_insert_fits(
+    connection: BaseDatabaseWrapper,
+    objects: Sequence[models.Model],
+    pk_given: list[bool],
+    fields: list[models.Field],
+) -> bool:
+    """Whether one ``INSERT … VALUES`` does it, else ``bulk_create`` (see the module's doc)."""
+    return not (
+        connection.vendor != "postgresql"
+        or len(objects) > SMALL
+        or len(set(pk_given)) > 1
+        or objects[0]._meta.parents
+        or any(hasattr(field, "get_placeholder") for field in fields)
+    )
+
+
+def _insert(
+    connection: BaseDatabaseWrapper,
+    meta: Options[Any],
+    fields: list[models.Field],
+    rows: int,
+    values: list[Any],
+) -> list[Any]:
+    """Insert ``rows`` rows of ``values`` (row after row) into ``fields``; return their keys."""
+    params = [
+        field.get_db_prep_save(value, connection=connection)
+        for field, value in zip(fields * rows, values, strict=True)
+    ]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # Concrete fields and the primary key always have a column.
+    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
+    pk_column = quote(cast(str, meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 -- names from the model
+            f"VALUES {', '.join([row] * rows)} RETURNING {pk_column}",
+            params,
+        )
+        # PostgreSQL returns the rows of one INSERT … VALUES in the order given.
+        return [key for (key,) in cursor.fetchall()]

@@ -10,6 +10,7 @@ and 1.0 s with this (PostgreSQL 15, two fields). On PostgreSQL this writes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from django.db import connections, models, router
 
@@ -29,14 +30,14 @@ def bulk_update_rows(
     if connection.vendor != "postgresql":
         return model._base_manager.bulk_update(objects, fields, batch_size=batch_size)
     meta = model._meta
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    # Concrete fields (bulk_update accepts no other), whose column is never None.
+    columns = [meta.pk, *(cast(models.Field, meta.get_field(name)) for name in fields)]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    names = ", ".join(quote(field.column) for field in columns)
+    quoted = [quote(cast(str, field.column)) for field in columns]
+    names = ", ".join(quoted)
     casts = "(" + ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in columns) + ")"
-    assignments = ", ".join(
-        f"{quote(field.column)} = v.{quote(field.column)}" for field in columns[1:]
-    )
+    assignments = ", ".join(f"{column} = v.{column}" for column in quoted[1:])
     updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objects), batch_size):
@@ -49,7 +50,7 @@ def bulk_update_rows(
             cursor.execute(
                 f"UPDATE {table} SET {assignments} "  # noqa: S608 -- names from the model
                 f"FROM (VALUES {', '.join([casts] * len(batch))}) AS v({names}) "
-                f"WHERE {table}.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}",
+                f"WHERE {table}.{quoted[0]} = v.{quoted[0]}",
                 params,
             )
             updated += cursor.rowcount

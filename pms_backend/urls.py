@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -9,7 +9,7 @@ from pms_backend.monitoring import views as monitoring
 # The schema and its docs are public: a storefront developer reads them before holding a key.
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("ping/", PingView.as_view(), name="ping"),
     path("", include("catalog.api.urls")),
     path("", include("inventory.api.urls")),

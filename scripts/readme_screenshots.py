@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,16 +85,14 @@ def fill_shop() -> None:
     import django
 
     django.setup()
+    # Django's models load only after setup(): every project import below it.
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from audit.actors import Actor
     from catalog.models import Product
-    from inventory.services import stock_record_movement
     from orders.models import Order
-    from orders.services import order_place, order_transition
     from pms_backend.apikeys.models import ApiKey
-    from pms_backend.errors import Conflict
     from pms_backend.monitoring.services import metrics_collect
 
     rng = random.Random(7)
@@ -105,8 +103,22 @@ def fill_shop() -> None:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    # Most products well stocked, some running low, a few sold out: the stock cards show
-    # all three.
+    receive_stock(rng, staff, published)
+    key = ApiKey.objects.filter(name="storefront").first()
+    now = timezone.now()
+    orders = place_orders(rng, Actor(api_key=key), published, now)
+    move_orders(rng, staff, orders)
+    for pk, _, at in orders:
+        Order.objects.filter(pk=pk).update(created_at=at)
+    metrics_collect(since=now - timedelta(days=DAYS))
+    log(f"{len(orders)} orders over {DAYS} days; metrics collected")
+
+
+def receive_stock(rng: random.Random, staff, published: list[int]) -> None:
+    """Most products well stocked, some running low, a few sold out: the stock cards show
+    all three."""
+    from inventory.services import stock_record_movement  # after django.setup()
+
     for i, pk in enumerate(published):
         quantity = 3 if i % 17 == 0 else rng.randint(40, 120)
         if i % 29 == 5:
@@ -114,10 +126,14 @@ def fill_shop() -> None:
         stock_record_movement(
             actor=staff, product_id=pk, kind="receipt", quantity=quantity, reason="Delivery"
         )
-    key = ApiKey.objects.filter(name="storefront").first()
-    storefront = Actor(api_key=key)
+
+
+def place_orders(rng: random.Random, storefront, published: list[int], now: datetime):
+    """Orders on each of the last DAYS days; return ``(pk, days ago, when)`` of each."""
+    from orders.services import order_place  # after django.setup()
+    from pms_backend.errors import Conflict
+
     names = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Leslie"]
-    now = timezone.now()
     orders = []
     for day in range(DAYS - 1, -1, -1):
         # A shop that grows a little, busier at weekends.
@@ -145,6 +161,14 @@ def fill_shop() -> None:
                 continue
             at = now - timedelta(days=day, hours=rng.randint(0, 10), minutes=rng.randint(0, 59))
             orders.append((order.pk, day, at))
+    return orders
+
+
+def move_orders(rng: random.Random, staff, orders) -> None:
+    """Most orders processed and completed, some cancelled or refunded; the last two days'
+    partly still open."""
+    from orders.services import order_transition  # after django.setup()
+
     for pk, day, _ in orders:
         roll = rng.random()
         moves = []
@@ -156,10 +180,6 @@ def fill_shop() -> None:
             moves = ["process"]
         for move in moves:
             order_transition(actor=staff, order_id=pk, transition=move, restock=True)
-    for pk, _, at in orders:
-        Order.objects.filter(pk=pk).update(created_at=at)
-    metrics_collect(since=now - timedelta(days=DAYS))
-    log(f"{len(orders)} orders over {DAYS} days; metrics collected")
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -30,7 +31,7 @@ class ApiKeyPrincipal(AnonymousUser):
         self.api_key = api_key
 
     @property
-    def is_authenticated(self) -> bool:
+    def is_authenticated(self) -> bool:  # type: ignore[override]  # the point of this class
         return True
 
     def __str__(self) -> str:
@@ -45,7 +46,9 @@ _locked_until: dict[str, float] = {}
 
 def _throttled(detail: str, retry_after: int) -> exceptions.Throttled:
     exc = exceptions.Throttled(detail=detail)
-    exc.wait = retry_after - 1  # the problem handler sends Retry-After: wait + 1
+    # Set after __init__ (given to it, DRF would add a sentence to the detail). The stubs
+    # leave out the attribute. The problem handler sends Retry-After: wait + 1.
+    exc.wait = retry_after - 1  # type: ignore[attr-defined]
     return exc
 
 
@@ -81,12 +84,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             # A guess from a locked-out address: refused on Redis's word, not looked up.
             self._enforce(request, ratelimit.count([ip_bucket], gate=gate, gate_at=1), gate)
             _locked_until.pop(ip, None)  # Redis no longer has it locked (cleared by hand)
-            self._refuse_wrong_key(request, ip, raw, ratelimit.count([gate]).verdicts[0])
+            self._refuse_wrong_key(request, ip, raw, ratelimit.count([gate]).verdict(0))
         key = api_key_authenticate(raw)
         if key is None:
             outcome = ratelimit.count([ip_bucket, gate], gate=gate, gate_at=1)
             self._enforce(request, outcome, gate)
-            self._refuse_wrong_key(request, ip, raw, outcome.verdicts[1])
+            self._refuse_wrong_key(request, ip, raw, outcome.verdict(1))
         view = (request.parser_context or {}).get("view")
         buckets = credential_buckets(credential_ident(key), view)
         # No gate: a lockout for guessing never refuses a valid key.
@@ -106,17 +109,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         ``gate``) locked out for failed authentications."""
         django_request = request._request
         django_request.pms_ip_pending = False
-        ip_verdict = outcome.verdicts[0]
+        ip_verdict = outcome.verdict(0)  # the first bucket: always counted
         record_verdict(django_request, ip_verdict)
         if not ip_verdict.allowed:
             raise _throttled(address_refusal_detail(ip_verdict), ip_verdict.reset)
-        if outcome.refused_by_gate(gate):
+        if gate is not None and outcome.refused_by_gate(gate):
             self._remember_lockout(gate[1], outcome.gate_reset)
             raise _throttled(
                 "Too many failed authentications from this address.", outcome.gate_reset
             )
 
-    def _refuse_wrong_key(self, request, ip: str, raw: str, verdict: ratelimit.Verdict) -> None:
+    def _refuse_wrong_key(self, request, ip: str, raw: str, verdict: ratelimit.Verdict) -> NoReturn:
         """Raise 401 for a wrong key, counted in the address's failures: 429 past the limit."""
         count, limit = verdict.limit - verdict.remaining, verdict.limit
         if count >= limit:

@@ -34,7 +34,7 @@ def presents_api_key(request: HttpRequest) -> bool:
 def record_verdict(request: HttpRequest, verdict: ratelimit.Verdict) -> None:
     """Keep the most constraining verdict for this request's RateLimit-* headers."""
     current = getattr(request, "pms_ratelimit", None)
-    request.pms_ratelimit = (
+    request.pms_ratelimit = (  # type: ignore[attr-defined]  # the guard's own mark
         verdict if current is None else ratelimit.most_constraining([current, verdict])
     )
 
@@ -89,7 +89,8 @@ class ApiGuardMiddleware:
         if not settings.PMS_RATE_LIMITS_ENABLED:
             return None
         if presents_api_key(request):
-            request.pms_ip_pending = True  # ApiKeyAuthentication counts it, see above
+            # ApiKeyAuthentication counts it, see above.
+            request.pms_ip_pending = True  # type: ignore[attr-defined]
             return None
         return self._count_ip(request)
 
@@ -111,7 +112,7 @@ class ApiGuardMiddleware:
         )
 
     def _count_ip(self, request: HttpRequest) -> HttpResponse | None:
-        request.pms_ip_pending = False
+        request.pms_ip_pending = False  # type: ignore[attr-defined]
         (verdict,) = ratelimit.hit([("ip", client_ip(request), ratelimit.rate("ip"))])
         record_verdict(request, verdict)
         if not verdict.allowed:

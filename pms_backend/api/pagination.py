@@ -8,11 +8,12 @@ from rest_framework.pagination import PageNumberPagination
 class BoundedPageNumberPagination(PageNumberPagination):
     page_size_query_param = "page_size"
 
+    # Read from the settings at each request (DRF's is a class attribute).
     @property
-    def max_page_size(self) -> int:
+    def max_page_size(self) -> int:  # type: ignore[override]
         return settings.PMS_MAX_PAGE_SIZE
 
-    def get_page_size(self, request) -> int:
+    def get_page_size(self, request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size

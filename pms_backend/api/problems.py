@@ -118,10 +118,13 @@ def problem_exception_handler(exc, context) -> Response | None:
             detail = "; ".join(
                 f"{k}: {' '.join(v)}" for k, v in _flatten_errors(exc.detail).items()
             )
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None) is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+    # Set by NotAuthenticated/AuthenticationFailed and by Throttled, when they have one.
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait = getattr(exc, "wait", None)
+    if wait is not None:
+        headers["Retry-After"] = str(int(wait) + 1)
     body = problem_body(
         status_code=exc.status_code, code=code, title=title, detail=detail, errors=errors
     )

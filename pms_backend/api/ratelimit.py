@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -90,6 +91,13 @@ class Outcome:
 
     def counted(self) -> list[Verdict]:
         return [v for v in self.verdicts if v is not None]
+
+    def verdict(self, index: int) -> Verdict:
+        """The verdict of a bucket the caller knows was counted (nothing refused before it)."""
+        verdict = self.verdicts[index]
+        if verdict is None:
+            raise LookupError(f"bucket {index} was not counted")
+        return verdict
 
 
 def rate(name: str) -> Rate:
@@ -192,21 +200,44 @@ def _count(
     cost: int,
     now: float,
 ) -> tuple[int, list[int]]:
-    global _script
     gate_key = _key(gate[0], gate[1], gate[2], now) if gate is not None else None
     redis = _redis_client()
     if redis is not None:
-        if _script is None:
-            _script = redis.register_script(_SCRIPT)
-        redis_keys = [cache.make_key(key) for key in keys]
-        args = [cost, gate[2].count if gate is not None else 0, gate_at]
-        for _, _, r in buckets:
-            args += (r.seconds + 1, r.count)
-        if gate_key is not None:
-            redis_keys.append(cache.make_key(gate_key))
-        gate_count, *counts = _script(keys=redis_keys, args=args, client=redis)
-        return int(gate_count), [int(n) for n in counts]
-    # The local cache: the same rules, one call at a time (a single process's counters).
+        return _count_in_redis(redis, buckets, keys, gate, gate_key, gate_at, cost)
+    return _count_locally(buckets, keys, gate, gate_key, gate_at, cost)
+
+
+def _count_in_redis(
+    redis: Any,
+    buckets: list[Bucket],
+    keys: list[str],
+    gate: Bucket | None,
+    gate_key: str | None,
+    gate_at: int,
+    cost: int,
+) -> tuple[int, list[int]]:
+    global _script
+    if _script is None:
+        _script = redis.register_script(_SCRIPT)
+    redis_keys = [cache.make_key(key) for key in keys]
+    args = [cost, gate[2].count if gate is not None else 0, gate_at]
+    for _, _, r in buckets:
+        args += (r.seconds + 1, r.count)
+    if gate_key is not None:
+        redis_keys.append(cache.make_key(gate_key))
+    gate_count, *counts = _script(keys=redis_keys, args=args, client=redis)
+    return int(gate_count), [int(n) for n in counts]
+
+
+def _count_locally(
+    buckets: list[Bucket],
+    keys: list[str],
+    gate: Bucket | None,
+    gate_key: str | None,
+    gate_at: int,
+    cost: int,
+) -> tuple[int, list[int]]:
+    """The local cache: the same rules, one call at a time (a single process's counters)."""
     gate_count, counts = 0, []
     for i, (key, (_, _, r)) in enumerate(zip(keys, buckets, strict=True)):
         if gate is not None and i == gate_at:

@@ -89,24 +89,30 @@ def problem_responses(result, generator, request, public):
             if method not in ("get", "put", "post", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
-            parameters = operation.get("parameters", [])
-            body = "requestBody" in operation
-            statuses = {"429"}
-            if not _is_public(operation):
-                statuses |= {"401", "403"}
-            if body or any(p.get("in") in ("query", "header") for p in parameters):
-                statuses.add("400")
-            if any(p.get("in") == "path" or p.get("name") == "page" for p in parameters):
-                statuses.add("404")
-            if body:
-                statuses |= {"413", "415"}
-            statuses |= {status for status in responses if status[:1] in "45"}
-            for status in sorted(statuses):
+            for status in sorted(_error_statuses(operation, responses)):
                 responses[status] = _problem_response(status, responses.get(status))
-            for parameter in parameters:
+            for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query":
                     _describe_query_parameter(parameter)
     return result
+
+
+def _error_statuses(operation: dict, responses: dict) -> set[str]:
+    """The error statuses an operation can answer: from its security, parameters and body,
+    and those it declares itself."""
+    parameters = operation.get("parameters", [])
+    body = "requestBody" in operation
+    statuses = {"429"}
+    if not _is_public(operation):
+        statuses |= {"401", "403"}
+    if body or any(p.get("in") in ("query", "header") for p in parameters):
+        statuses.add("400")
+    if any(p.get("in") == "path" or p.get("name") == "page" for p in parameters):
+        statuses.add("404")
+    if body:
+        statuses |= {"413", "415"}
+    statuses |= {status for status in responses if status[:1] in "45"}
+    return statuses
 
 
 def _describe_query_parameter(parameter: dict) -> None:

@@ -1,5 +1,7 @@
 """Serializer plumbing shared by every app's API."""
 
+from typing import TYPE_CHECKING
+
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
@@ -27,7 +29,13 @@ def _json_type_error(field, value) -> str | None:
     return None
 
 
-class StrictInputMixin:
+if TYPE_CHECKING:
+    _SerializerBase = serializers.Serializer  # what the mixin is mixed into
+else:
+    _SerializerBase = object
+
+
+class StrictInputMixin(_SerializerBase):
     """Refuse write bodies carrying fields the endpoint does not accept, or values of
     another JSON type than the field's, naming them."""
 
@@ -69,10 +77,13 @@ class StrictInputSchema(OpenApiSerializerExtension):
                 continue
             if not field.allow_empty:
                 prop.setdefault("minItems", 1)
-            if field.min_length is not None:
-                prop["minItems"] = max(field.min_length, prop.get("minItems", 0))
-            if field.max_length is not None:
-                prop.setdefault("maxItems", field.max_length)
+            # DRF's ListSerializer has them since 3.15; the stubs do not yet.
+            min_length = getattr(field, "min_length", None)
+            max_length = getattr(field, "max_length", None)
+            if min_length is not None:
+                prop["minItems"] = max(min_length, prop.get("minItems", 0))
+            if max_length is not None:
+                prop.setdefault("maxItems", max_length)
         for name, field in force_instance(self.target).fields.items():
             prop = schema.get("properties", {}).get(name)
             if isinstance(field, serializers.DecimalField) and prop and prop.get("pattern"):

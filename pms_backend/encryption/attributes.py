@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pms_backend.encryption.ciphers import blind_index, decrypt, encrypt
 
+if TYPE_CHECKING:
+    from django.db import models
+
 # Every model attribute declared with EncryptedAttribute, for rotate_encryption_key.
-REGISTRY: list[tuple[type, EncryptedAttribute]] = []
+REGISTRY: list[tuple[type[models.Model], EncryptedAttribute]] = []
 
 
 class EncryptedAttribute(property):

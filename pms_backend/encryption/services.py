@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from functools import reduce
 from operator import or_
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 
 from pms_backend.encryption.attributes import REGISTRY, EncryptedAttribute
@@ -14,9 +14,9 @@ from pms_backend.encryption.ciphers import PREFIX
 from pms_backend.encryption.keyring import current_key
 
 
-def encrypted_models() -> dict[type, list[EncryptedAttribute]]:
+def encrypted_models() -> dict[type[models.Model], list[EncryptedAttribute]]:
     """Return every concrete model with encrypted attributes, and those attributes."""
-    found: dict[type, list[EncryptedAttribute]] = {}
+    found: dict[type[models.Model], list[EncryptedAttribute]] = {}
     for model, attribute in REGISTRY:
         if not model._meta.abstract:
             found.setdefault(model, []).append(attribute)
@@ -36,7 +36,7 @@ def _stale(model, attributes: list[EncryptedAttribute], *, reindex: bool) -> Q:
     )
 
 
-def rotation_backlog(*, reindex: bool = False) -> dict[type, int]:
+def rotation_backlog(*, reindex: bool = False) -> dict[type[models.Model], int]:
     """Return how many rows per model still need re-encryption."""
     return {
         model: model._default_manager.filter(_stale(model, attrs, reindex=reindex)).count()
@@ -48,8 +48,8 @@ def rotate_encryption(
     *,
     batch_size: int = 500,
     reindex: bool = False,
-    progress: Callable[[type, int], None] | None = None,
-) -> Iterator[tuple[type, int]]:
+    progress: Callable[[type[models.Model], int], None] | None = None,
+) -> Iterator[tuple[type[models.Model], int]]:
     """Re-encrypt, batch by batch, every value not yet under the newest key.
 
     Each batch is one short transaction holding row locks on just that batch, so the

@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from pms_backend.errors import DomainError
@@ -108,6 +108,8 @@ def _replay(claim: dict[str, Any], now) -> Outcome | None:
             "idempotency_key_reused",
             "This Idempotency-Key was used with a different request; use a new key.",
         )
+    # A row commits with its answer (claimed and answered in one transaction).
+    assert existing.response_status is not None
     return Outcome(existing.response_status, _stored_body(existing), replayed=True)
 
 
@@ -123,19 +125,27 @@ def _claim(**values: Any) -> int | None:
     """
     meta = IdempotencyKey._meta
     quote = connection.ops.quote_name
-    fields = [meta.get_field(name) for name in values]
-    owner, key = meta.get_field("owner"), meta.get_field("key")
+    fields = [_field(name) for name in values]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 -- names from the model
-            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"({', '.join(quote(_column(f)) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote(owner.column)}, {quote(key.column)}) DO NOTHING "
-            f"RETURNING {quote(meta.pk.column)}",
+            f"ON CONFLICT ({quote(_column(_field('owner')))}, {quote(_column(_field('key')))})"
+            f" DO NOTHING RETURNING {quote(_column(meta.pk))}",
             [f.get_db_prep_save(values[f.name], connection) for f in fields],
         )
         row = cursor.fetchone()
         return row[0] if row else None
+
+
+def _field(name: str) -> models.Field:
+    """A field of IdempotencyKey (all concrete: ``get_field`` could also answer a relation)."""
+    return cast(models.Field, IdempotencyKey._meta.get_field(name))
+
+
+def _column(field: models.Field) -> str:
+    return cast(str, field.column)  # a concrete field's is never None
 
 
 def _store_answer(pk: int, *, status: int, body: Any) -> None:
@@ -145,13 +155,13 @@ def _store_answer(pk: int, *, status: int, body: Any) -> None:
     record.response_body = body  # encrypts it, bound to this row
     meta = IdempotencyKey._meta
     quote = connection.ops.quote_name
-    status_column = quote(meta.get_field("response_status").column)
-    body_column = quote(meta.get_field("response_body_ct").column)
+    status_column = quote(_column(_field("response_status")))
+    body_column = quote(_column(_field("response_body_ct")))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} "  # noqa: S608 -- names from the model
             f"SET {status_column} = %s, {body_column} = %s "
-            f"WHERE {quote(meta.pk.column)} = %s",
+            f"WHERE {quote(_column(meta.pk))} = %s",
             [status, record.response_body_ct, pk],
         )
 

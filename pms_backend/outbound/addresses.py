@@ -107,7 +107,7 @@ def _check_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow
     if isinstance(address, ipaddress.IPv6Address):
         embedded = embedded_ipv4(address)
         # A mapped address is its IPv4 address (a dual-stack socket connects to it).
-        checked = embedded if address.ipv4_mapped else [address, *embedded]
+        checked = [*embedded] if address.ipv4_mapped else [address, *embedded]
     for candidate in checked:
         inside = f" (it stands for {candidate})" if candidate != address else ""
         if allow_private:
