@@ -6,4 +6,5 @@ class InventoryConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self) -> None:
-        from inventory import monitoring  # noqa: F401  registers into the platform's registries
+        # Registers this app's parts into the platform's registries.
+        from inventory import monitoring, settings_registry  # noqa: F401

@@ -21,8 +21,11 @@ from pms_backend.monitoring.registry import (
     register_level_metrics,
 )
 from pms_backend.monitoring.services import money
-from pms_backend.shopsettings.cache import stored_values
-from pms_backend.shopsettings.selectors import setting_get, setting_get_many
+from pms_backend.shopsettings.selectors import (
+    setting_get,
+    setting_get_many,
+    setting_object_values,
+)
 
 # Levels: the last reading taken during the period.
 STOCK_VALUE = "stock.value"
@@ -67,7 +70,7 @@ def _stock_shortages() -> tuple[tuple[int, dict], tuple[int, dict]]:
     available, but no more than the product's low-stock threshold (settings service).
     """
     shop_threshold = setting_get(LOW_STOCK_SETTING)
-    own_thresholds = stored_values().product_values.get(LOW_STOCK_SETTING, {})
+    own_thresholds = setting_object_values(LOW_STOCK_SETTING)
     # Only products at or below the highest threshold in force can be short.
     bound = max([shop_threshold, *own_thresholds.values()])
     candidates = list(

@@ -6,4 +6,5 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from orders import monitoring  # noqa: F401  registers into the platform's registries
+        # Registers this app's parts into the platform's registries.
+        from orders import monitoring, settings_registry  # noqa: F401

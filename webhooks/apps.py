@@ -6,4 +6,5 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from webhooks import monitoring  # noqa: F401  registers into the platform's registries
+        # Registers this app's parts into the platform's registries.
+        from webhooks import monitoring, settings_registry  # noqa: F401
