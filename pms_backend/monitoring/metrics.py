@@ -196,6 +196,8 @@ def _summed(typ: str, files: list[str]) -> Iterable[Metric]:
     get = totals.get
     for name in files:
         try:
+            # Private to the library (no public API reads these files this fast): pinned
+            # in pyproject.toml, guarded by tests/unit/test_metrics_merge.py.
             entries = MmapedDict.read_all_values_from_file(name)
         except FileNotFoundError:  # the folder of a server that is stopping
             continue
