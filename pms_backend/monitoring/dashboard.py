@@ -80,11 +80,7 @@ def dashboard_for(user, *, days_param: str | None = None, now: datetime | None =
     shown = [section for section in every if user.has_perm(section.permission)]
     if not user.is_active or not user.is_staff or not shown:
         return {"visible": False}
-    error = ""
-    try:
-        days = parse_days(days_param)
-    except InvalidInput as exc:
-        days, error = DEFAULT_DAYS, exc.detail
+    days, error = _days(days_param)
     level_names = [name for section in shown for name in section.levels]
     latest = latest_snapshots(names=level_names, granularity=Granularity.HOUR)
     collected = [s.collected_at for s in latest.values()]
@@ -100,6 +96,14 @@ def dashboard_for(user, *, days_param: str | None = None, now: datetime | None =
             {"template": section.template, "content": built[section.name]} for section in shown
         ],
     } | {section.name: built.get(section.name) for section in every}
+
+
+def _days(days_param: str | None) -> tuple[int, str]:
+    """Return the days to show and the error to show (the default days on a bad value)."""
+    try:
+        return parse_days(days_param), ""
+    except InvalidInput as exc:
+        return DEFAULT_DAYS, exc.detail
 
 
 def snapshot_value(snapshot: MetricSnapshot | None) -> Decimal:
