@@ -9,6 +9,5 @@ register_scope(
         name="product",
         value_model=ProductSetting,
         label=lambda product: product.sku,
-        unknown_code="unknown_product",
     )
 )

@@ -167,14 +167,13 @@ class Scope:
     ``value_model`` keeps those values (``StoredJsonMixin``): a ``setting`` foreign key,
     a foreign key named ``name`` to the object, ``value_json`` and ``value_ct``. The API
     and the service name the objects ``<name>s`` (``<name>_ids``, ``<name>_id``); the
-    admin shows an object as ``label(obj)``. ``unknown_code`` is the refusal of an id
-    that names no object.
+    admin shows an object as ``label(obj)``. The refusals: ``unknown_<name>`` for an id
+    that names no object, ``setting_not_<name>_scoped`` for a setting of another scope.
     """
 
     name: str
     value_model: type[Model]
     label: Callable[[Any], str] = str
-    unknown_code: str = ""
 
     @property
     def plural(self) -> str:
@@ -188,6 +187,10 @@ class Scope:
     def values_name(self) -> str:
         """The name of a setting's values for objects of this scope (``setting.<it>``)."""
         return self.value_model._meta.get_field("setting").remote_field.get_accessor_name()
+
+    @property
+    def unknown_code(self) -> str:
+        return f"unknown_{self.name}"
 
     @property
     def not_scoped_code(self) -> str:
