@@ -161,3 +161,57 @@ class Product(ConcurrentTransitionMixin, models.Model):
         elif not self.category.is_active:
             problems["category"] = [f"The category {self.category.name!r} is not active."]
         return problems
+
+
+# --- products as a settings scope (catalog/settings_registry.py) -------------------------
+# Imported here, not at the top: an appended block, so that catalog's model code above
+# stays as it is; the settings app is platform (no cycle).
+import uuid  # noqa: E402
+
+from pms_backend.encryption.attributes import EncryptedAttribute  # noqa: E402
+from pms_backend.shopsettings.models import CIPHER, PLAIN, Setting, StoredJsonMixin  # noqa: E402
+
+
+class ProductSetting(StoredJsonMixin, models.Model):
+    """A setting's value for one product: it beats the global value and the default."""
+
+    # A UUID known before saving: the ciphertext of a sensitive value is bound to it.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    setting = models.ForeignKey(Setting, on_delete=models.CASCADE, related_name="product_values")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="setting_values")
+    value_json = models.TextField(blank=True)
+    value_ct = models.TextField(blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    value_secret = EncryptedAttribute("value_ct")
+
+    class Meta:
+        # The table the settings app created: the model moved, its rows did not.
+        db_table = "settings_productsetting"
+        ordering = ["setting", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["setting", "product"], name="product_setting_once_per_product"
+            ),
+            models.CheckConstraint(
+                condition=(PLAIN & ~CIPHER) | (~PLAIN & CIPHER),
+                name="product_setting_one_value",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.setting_id} for product {self.product_id}"
+
+
+# The products a setting has values for, and the settings a product has values of
+# (setting.products, product.settings): declared on this side, which knows both.
+Product.add_to_class(
+    "settings",
+    models.ManyToManyField(
+        Setting,
+        through=ProductSetting,
+        related_name="products",
+        blank=True,
+        help_text="Settings with a value of their own for this product.",
+    ),
+)

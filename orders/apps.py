@@ -6,8 +6,10 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        # Imported here: modules that load models wait for the app registry (Django's rule).
-        from inventory.integrity import register_reservation_holder
-        from orders.selectors import open_order_quantities
+        # Imported here, not at the top: modules that load models wait for the app registry
+        # (Django's rule for AppConfig modules).
+        from inventory.integrity import register_reservation_holder  # loads models
+        from orders import monitoring, settings_registry  # noqa: F401  # registers this app's parts
+        from orders.selectors import open_order_quantities  # loads models
 
         register_reservation_holder("open (pending/processing) orders", open_order_quantities)

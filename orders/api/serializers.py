@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from orders.models import Order, OrderItem
+from orders.settings_registry import ORDER_LINES_CEILING
 from pms_backend.api.serializers import StrictInputMixin
-from pms_backend.shopsettings.registry import ORDER_LINES_CEILING
 
 
 class OrderItemSerializer(serializers.ModelSerializer):

@@ -32,6 +32,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.utils import floatToGoString
 
+from pms_backend.monitoring.registry import scrape_gauges
+
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -102,19 +104,18 @@ def count_webhook_delivery(outcome: str) -> None:
 # --- scrape ----------------------------------------------------------------------------
 
 
-class OutboxCollector:
-    """Numbers read from the database at scrape time, once per scrape (not per process)."""
+class DatabaseCollector:
+    """Numbers read from the database at scrape time, once per scrape (not per process):
+    the outbox's, then those the domains register (``registry.ScrapeGauge``)."""
 
     def collect(self) -> Iterable[Metric]:
+        # Here, not at the top: this module loads without Django set up (bench processes).
         from pms_backend.events.models import Event
-        from webhooks.models import WebhookDelivery
 
         try:
             pending = Event.objects.filter(dispatched_at__isnull=True)
             oldest = pending.order_by("id").values_list("created_at", flat=True).first()
-            backlog = WebhookDelivery.objects.filter(
-                status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
-            ).count()
+            readings = [(gauge, gauge.read()) for gauge in scrape_gauges()]
             undispatched = pending.count()
         except Exception:
             logger.warning("metrics: could not read the outbox", exc_info=True)
@@ -128,11 +129,8 @@ class OutboxCollector:
         yield GaugeMetricFamily(
             "pms_outbox_undispatched_events", "Events waiting in the outbox.", value=undispatched
         )
-        yield GaugeMetricFamily(
-            "pms_webhook_backlog",
-            "Webhook deliveries pending or waiting for a retry.",
-            value=backlog,
-        )
+        for gauge, value in readings:
+            yield GaugeMetricFamily(gauge.name, gauge.documentation, value=value)
 
 
 class _ThisProcess:
@@ -155,7 +153,7 @@ def render() -> bytes:
         registry.register(process_collector(path))
     else:
         registry.register(_ThisProcess())
-    registry.register(OutboxCollector())
+    registry.register(DatabaseCollector())
     return generate_latest(registry)
 
 
@@ -198,6 +196,8 @@ def _summed(typ: str, files: list[str]) -> Iterable[Metric]:
     get = totals.get
     for name in files:
         try:
+            # Private to the library (no public API reads these files this fast): pinned
+            # in pyproject.toml, guarded by tests/unit/test_metrics_merge.py.
             entries = MmapedDict.read_all_values_from_file(name)
         except FileNotFoundError:  # the folder of a server that is stopping
             continue

@@ -3,6 +3,8 @@ the settings service (validated, audited, announced)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from django import forms
@@ -12,10 +14,17 @@ from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
 from pms_backend.shopsettings import selectors, services
-from pms_backend.shopsettings.models import ProductSetting, Setting
-from pms_backend.shopsettings.registry import TUNABLES, SettingType, Tunable
+from pms_backend.shopsettings.models import Setting, StoredJsonMixin
+from pms_backend.shopsettings.registry import (
+    SCOPES,
+    TUNABLES,
+    Scope,
+    SettingType,
+    Tunable,
+    scope_of,
+)
 
-MAX_PRODUCTS_LISTED = 5
+MAX_OBJECTS_LISTED = 5
 
 
 def value_field(tunable: Tunable, **kwargs) -> forms.Field:
@@ -56,7 +65,7 @@ class TypedValueForm(forms.ModelForm):
         except DomainError as exc:
             self.add_error("value", exc.errors.get("value") or exc.detail)
 
-    def stored_value(self, row: Setting | ProductSetting) -> tuple[bool, Any]:
+    def stored_value(self, row: StoredJsonMixin) -> tuple[bool, Any]:
         text = "" if row._state.adding else row.stored_json()
         if not text or self.tunable.is_sensitive:
             return bool(text), None
@@ -90,15 +99,18 @@ class SettingForm(TypedValueForm):
         return cleaned
 
 
-class ProductValueForm(TypedValueForm):
-    class Meta:
-        model = ProductSetting
-        fields = ["product"]
+class ObjectValueForm(TypedValueForm):
+    """Edits a setting's value for one object of its scope (``scope.name`` names the
+    object's field)."""
+
+    scope: Scope  # set on the class built for each scope
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Saving the form moves the instance to the chosen product; remember the stored one.
-        self.stored_product_id = None if self.instance._state.adding else self.instance.product_id
+        # Saving the form moves the instance to the chosen object; remember the stored one.
+        self.stored_object_id = (
+            None if self.instance._state.adding else getattr(self.instance, f"{self.scope.name}_id")
+        )
         self.has_stored, stored = self.stored_value(self.instance)
         if self.has_stored and not self.tunable.is_sensitive:
             self.fields["value"].initial = stored
@@ -106,8 +118,8 @@ class ProductValueForm(TypedValueForm):
     def clean(self):
         cleaned = super().clean()
         if not cleaned.get("DELETE") and self.has_changed():
-            product = cleaned.get("product")
-            moved = product is not None and product.pk != self.stored_product_id
+            chosen = cleaned.get(self.scope.name)
+            moved = chosen is not None and chosen.pk != self.stored_object_id
             self.clean_typed_value(keep_allowed=self.has_stored and not moved)
         return cleaned
 
@@ -120,27 +132,68 @@ def _typed(form_class: type[TypedValueForm], tunable: Tunable) -> type[TypedValu
     )
 
 
-class ProductValueInline(admin.TabularInline):
-    model = ProductSetting
-    verbose_name = "value for a product"
-    verbose_name_plural = "values for single products (they beat the shop-wide value)"
-    fields = ["product", "value"]
-    autocomplete_fields = ["product"]
-    extra = 1
+@cache
+def object_value_inline(scope: Scope) -> type[admin.TabularInline]:
+    """The inline that edits a setting's values for single objects of ``scope``."""
+    meta = type("Meta", (), {"model": scope.value_model, "fields": [scope.name]})
+    form = type(
+        f"{scope.name.title()}ValueForm", (ObjectValueForm,), {"Meta": meta, "scope": scope}
+    )
 
-    def get_formset(self, request, obj=None, **kwargs):
-        kwargs["form"] = _typed(ProductValueForm, TUNABLES[obj.key])
-        return super().get_formset(request, obj, **kwargs)
+    class ObjectValueInline(admin.TabularInline):
+        model = scope.value_model
+        verbose_name = f"value for a {scope.name}"
+        verbose_name_plural = f"values for single {scope.plural} (they beat the shop-wide value)"
+        fields = [scope.name, "value"]
+        autocomplete_fields = [scope.name]
+        extra = 1
+
+        def get_formset(self, request, obj=None, **kwargs):
+            kwargs["form"] = _typed(form, TUNABLES[obj.key])
+            return super().get_formset(request, obj, **kwargs)
+
+    ObjectValueInline.__name__ = f"{scope.name.title()}ValueInline"
+    return ObjectValueInline
+
+
+@cache
+def values_column(scope: Scope) -> Callable[[Setting], str]:
+    """The change list's column listing the objects of ``scope`` with a value of their own."""
+
+    def column(obj: Setting) -> str:
+        tunable = TUNABLES[obj.key]
+        if tunable.scope != scope.name:
+            return "—"
+        rows = sorted(
+            (getattr(row, scope.name) for row in getattr(obj, scope.values_name).all()),
+            key=scope.label,
+        )
+        if not rows:
+            return "none"
+        state = selectors.setting_state_of(obj)
+        listed = ", ".join(
+            f"{scope.label(row)} = {selectors.masked(tunable, state.object_values.get(row.pk))}"
+            for row in rows[:MAX_OBJECTS_LISTED]
+        )
+        more = len(rows) - MAX_OBJECTS_LISTED
+        return listed + (f" and {more} more" if more > 0 else "")
+
+    column.__name__ = f"{scope.name}_values"  # the column's CSS class: column-product_values
+    return admin.display(description=f"{scope.plural.capitalize()} with their own value")(column)
 
 
 @admin.register(Setting)
 class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
-    list_display = ["key", "type", "value_in_force", "default", "product_values", "updated_at"]
+    list_display = ["key", "type", "value_in_force", "default", "updated_at"]
     list_filter = ["type", "sensitive"]
     search_fields = ["key", "description"]
     fields = ["key", "description", "type", "sensitive", "default", "use_default", "value"]
     readonly_fields = ["key", "description", "type", "sensitive", "default"]
-    inlines = [ProductValueInline]
+
+    def get_list_display(self, request):
+        # One column per scope, after "default": e.g. "Products with their own value".
+        columns = [values_column(scope) for scope in SCOPES.values()]
+        return [*self.list_display[:-1], *columns, self.list_display[-1]]
 
     def get_queryset(self, request):
         # Rows of keys the registry no longer knows mean nothing: leave them out.
@@ -148,14 +201,15 @@ class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.Model
             super()
             .get_queryset(request)
             .filter(key__in=list(TUNABLES))
-            .prefetch_related("product_values__product")
+            .prefetch_related(*(f"{scope.values_name}__{scope.name}" for scope in SCOPES.values()))
         )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         return _typed(SettingForm, TUNABLES[obj.key])
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None and TUNABLES[obj.key].per_product else []
+        scope = scope_of(TUNABLES[obj.key]) if obj is not None else None
+        return [object_value_inline(scope)] if scope is not None else []
 
     def has_add_permission(self, request) -> bool:
         return False  # the registry in code defines which settings exist
@@ -174,22 +228,6 @@ class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.Model
         tunable = TUNABLES[obj.key]
         return selectors.masked(tunable, tunable.default_value())
 
-    @admin.display(description="Products with their own value")
-    def product_values(self, obj: Setting) -> str:
-        tunable = TUNABLES[obj.key]
-        if not tunable.per_product:
-            return "—"
-        rows = sorted(obj.product_values.all(), key=lambda r: r.product.sku)
-        if not rows:
-            return "none"
-        state = selectors.setting_state_of(obj)
-        listed = ", ".join(
-            f"{r.product.sku} = {selectors.masked(tunable, state.product_values.get(r.product_id))}"
-            for r in rows[:MAX_PRODUCTS_LISTED]
-        )
-        more = len(rows) - MAX_PRODUCTS_LISTED
-        return listed + (f" and {more} more" if more > 0 else "")
-
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         actor = Actor.from_request(request)
@@ -203,16 +241,15 @@ class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.Model
         key = form.instance.key
         # Django's own change message reads these; the audit log is the real record.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        ids = f"{formset.form.scope.name}_ids"  # product_ids for the product scope
         for row_form in formset.forms:
             data = getattr(row_form, "cleaned_data", None)
             if not data or not row_form.has_changed():
                 continue
-            before = row_form.stored_product_id
-            product = data.get("product")
-            if before is not None and (data.get("DELETE") or product.pk != before):
-                services.setting_reset(actor=actor, key=key, product_ids=[before])
-            if data.get("DELETE") or product is None or data.get("keep"):
+            before = row_form.stored_object_id
+            chosen = data.get(formset.form.scope.name)
+            if before is not None and (data.get("DELETE") or chosen.pk != before):
+                services.setting_reset(actor=actor, key=key, **{ids: [before]})
+            if data.get("DELETE") or chosen is None or data.get("keep"):
                 continue
-            services.setting_set(
-                actor=actor, key=key, value=data["value"], product_ids=[product.pk]
-            )
+            services.setting_set(actor=actor, key=key, value=data["value"], **{ids: [chosen.pk]})

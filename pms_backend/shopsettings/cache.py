@@ -23,8 +23,8 @@ from django.db import transaction
 
 from pms_backend.encryption.ciphers import DecryptionError
 from pms_backend.monitoring.request_context import request_memo
-from pms_backend.shopsettings.models import ProductSetting, Setting
-from pms_backend.shopsettings.registry import TUNABLES
+from pms_backend.shopsettings.models import Setting, StoredJsonMixin
+from pms_backend.shopsettings.registry import SCOPES, TUNABLES
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,13 @@ MAX_AGE = 60.0
 
 @dataclass(frozen=True)
 class StoredValues:
-    """The values stored for every known key: global, and per product."""
+    """The values stored for every known key: global, and per object of its scope
+    (``object_values[key][object id]``)."""
 
     version: str | None
     loaded_at: float
     values: dict[str, Any] = field(default_factory=dict)
-    product_values: dict[str, dict[int, Any]] = field(default_factory=dict)
+    object_values: dict[str, dict[int, Any]] = field(default_factory=dict)
 
 
 _current: StoredValues | None = None
@@ -69,26 +70,26 @@ def stored_values() -> StoredValues:
 
 
 def load_stored_values(version: str | None = None) -> StoredValues:
-    """Read and decode every stored value of a known key (two queries)."""
+    """Read and decode every stored value of a known key (one query, and one per scope)."""
     loaded = StoredValues(version=version, loaded_at=time.monotonic())
     for setting in Setting.objects.filter(key__in=list(TUNABLES)):
         value = _decode(setting.key, setting, f"setting {setting.key}")
         if value is not _INVALID:
             loaded.values[setting.key] = value
-    rows = ProductSetting.objects.filter(setting_id__in=list(TUNABLES))
-    for row in rows:
-        value = _decode(
-            row.setting_id, row, f"setting {row.setting_id} of product {row.product_id}"
-        )
-        if value is not _INVALID:
-            loaded.product_values.setdefault(row.setting_id, {})[row.product_id] = value
+    for scope in SCOPES.values():
+        for row in scope.value_model.objects.filter(setting_id__in=list(TUNABLES)):
+            object_id = getattr(row, f"{scope.name}_id")
+            label = f"setting {row.setting_id} of {scope.name} {object_id}"
+            value = _decode(row.setting_id, row, label)
+            if value is not _INVALID:
+                loaded.object_values.setdefault(row.setting_id, {})[object_id] = value
     return loaded
 
 
 _INVALID = object()
 
 
-def _decode(key: str, row: Setting | ProductSetting, label: str) -> Any:
+def _decode(key: str, row: StoredJsonMixin, label: str) -> Any:
     """Return the row's value, or ``_INVALID`` when it has none that can be used."""
     try:
         text = row.stored_json()

@@ -4,5 +4,4 @@ from enum import StrEnum
 class SettingErrorCode(StrEnum):
     UNKNOWN_SETTING = "unknown_setting"
     INVALID_VALUE = "invalid_setting_value"
-    NOT_PRODUCT_SCOPED = "setting_not_product_scoped"
-    UNKNOWN_PRODUCT = "unknown_product"
+    # A scope's own codes: setting_not_<scope>_scoped, and its Scope.unknown_code.

@@ -10,13 +10,12 @@ from django.db import connections, transaction
 
 from audit.actors import Actor
 from audit.services import audit_record
-from catalog.models import Product
 from pms_backend.errors import InvalidInput, NotFound
 from pms_backend.events.services import publish
 from pms_backend.shopsettings.cache import settings_changed
 from pms_backend.shopsettings.errors import SettingErrorCode as Code
-from pms_backend.shopsettings.models import ProductSetting, Setting
-from pms_backend.shopsettings.registry import TUNABLES, Tunable
+from pms_backend.shopsettings.models import Setting
+from pms_backend.shopsettings.registry import SCOPES, TUNABLES, Scope, Tunable, scope_named
 from pms_backend.shopsettings.selectors import (
     SettingState,
     masked,
@@ -40,23 +39,20 @@ UNSET: Any = object()
 
 
 def setting_set(
-    *,
-    actor: Actor,
-    key: str,
-    value: Any,
-    product_ids: Iterable[int] | None = None,
+    *, actor: Actor, key: str, value: Any, **object_ids: Iterable[int] | None
 ) -> SettingState:
-    """Store ``value`` for ``key``: globally, or for each of ``product_ids`` only.
+    """Store ``value`` for ``key``: globally, or only for each object that
+    ``<scope>_ids`` names (e.g. ``product_ids``, for a setting of the product scope).
 
-    Raise ``NotFound`` for an unknown key (``unknown_setting``) or product
-    (``unknown_product``), and ``InvalidInput`` naming what is wrong with the value;
-    nothing is written then.
+    Raise ``NotFound`` for an unknown key (``unknown_setting``) or object (the scope's
+    code, e.g. ``unknown_product``), and ``InvalidInput`` naming what is wrong with the
+    value; nothing is written then.
     """
     tunable = tunable_for(key)
     clean = _clean(tunable, value, field="value")
-    products = _check_products(tunable, product_ids)
+    objects = _check_objects(tunable, object_ids)
     with transaction.atomic():
-        return _write(actor=actor, tunable=tunable, value=clean, product_ids=products)
+        return _write(actor=actor, tunable=tunable, value=clean, objects=objects)
 
 
 def setting_clean(key: str, value: Any) -> Any:
@@ -65,15 +61,13 @@ def setting_clean(key: str, value: Any) -> Any:
     return _clean(tunable_for(key), value, field="value")
 
 
-def setting_reset(
-    *, actor: Actor, key: str, product_ids: Iterable[int] | None = None
-) -> SettingState:
+def setting_reset(*, actor: Actor, key: str, **object_ids: Iterable[int] | None) -> SettingState:
     """Remove the global value of ``key`` (the default applies again), or the values of
-    ``product_ids`` (the global value applies to them again)."""
+    the objects ``<scope>_ids`` names (the global value applies to them again)."""
     tunable = tunable_for(key)
-    products = _check_products(tunable, product_ids)
+    objects = _check_objects(tunable, object_ids)
     with transaction.atomic():
-        return _write(actor=actor, tunable=tunable, value=UNSET, product_ids=products)
+        return _write(actor=actor, tunable=tunable, value=UNSET, objects=objects)
 
 
 def settings_set_many(*, actor: Actor, values: Mapping[str, Any]) -> list[SettingState]:
@@ -106,7 +100,7 @@ def settings_set_many(*, actor: Actor, values: Mapping[str, Any]) -> list[Settin
         )
     with transaction.atomic():
         return [
-            _write(actor=actor, tunable=TUNABLES[key], value=value, product_ids=None)
+            _write(actor=actor, tunable=TUNABLES[key], value=value, objects=None)
             for key, value in cleaned.items()
         ]
 
@@ -130,9 +124,10 @@ def settings_sync_registry(*, using: str = "default") -> None:
                 setattr(setting, name, value)
             if resensitize:
                 setting.store_json(setting.stored_json(), sensitive=tunable.is_sensitive)
-                for own in setting.product_values.using(using).all():
-                    own.store_json(own.stored_json(), sensitive=tunable.is_sensitive)
-                    own.save(using=using)
+                for scope in SCOPES.values():
+                    for own in getattr(setting, scope.values_name).using(using).all():
+                        own.store_json(own.stored_json(), sensitive=tunable.is_sensitive)
+                        own.save(using=using)
             setting.save(using=using)
 
 
@@ -158,32 +153,42 @@ def _clean(tunable: Tunable, value: Any, *, field: str) -> Any:
         ) from exc
 
 
-def _check_products(tunable: Tunable, product_ids: Iterable[int] | None) -> list[int] | None:
-    if product_ids is None:
+# The objects a write is for: their scope and their ids (``None``: the global value).
+Objects = tuple[Scope, list[int]] | None
+
+
+def _check_objects(tunable: Tunable, given: dict[str, Iterable[int] | None]) -> Objects:
+    named = {keyword: ids for keyword, ids in given.items() if ids is not None}
+    if not named:
         return None
-    if not tunable.per_product:
+    if len(named) > 1:
+        raise TypeError(f"expected one <scope>_ids keyword argument, got {sorted(named)}")
+    ((keyword, object_ids),) = named.items()
+    scope = scope_named(keyword, "_ids")
+    if tunable.scope != scope.name:
         raise InvalidInput(
-            Code.NOT_PRODUCT_SCOPED,
-            f"{tunable.key} applies to the whole shop; it cannot be set per product.",
-            errors={"products": ["This setting has no per-product values."]},
+            scope.not_scoped_code,
+            f"{tunable.key} applies to the whole shop; it cannot be set per {scope.name}.",
+            errors={scope.plural: [f"This setting has no per-{scope.name} values."]},
         )
-    ids = list(product_ids)
+    ids = list(object_ids)
     if not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
         raise InvalidInput(
             Code.INVALID_VALUE,
-            "Products must be a non-empty list of product ids.",
-            errors={"products": ["Expected a non-empty list of integers."]},
+            f"{scope.plural.capitalize()} must be a non-empty list of {scope.name} ids.",
+            errors={scope.plural: ["Expected a non-empty list of integers."]},
         )
     ids = sorted(set(ids))
-    found = set(Product.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    found = set(scope.object_model.objects.filter(pk__in=ids).values_list("pk", flat=True))
     missing = [i for i in ids if i not in found]
     if missing:
+        listed = ", ".join(map(str, missing))
         raise NotFound(
-            Code.UNKNOWN_PRODUCT,
-            f"No product has id(s) {', '.join(map(str, missing))}.",
-            errors={"products": [f"Unknown product id(s): {', '.join(map(str, missing))}."]},
+            scope.unknown_code,
+            f"No {scope.name} has id(s) {listed}.",
+            errors={scope.plural: [f"Unknown {scope.name} id(s): {listed}."]},
         )
-    return ids
+    return scope, ids
 
 
 def _lock(tunable: Tunable) -> Setting:
@@ -207,37 +212,39 @@ def _change(tunable: Tunable, before: Any, after: Any) -> dict[str, Any]:
     return {"before": masked(tunable, before), "after": masked(tunable, after)}
 
 
-def _write(
-    *, actor: Actor, tunable: Tunable, value: Any, product_ids: list[int] | None
-) -> SettingState:
+def _write(*, actor: Actor, tunable: Tunable, value: Any, objects: Objects) -> SettingState:
     setting = _lock(tunable)
     sensitive = tunable.is_sensitive
     text = "" if value is UNSET else tunable.dump(value)
     after = None if value is UNSET else value
     changes: dict[str, Any] = {}
-    if product_ids is None:
+    if objects is None:
         stored = setting.stored_json()
         if stored != text:
             setting.store_json(text, sensitive=sensitive)
             setting.save()
             changes["value"] = _change(tunable, _loaded(tunable, stored), after)
     else:
+        scope, object_ids = objects
+        id_field = f"{scope.name}_id"
         existing = {
-            own.product_id: own
-            for own in ProductSetting.objects.filter(setting=setting, product_id__in=product_ids)
+            getattr(own, id_field): own
+            for own in scope.value_model.objects.filter(
+                setting=setting, **{f"{id_field}__in": object_ids}
+            )
         }
-        for product_id in product_ids:
-            own = existing.get(product_id)
+        for object_id in object_ids:
+            own = existing.get(object_id)
             stored = own.stored_json() if own else ""
             if stored == text:
                 continue
             if value is UNSET:
                 own.delete()
             else:
-                own = own or ProductSetting(setting=setting, product_id=product_id)
+                own = own or scope.value_model(setting=setting, **{id_field: object_id})
                 own.store_json(text, sensitive=sensitive)
                 own.save()
-            changes[f"product:{product_id}"] = _change(tunable, _loaded(tunable, stored), after)
+            changes[f"{scope.name}:{object_id}"] = _change(tunable, _loaded(tunable, stored), after)
         if changes:
             setting.save(update_fields=["updated_at"])
     state = setting_state(tunable.key)

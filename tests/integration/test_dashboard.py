@@ -18,6 +18,7 @@ from audit.actors import Actor
 from catalog.models import Product
 from inventory.models import Stock
 from orders.models import Order
+from orders.monitoring import ORDERS_PLACED, REVENUE
 from orders.services import order_place, order_transition
 from pms_backend.events.models import Event
 from pms_backend.monitoring import services as m
@@ -26,6 +27,7 @@ from pms_backend.monitoring.periods import period_start
 from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
 from webhooks import signing
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.monitoring import WEBHOOK_SUCCESS_RATE
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")
@@ -170,15 +172,15 @@ def _snapshots(days: int) -> None:
                 granularity="day",
                 period_start=start,
                 value=Decimal(n % 7),
-                data={"currencies": {"EUR": str(n % 7)}} if name == m.REVENUE else {},
+                data={"currencies": {"EUR": str(n % 7)}} if name == REVENUE else {},
                 collected_at=now,
             )
-            for name in (m.ORDERS_PLACED, m.REVENUE)
+            for name in (ORDERS_PLACED, REVENUE)
         ]
     for n in range(24):
         rows.append(
             MetricSnapshot(
-                name=m.WEBHOOK_SUCCESS_RATE,
+                name=WEBHOOK_SUCCESS_RATE,
                 granularity="hour",
                 period_start=period_start(now, "hour") - timedelta(hours=n),
                 value=Decimal(1),

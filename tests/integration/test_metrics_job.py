@@ -16,7 +16,9 @@ from django.utils import timezone
 from audit.actors import Actor
 from catalog.models import Product
 from inventory.models import Stock
+from inventory.monitoring import STOCK_LOW, STOCK_OUT, STOCK_VALUE
 from orders.models import Order
+from orders.monitoring import ORDERS_BY_STATUS, ORDERS_PLACED, PENDING_RESERVATIONS, REVENUE
 from orders.services import order_place, order_transition
 from pms_backend.errors import InvalidInput
 from pms_backend.monitoring import services as m
@@ -100,13 +102,13 @@ def test_flows_per_hour_and_day_equal_the_orders(orders):
         ("hour", NOW.replace(hour=3, minute=0), timedelta(hours=1)),
     ]:
         count, revenue = db_flows(start, start + length)
-        assert snapshot(m.ORDERS_PLACED, granularity, start).value == count, (granularity, start)
-        assert snapshot(m.REVENUE, granularity, start).value == revenue, (granularity, start)
+        assert snapshot(ORDERS_PLACED, granularity, start).value == count, (granularity, start)
+        assert snapshot(REVENUE, granularity, start).value == revenue, (granularity, start)
     # The numbers the scenario was built with, so the comparison above cannot be vacuous.
-    assert snapshot(m.ORDERS_PLACED, "day", today).value == 3
-    assert snapshot(m.REVENUE, "day", today).value == Decimal("40.00")
-    assert snapshot(m.REVENUE, "hour", NOW.replace(hour=14, minute=0)).value == 0
-    assert snapshot(m.REVENUE, "day", today).data == {"currencies": {"EUR": "40.00"}}
+    assert snapshot(ORDERS_PLACED, "day", today).value == 3
+    assert snapshot(REVENUE, "day", today).value == Decimal("40.00")
+    assert snapshot(REVENUE, "hour", NOW.replace(hour=14, minute=0)).value == 0
+    assert snapshot(REVENUE, "day", today).data == {"currencies": {"EUR": "40.00"}}
     # By default only yesterday and today are computed: 40 days ago is left alone.
     assert not MetricSnapshot.objects.filter(period_start__lt=today - timedelta(days=1)).exists()
 
@@ -120,7 +122,7 @@ def test_levels_equal_the_stock_and_orders(orders, shop):
         (s.on_hand * s.product.price for s in Stock.objects.select_related("product")),
         Decimal(0),
     )
-    assert snapshot(m.STOCK_VALUE, "hour", hour).value == stock_value
+    assert snapshot(STOCK_VALUE, "hour", hour).value == stock_value
     assert stock_value == Decimal("10.00") * 100 + Decimal("2.50") * 8 + Decimal("19.90") * 10
 
     def available(product):
@@ -130,7 +132,7 @@ def test_levels_equal_the_stock_and_orders(orders, shop):
     published = Product.objects.filter(status="published")
     low = {p.pk for p in published if 0 < available(p)[0] <= available(p)[1]}
     out = {p.pk for p in published if available(p)[0] <= 0}
-    low_row, out_row = snapshot(m.STOCK_LOW, "hour", hour), snapshot(m.STOCK_OUT, "hour", hour)
+    low_row, out_row = snapshot(STOCK_LOW, "hour", hour), snapshot(STOCK_OUT, "hour", hour)
     assert low_row.value == len(low) == 1 and low == {b.pk}
     assert {p["id"] for p in low_row.data["products"]} == low
     assert low_row.data["products"][0] | {"sku": b.sku} == {
@@ -142,10 +144,10 @@ def test_levels_equal_the_stock_and_orders(orders, shop):
     }
     assert out_row.value == len(out) == 1 and {p["id"] for p in out_row.data["products"]} == {c.pk}
 
-    statuses = snapshot(m.ORDERS_BY_STATUS, "day", period_start(NOW, "day"))
+    statuses = snapshot(ORDERS_BY_STATUS, "day", period_start(NOW, "day"))
     for status in Order.Status.values:
         assert statuses.data[status] == Order.objects.filter(status=status).count()
-    pending = snapshot(m.PENDING_RESERVATIONS, "hour", hour)
+    pending = snapshot(PENDING_RESERVATIONS, "hour", hour)
     assert pending.value == Order.objects.filter(status="pending").count() == 3
     assert pending.data["units"] == sum(Stock.objects.values_list("reserved", flat=True))
 
@@ -162,8 +164,8 @@ def test_running_again_replaces_the_rows_and_follows_new_orders(orders, shop):
     m.metrics_collect(now=NOW + timedelta(minutes=5))
     assert MetricSnapshot.objects.count() == rows
     today = period_start(NOW, "day")
-    assert snapshot(m.ORDERS_PLACED, "day", today).value == 4
-    assert snapshot(m.REVENUE, "day", today).value == Decimal("50.00")
+    assert snapshot(ORDERS_PLACED, "day", today).value == 4
+    assert snapshot(REVENUE, "day", today).value == Decimal("50.00")
 
 
 def test_backfill_reads_in_constant_queries(orders):
@@ -174,11 +176,11 @@ def test_backfill_reads_in_constant_queries(orders):
 
     assert reads(45) == reads(3) <= 15
     forty_days_ago = period_start(NOW - timedelta(days=40), "day")
-    assert snapshot(m.ORDERS_PLACED, "day", forty_days_ago).value == 1
-    assert snapshot(m.REVENUE, "day", forty_days_ago).value == Decimal("10.00")
-    days = MetricSnapshot.objects.filter(name=m.ORDERS_PLACED, granularity="day").count()
+    assert snapshot(ORDERS_PLACED, "day", forty_days_ago).value == 1
+    assert snapshot(REVENUE, "day", forty_days_ago).value == Decimal("10.00")
+    days = MetricSnapshot.objects.filter(name=ORDERS_PLACED, granularity="day").count()
     assert days == 46
-    hours = MetricSnapshot.objects.filter(name=m.ORDERS_PLACED, granularity="hour").count()
+    hours = MetricSnapshot.objects.filter(name=ORDERS_PLACED, granularity="hour").count()
     assert hours == 45 * 24 + 1  # from 15:00 then to 15:00 now
 
 
@@ -186,7 +188,7 @@ def test_the_command_and_the_scheduled_task(orders):
     call_command("collect_metrics", "--since", "2025-01-01", "--until", "2025-01-02")
     assert (
         MetricSnapshot.objects.filter(
-            name=m.ORDERS_PLACED, granularity="day", period_start__year=2025, period_start__month=1
+            name=ORDERS_PLACED, granularity="day", period_start__year=2025, period_start__month=1
         ).count()
         == 2
     )
@@ -195,7 +197,7 @@ def test_the_command_and_the_scheduled_task(orders):
 
     assert collect_metrics.delay().get() > 0
     today = period_start(timezone.now(), "day")
-    assert MetricSnapshot.objects.filter(name=m.STOCK_VALUE, period_start=today).exists()
+    assert MetricSnapshot.objects.filter(name=STOCK_VALUE, period_start=today).exists()
     assert settings.CELERY_BEAT_SCHEDULE["collect-metrics"] == {
         "task": "monitoring.collect_metrics",
         "schedule": 3600.0,
@@ -223,7 +225,7 @@ def test_malformed_time_ranges_are_refused_clearly(args, message):
 def test_a_series_query_refuses_a_backwards_range():
     with pytest.raises(InvalidInput) as refused:
         metric_series(
-            names=[m.ORDERS_PLACED],
+            names=[ORDERS_PLACED],
             granularity="day",
             since=NOW,
             until=NOW - timedelta(days=1),

@@ -12,12 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditLog
+from catalog.models import ProductSetting
 from inventory.models import Stock
 from pms_backend.errors import InvalidInput, NotFound
 from pms_backend.events.broadcast import routes
 from pms_backend.events.models import Event
 from pms_backend.shopsettings import registry
-from pms_backend.shopsettings.models import ProductSetting, Setting
+from pms_backend.shopsettings.models import Setting
 from pms_backend.shopsettings.registry import SettingType, Tunable
 from pms_backend.shopsettings.selectors import setting_get
 from pms_backend.shopsettings.services import (
@@ -649,7 +650,7 @@ def _wrong_values(tunable: Tunable, kinds: dict) -> list:
 
 def _admin_form(tunable: Tunable, text: str) -> dict[str, str]:
     form = {"value": text}
-    if tunable.per_product:
+    if tunable.scope == "product":
         form |= {
             "product_values-TOTAL_FORMS": "0",
             "product_values-INITIAL_FORMS": "0",
@@ -679,7 +680,7 @@ def test_every_setting_refuses_values_of_the_wrong_shape_everywhere(
         )
         refused = admin_api.put(SETTINGS, {key: value}, format="json")
         assert assert_problem(refused, 400, "invalid_setting_value")["errors"][key], value
-        if tunable.per_product:
+        if tunable.scope == "product":
             with pytest.raises(InvalidInput):
                 setting_set(actor=system_actor, key=key, value=value, product_ids=[product.pk])
     for text in _wrong_values(tunable, WRONG_TEXT):

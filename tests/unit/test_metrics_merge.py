@@ -3,6 +3,7 @@ prometheus_client's): it must report exactly what the library would."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -63,3 +64,37 @@ def test_the_sums_are_the_librarys(tmp_path):
     assert mine["t_latency_seconds_count", e0] == 1 + 1 + 1 + 3
     assert mine["t_latency_seconds_bucket", (*e0, ("le", "+Inf"))] == 6
     assert mine["t_connections", ()] == 13
+
+
+def test_the_private_file_reader_metrics_builds_on_is_still_there(tmp_path):
+    """metrics.py sums the process files with prometheus_client's private
+    ``mmap_dict.MmapedDict.read_all_values_from_file`` (no public API reads them this fast);
+    pyproject.toml pins prometheus-client below the next version. A library that changes
+    that reader or the key it writes must fail here, by name."""
+    try:
+        from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+        read = MmapedDict.read_all_values_from_file
+    except (ImportError, AttributeError) as exc:
+        pytest.fail(
+            f"prometheus_client no longer has mmap_dict.MmapedDict.read_all_values_from_file "
+            f"({exc}): pms_backend/monitoring/metrics.py (_summed) must change with it"
+        )
+    path = str(tmp_path / "counter_1.db")
+    written = MmapedDict(path)
+    key = mmap_key("t", "t_total", ["endpoint"], ["e1"], "Help.")
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+
+    entries = list(read(path))
+
+    assert len(entries) == 1 and len(entries[0]) == 4, (
+        f"read_all_values_from_file no longer yields (key, value, timestamp, position): "
+        f"{entries!r}; pms_backend/monitoring/metrics.py (_summed) must change with it"
+    )
+    read_key, value, _timestamp, _position = entries[0]
+    assert json.loads(read_key) == ["t", "t_total", {"endpoint": "e1"}, "Help."], (
+        f"the key of a sample is no longer [metric, sample, labels, help]: {read_key!r}; "
+        f"pms_backend/monitoring/metrics.py (_summed) must change with it"
+    )
+    assert value == 3.0

@@ -1,9 +1,11 @@
+from functools import cache
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pms_backend.api.serializers import StrictInputMixin
-from pms_backend.shopsettings.registry import SettingType
+from pms_backend.shopsettings.registry import SCOPES, Scope, SettingType
 
 
 @extend_schema_field(OpenApiTypes.ANY)
@@ -12,43 +14,101 @@ class SettingValueField(serializers.JSONField):
     any JSON; ``"***"`` for a sensitive value."""
 
 
-class ProductValueSerializer(serializers.Serializer):
-    product = serializers.IntegerField()
-    value = SettingValueField()
+@cache
+def object_value_serializer(scope: Scope) -> type[serializers.Serializer]:
+    """The serializer of one object's own value, e.g. ``{"product": 7, "value": 3}``."""
+    return type(
+        f"{scope.name.title()}ValueSerializer",
+        (serializers.Serializer,),
+        {
+            "__module__": __name__,
+            scope.name: serializers.IntegerField(),
+            "value": SettingValueField(),
+        },
+    )
 
 
+def _after(fields: dict, anchor: str, extra: dict) -> dict:
+    """Return ``fields`` with ``extra`` inserted after ``anchor`` (the API's field order)."""
+    ordered = {}
+    for name, field in fields.items():
+        ordered[name] = field
+        if name == anchor:
+            ordered |= extra
+    return ordered
+
+
+# For each scope (e.g. product), a setting also shows ``per_<scope>`` and ``<scope>s``
+# (added by get_fields; no docstring: it would become the schema's description).
 class SettingSerializer(serializers.Serializer):
     key = serializers.CharField()
     type = serializers.ChoiceField(choices=[t.value for t in SettingType])
     description = serializers.CharField()
     sensitive = serializers.BooleanField(help_text="Values are stored encrypted, shown as ***.")
-    per_product = serializers.BooleanField(help_text="Products may have values of their own.")
     minimum = SettingValueField(allow_null=True)
     maximum = SettingValueField(allow_null=True)
     default = SettingValueField()
     value = SettingValueField(help_text="The value in force for the whole shop.")
     is_default = serializers.BooleanField(help_text="No value is stored: the default applies.")
-    products = ProductValueSerializer(
-        many=True, help_text="Products with a value of their own, which beats `value`."
-    )
     updated_at = serializers.DateTimeField(allow_null=True)
 
+    def get_fields(self):
+        # The scopes are registered by the apps that own them, after this class is built.
+        fields = super().get_fields()
+        fields = _after(
+            fields,
+            "sensitive",
+            {
+                f"per_{scope.name}": serializers.BooleanField(
+                    help_text=f"{scope.plural.capitalize()} may have values of their own."
+                )
+                for scope in SCOPES.values()
+            },
+        )
+        return _after(
+            fields,
+            "is_default",
+            {
+                scope.plural: object_value_serializer(scope)(
+                    many=True,
+                    help_text=(
+                        f"{scope.plural.capitalize()} with a value of their own, "
+                        "which beats `value`."
+                    ),
+                )
+                for scope in SCOPES.values()
+            },
+        )
 
+
+# For a setting of a scope (e.g. product), ``<scope>s`` limits a new value to those
+# objects (added by get_fields; no docstring: it would become the schema's description).
 class SettingWriteSerializer(StrictInputMixin, serializers.Serializer):
-    value = SettingValueField(
-        allow_null=True,
-        help_text=(
-            "The new value. null removes the stored value: the default applies again "
-            "(with `products`: the shop-wide value applies to them again)."
-        ),
-    )
-    products = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
-        required=False,
-        allow_empty=False,
-        max_length=1000,
-        help_text="Set the value for these products only (per-product settings).",
-    )
+    value = SettingValueField(allow_null=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        plurals = [scope.plural for scope in SCOPES.values()]
+        with_them = " or ".join(f"`{plural}`" for plural in plurals)
+        fields["value"].help_text = (
+            "The new value. null removes the stored value: the default applies again"
+            + (
+                f" (with {with_them}: the shop-wide value applies to them again)."
+                if plurals
+                else "."
+            )
+        )
+        for scope in SCOPES.values():
+            fields[scope.plural] = serializers.ListField(
+                child=serializers.IntegerField(min_value=1),
+                required=False,
+                allow_empty=False,
+                max_length=1000,
+                help_text=(
+                    f"Set the value for these {scope.plural} only (per-{scope.name} settings)."
+                ),
+            )
+        return fields
 
 
 class SettingPageSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from pms_backend.shopsettings.api.serializers import (
     SettingWriteSerializer,
     settings_map_field,
 )
+from pms_backend.shopsettings.registry import SCOPES
 
 PROBLEM = {"description": "problem+json error"}
 KEY = OpenApiParameter(
@@ -67,9 +68,14 @@ class SettingViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         actor = Actor.from_request(request)
         value = serializer.validated_data["value"]
-        product_ids = serializer.validated_data.get("products")
+        # {"products": [...]} names the objects of the product scope: product_ids=[...].
+        object_ids = {
+            f"{scope.name}_ids": serializer.validated_data[scope.plural]
+            for scope in SCOPES.values()
+            if scope.plural in serializer.validated_data
+        }
         if value is None:
-            state = services.setting_reset(actor=actor, key=key, product_ids=product_ids)
+            state = services.setting_reset(actor=actor, key=key, **object_ids)
         else:
-            state = services.setting_set(actor=actor, key=key, value=value, product_ids=product_ids)
+            state = services.setting_set(actor=actor, key=key, value=value, **object_ids)
         return Response(SettingSerializer(selectors.setting_representation(state)).data)

@@ -1,0 +1,143 @@
+"""What orders contribute to monitoring: order metrics and the dashboard's Orders section."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+
+from inventory.models import Stock
+from orders.models import Order
+from pms_backend.monitoring.dashboard import chart, snapshot_value
+from pms_backend.monitoring.models import MetricSnapshot
+from pms_backend.monitoring.periods import Granularity, period_start
+from pms_backend.monitoring.registry import (
+    DashboardSection,
+    register_dashboard_section,
+    register_flow_metrics,
+    register_level_metrics,
+)
+from pms_backend.monitoring.selectors import metric_series
+from pms_backend.monitoring.services import grouped_by_period, money, snapshot_row
+
+# Flows: what happened during the period.
+ORDERS_PLACED = "orders.placed"
+REVENUE = "orders.revenue"
+# Levels: the last reading taken during the period.
+ORDERS_BY_STATUS = "orders.by_status"
+PENDING_RESERVATIONS = "orders.pending_reservations"
+
+NOT_REVENUE = (Order.Status.CANCELLED, Order.Status.REFUNDED)
+PERMISSION = "orders.view_order"
+
+
+@register_flow_metrics
+def order_flows(starts: list[datetime], granularity: str, now: datetime) -> list[MetricSnapshot]:
+    """Orders placed and revenue (cancelled and refunded orders excluded) per period."""
+    if not starts:
+        return []
+    counts: dict[datetime, int] = defaultdict(int)
+    revenue: dict[datetime, dict[str, Decimal]] = defaultdict(dict)
+    grouped = (
+        grouped_by_period(Order.objects, "created_at", starts, granularity)
+        .values("period", "currency")
+        .annotate(
+            placed=Count("id"),
+            revenue=Sum("total", filter=~Q(status__in=NOT_REVENUE)),
+        )
+    )
+    for row in grouped:
+        period = row["period"].astimezone(UTC)
+        counts[period] += row["placed"]
+        if row["revenue"]:
+            revenue[period][row["currency"]] = money(row["revenue"])
+    rows = []
+    for start in starts:
+        by_currency = revenue.get(start, {})
+        rows.append(snapshot_row(ORDERS_PLACED, granularity, start, now, counts.get(start, 0)))
+        rows.append(
+            snapshot_row(
+                REVENUE,
+                granularity,
+                start,
+                now,
+                by_currency.get(settings.PMS_DEFAULT_CURRENCY, Decimal("0")),
+                {"currencies": {c: str(v) for c, v in sorted(by_currency.items())}},
+            )
+        )
+    return rows
+
+
+@register_level_metrics
+def order_levels(now: datetime) -> dict[str, tuple[Any, dict]]:
+    """Orders by status, and the pending ones with the units they hold."""
+    by_status = {
+        row["status"]: row["n"]
+        for row in Order.objects.order_by().values("status").annotate(n=Count("id"))
+    }
+    reserved_units = Stock.objects.aggregate(units=Coalesce(Sum("reserved"), 0))["units"]
+    return {
+        ORDERS_BY_STATUS: (
+            sum(by_status.values()),
+            {status: by_status.get(status, 0) for status in Order.Status.values},
+        ),
+        PENDING_RESERVATIONS: (
+            by_status.get(Order.Status.PENDING, 0),
+            {"units": reserved_units},
+        ),
+    }
+
+
+def orders_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) -> dict[str, Any]:
+    """The dashboard's Orders section: today, the last ``days`` days, pending orders."""
+    since = period_start(now, Granularity.DAY) - timedelta(days=days - 1)
+    series = metric_series(
+        names=[ORDERS_PLACED, REVENUE],
+        granularity=Granularity.DAY,
+        since=since,
+        until=now,
+        now=now,
+    )
+    placed = [(start, snapshot_value(s)) for start, s in series[ORDERS_PLACED]]
+    revenue = [(start, snapshot_value(s)) for start, s in series[REVENUE]]
+    other_currencies: dict[str, Decimal] = {}
+    for _start, snapshot in series[REVENUE]:
+        for currency, amount in (snapshot.data.get("currencies", {}) if snapshot else {}).items():
+            if currency != settings.PMS_DEFAULT_CURRENCY:
+                other_currencies[currency] = other_currencies.get(currency, 0) + Decimal(amount)
+    by_status = latest.get(ORDERS_BY_STATUS)
+    pending = latest.get(PENDING_RESERVATIONS)
+    return {
+        "placed_total": int(sum(v for _, v in placed)),
+        "revenue_total": sum((v for _, v in revenue), Decimal(0)).quantize(Decimal("0.01")),
+        "placed_today": int(placed[-1][1]),
+        "revenue_today": revenue[-1][1].quantize(Decimal("0.01")),
+        "other_currencies": {c: v.quantize(Decimal("0.01")) for c, v in other_currencies.items()},
+        "by_status": by_status.data if by_status else {},
+        "pending_orders": int(snapshot_value(pending)),
+        "reserved_units": pending.data.get("units", 0) if pending else 0,
+        "orders_chart": chart(f"Orders per day, last {days} days", "bar", placed, digits=0),
+        "revenue_chart": chart(
+            f"Revenue per day ({settings.PMS_DEFAULT_CURRENCY}), last {days} days",
+            "line",
+            revenue,
+            digits=2,
+        ),
+    }
+
+
+register_dashboard_section(
+    DashboardSection(
+        name="orders",
+        permission=PERMISSION,
+        levels=(ORDERS_BY_STATUS, PENDING_RESERVATIONS),
+        build=orders_section,
+        template="orders/dashboard_section.html",
+        position=10,
+    )
+)
