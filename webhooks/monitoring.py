@@ -42,7 +42,7 @@ def webhook_flows(starts: list[datetime], granularity: str, now: datetime) -> li
     if not starts:
         return []
     grouped = (
-        grouped_by_period(DeliveryAttempt.objects, "attempted_at", starts, granularity)
+        grouped_by_period(DeliveryAttempt.objects.all(), "attempted_at", starts, granularity)
         .values("period")
         .annotate(
             attempts=Count("id"),

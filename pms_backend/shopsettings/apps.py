@@ -14,6 +14,8 @@ class SettingsConfig(AppConfig):
 
 def sync_registry_after_migrate(sender, using: str = "default", **kwargs) -> None:
     """Give each tunable its row, so the admin lists every setting from the start."""
+    # Imported when called: services loads models, which this module (imported while the
+    # app registry is being populated) must not.
     from pms_backend.shopsettings.services import settings_sync_registry
 
     settings_sync_registry(using=using)

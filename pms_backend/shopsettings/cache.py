@@ -77,7 +77,8 @@ def load_stored_values(version: str | None = None) -> StoredValues:
         if value is not _INVALID:
             loaded.values[setting.key] = value
     for scope in SCOPES.values():
-        for row in scope.value_model.objects.filter(setting_id__in=list(TUNABLES)):
+        rows: Any = scope.value_model._default_manager.filter(setting_id__in=list(TUNABLES))
+        for row in rows:  # a scope's value model: StoredJsonMixin with setting_id, <scope>_id
             object_id = getattr(row, f"{scope.name}_id")
             label = f"setting {row.setting_id} of {scope.name} {object_id}"
             value = _decode(row.setting_id, row, label)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db.models import ForeignObjectRel
 
 from pms_backend.api.ratelimit import Rate
 
@@ -181,12 +182,18 @@ class Scope:
 
     @property
     def object_model(self) -> type[Model]:
-        return self.value_model._meta.get_field(self.name).related_model
+        model = self.value_model._meta.get_field(self.name).related_model
+        assert isinstance(model, type), f"{self.name} is not a foreign key"
+        return model
 
     @property
     def values_name(self) -> str:
         """The name of a setting's values for objects of this scope (``setting.<it>``)."""
-        return self.value_model._meta.get_field("setting").remote_field.get_accessor_name()
+        field = self.value_model._meta.get_field("setting")
+        rel = field.remote_field
+        accessor = rel.get_accessor_name() if isinstance(rel, ForeignObjectRel) else None
+        assert isinstance(accessor, str), "a scope's value model needs a `setting` foreign key"
+        return accessor
 
     @property
     def unknown_code(self) -> str:
