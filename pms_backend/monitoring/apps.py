@@ -22,7 +22,7 @@ class MonitoringConfig(AppConfig):
         if settings.LOGGING["handlers"]["stderr"]["formatter"] == "json":
             # A worker would otherwise replace the JSON handler with Celery's plain one.
             celery_signals.setup_logging.connect(task_metrics.keep_json_logs, weak=False)
-        layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+        layer = str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).rsplit(".", 1)[-1]
         broker = "redis" if settings.REDIS_URL else "filesystem"
         logger.info(
             "backends: database=%s cache=%s broker=%s channel_layer=%s debug=%s",

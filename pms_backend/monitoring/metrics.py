@@ -181,7 +181,7 @@ class ProcessFilesCollector:
 
     def collect(self) -> Iterable[Metric]:
         summed: dict[str, list[str]] = {typ: [] for typ in self.SUMMED}
-        others = []
+        others: list[str] = []
         for name in glob.glob(os.path.join(self.path, "*.db")):
             typ = os.path.basename(name).split("_", 1)[0]
             summed.get(typ, others).append(name)

@@ -20,9 +20,11 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        # Views and problem+json bodies read it from the request (an attribute of ours).
+        request.request_id = request_id  # type: ignore[attr-defined]
         # Log lines and outbox events written while serving this request carry its id.
-        token = bind_request_id(request.request_id)
+        token = bind_request_id(request_id)
         try:
             response = self.get_response(request)
             if response.status_code >= 400:
@@ -37,7 +39,7 @@ class RequestIdMiddleware:
                 )
         finally:
             unbind_request_id(token)
-        response["X-Request-ID"] = request.request_id
+        response["X-Request-ID"] = request_id
         return response
 
 

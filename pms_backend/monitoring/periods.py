@@ -26,7 +26,7 @@ def periods(since: datetime, until: datetime, granularity: str) -> Iterator[date
     start = period_start(since, granularity)
     while start < until:
         yield start
-        start += STEP[granularity]
+        start += STEP[Granularity(granularity)]
 
 
 def parse_moment(value: str, *, name: str, end_of_day: bool = False) -> datetime:

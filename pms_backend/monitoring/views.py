@@ -4,6 +4,7 @@ import hmac
 import ipaddress
 import time
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -48,7 +49,7 @@ def _check_broker() -> None:
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
     """Answer 200 when the database, cache and broker all answer; 503 naming the failures."""
-    checks = {}
+    checks: dict[str, dict[str, Any]] = {}
     healthy = True
     for name, check in (
         ("database", _check_database),
@@ -70,7 +71,11 @@ def ready(request: HttpRequest) -> JsonResponse:
         "broker": "redis" if settings.REDIS_URL else "filesystem",
     }
     failures = [name for name, check in checks.items() if check["status"] != "ok"]
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks, "backends": backends}
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "unavailable",
+        "checks": checks,
+        "backends": backends,
+    }
     if failures:
         body["failures"] = failures
     return JsonResponse(body, status=200 if healthy else 503)

@@ -4,6 +4,7 @@ the settings service (validated, audited, announced)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -14,7 +15,7 @@ from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
 from pms_backend.shopsettings import selectors, services
-from pms_backend.shopsettings.models import Setting, StoredJsonMixin
+from pms_backend.shopsettings.models import Setting
 from pms_backend.shopsettings.registry import (
     SCOPES,
     TUNABLES,
@@ -27,12 +28,20 @@ from pms_backend.shopsettings.registry import (
 MAX_OBJECTS_LISTED = 5
 
 
+def _int_or_none(bound: int | Decimal | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
 def value_field(tunable: Tunable, **kwargs) -> forms.Field:
     """Return the form field that edits a value of ``tunable``'s type."""
     kwargs.setdefault("required", False)
     kind = tunable.type
     if kind == SettingType.INT:
-        return forms.IntegerField(min_value=tunable.minimum, max_value=tunable.maximum, **kwargs)
+        return forms.IntegerField(
+            min_value=_int_or_none(tunable.minimum),
+            max_value=_int_or_none(tunable.maximum),
+            **kwargs,
+        )
     if kind == SettingType.DECIMAL:
         return forms.DecimalField(min_value=tunable.minimum, max_value=tunable.maximum, **kwargs)
     if kind == SettingType.BOOL:
@@ -65,7 +74,7 @@ class TypedValueForm(forms.ModelForm):
         except DomainError as exc:
             self.add_error("value", exc.errors.get("value") or exc.detail)
 
-    def stored_value(self, row: StoredJsonMixin) -> tuple[bool, Any]:
+    def stored_value(self, row: Any) -> tuple[bool, Any]:  # a model with StoredJsonMixin
         text = "" if row._state.adding else row.stored_json()
         if not text or self.tunable.is_sensitive:
             return bool(text), None
@@ -91,7 +100,7 @@ class SettingForm(TypedValueForm):
             self.fields["value"].initial = None
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if cleaned.get("use_default"):
             cleaned["value"] = None
         else:
@@ -116,7 +125,7 @@ class ObjectValueForm(TypedValueForm):
             self.fields["value"].initial = stored
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not cleaned.get("DELETE") and self.has_changed():
             chosen = cleaned.get(self.scope.name)
             moved = chosen is not None and chosen.pk != self.stored_object_id

@@ -179,7 +179,7 @@ def _check_objects(tunable: Tunable, given: dict[str, Iterable[int] | None]) -> 
             errors={scope.plural: ["Expected a non-empty list of integers."]},
         )
     ids = sorted(set(ids))
-    found = set(scope.object_model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    found = set(scope.object_model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
     missing = [i for i in ids if i not in found]
     if missing:
         listed = ", ".join(map(str, missing))
@@ -227,14 +227,14 @@ def _write(*, actor: Actor, tunable: Tunable, value: Any, objects: Objects) -> S
     else:
         scope, object_ids = objects
         id_field = f"{scope.name}_id"
-        existing = {
+        existing: dict[int, Any] = {
             getattr(own, id_field): own
-            for own in scope.value_model.objects.filter(
+            for own in scope.value_model._default_manager.filter(
                 setting=setting, **{f"{id_field}__in": object_ids}
             )
         }
         for object_id in object_ids:
-            own = existing.get(object_id)
+            own: Any = existing.get(object_id)
             stored = own.stored_json() if own else ""
             if stored == text:
                 continue
