@@ -1,7 +1,7 @@
 """Serializer plumbing shared by every app's API."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.plumbing import force_instance
+from drf_spectacular.plumbing import force_instance, get_doc
 from rest_framework import serializers
 
 # JSON types as the schema states them: DRF alone would read "5" as 5, 1 as true, 5 as "5".
@@ -60,6 +60,11 @@ class StrictInputSchema(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if schema.get("description") == get_doc(StrictInputMixin):
+            # drf-spectacular describes a serializer with the nearest docstring of its
+            # ancestry: for one without its own, this mixin's, which is written for us and
+            # not for a storefront developer.
+            del schema["description"]
         if direction != "request":
             return schema
         schema["additionalProperties"] = False
