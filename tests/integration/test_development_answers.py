@@ -25,6 +25,7 @@ def test_an_unknown_api_route_is_a_problem_404(client, debug, path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+    assert "/api/docs/" in response.json()["detail"]  # where the banner's reader goes next
     assert b"<html" not in response.content.lower()
 
 
