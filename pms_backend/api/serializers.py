@@ -51,6 +51,18 @@ class StrictInputMixin:
         return super().to_internal_value(data)
 
 
+def _without_mixin_docstring(schema: dict) -> dict:
+    """Drop a description that is StrictInputMixin's docstring.
+
+    drf-spectacular describes a serializer with the nearest docstring of its ancestry: for
+    one without its own, the mixin's, which is written for us, not for a storefront
+    developer.
+    """
+    if schema.get("description") == get_doc(StrictInputMixin):
+        del schema["description"]
+    return schema
+
+
 class StrictInputSchema(OpenApiSerializerExtension):
     """The schema says what StrictInputMixin does: no properties beyond those documented,
     and lists of nested objects as long as they may be."""
@@ -59,12 +71,9 @@ class StrictInputSchema(OpenApiSerializerExtension):
     match_subclasses = True
 
     def map_serializer(self, auto_schema, direction):
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        if schema.get("description") == get_doc(StrictInputMixin):
-            # drf-spectacular describes a serializer with the nearest docstring of its
-            # ancestry: for one without its own, this mixin's, which is written for us and
-            # not for a storefront developer.
-            del schema["description"]
+        schema = _without_mixin_docstring(
+            auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        )
         if direction != "request":
             return schema
         schema["additionalProperties"] = False

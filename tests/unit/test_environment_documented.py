@@ -43,28 +43,32 @@ SHELL_BUILTINS = {
 _READER = re.compile(r"env(\.\w+)?|os\.environ(\.(get|setdefault|pop))?|os\.getenv")
 
 
+def _name_nodes(node: ast.AST):
+    """The argument nodes of ``node`` that name an environment variable, if it reads one."""
+    if isinstance(node, ast.Call):
+        args = node.args
+        if args and _READER.fullmatch(ast.unparse(node.func)):
+            yield args[0]
+        for before, arg in itertools.pairwise(args):
+            if ast.unparse(before) in ("env", "dict(env)", "os.environ"):
+                yield arg
+    elif (
+        isinstance(node, ast.Subscript)
+        and ast.unparse(node.value) == "os.environ"
+        and isinstance(node.ctx, ast.Load)
+    ):
+        yield node.slice
+
+
 def _names_in_python(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Call):
-            args = node.args
-            if _READER.fullmatch(ast.unparse(node.func)) and args:
-                found.add(args[0])
-            for before, arg in itertools.pairwise(args):
-                if ast.unparse(before) in ("env", "dict(env)", "os.environ"):
-                    found.add(arg)
-        elif (
-            isinstance(node, ast.Subscript)
-            and ast.unparse(node.value) == "os.environ"
-            and isinstance(node.ctx, ast.Load)
-        ):
-            found.add(node.slice)
+    tree = ast.parse(path.read_text(), filename=str(path))
     return {
-        node.value
-        for node in found
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and re.fullmatch(r"[A-Z][A-Z0-9_]+", node.value)
+        found.value
+        for node in ast.walk(tree)
+        for found in _name_nodes(node)
+        if isinstance(found, ast.Constant)
+        and isinstance(found.value, str)
+        and re.fullmatch(r"[A-Z][A-Z0-9_]+", found.value)
     }
 
 
