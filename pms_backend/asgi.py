@@ -12,7 +12,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from pms_backend.monitoring.startup import log_backends  # noqa: E402
 from pms_backend.websocket_routes import websocket_urlpatterns  # noqa: E402
+
+log_backends()
 
 application = ProtocolTypeRouter(
     {

@@ -3,7 +3,9 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init
+
+from pms_backend.monitoring.startup import log_backends
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
 
@@ -22,3 +24,8 @@ def drop_stale_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_init.connect(weak=False)
+def log_backends_at_worker_start(**kwargs) -> None:
+    log_backends()

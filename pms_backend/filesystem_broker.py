@@ -43,3 +43,10 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict:
+        # A folder has no host. kombu's default names "localhost", and a connection that
+        # states none (``filesystem://``) is then warned about each time it is described
+        # ("No hostname was supplied"), at every worker start among others.
+        return {"port": self.default_port}

@@ -1,8 +1,9 @@
 """Settings for PMS backend.
 
-Every value comes from the environment (names in CONTRACT.md). With nothing set the
-project runs on embedded defaults: a SQLite file, the local-memory cache, the in-memory
-channel layer and Celery on kombu's file-system transport. ``DJANGO_DEBUG=false`` is
+Every value comes from the environment (each variable is described in README.md or
+docs/deployment.md). With nothing set the project runs on embedded defaults: a SQLite
+file, the local-memory cache, the in-memory channel layer and Celery on kombu's
+file-system transport. ``DJANGO_DEBUG=false`` is
 production: it refuses to start without a strong secret key.
 """
 
@@ -85,6 +86,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "pms_backend.api.guard.ApiGuardMiddleware",
+    *(["pms_backend.api.debug_not_found.ApiNotFoundInDebugMiddleware"] if DEBUG else []),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
@@ -476,8 +478,8 @@ elif len(PMS_AUDIT_CHAIN_KEY) < 32:
 # --- Event delivery --------------------------------------------------------------------
 PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("PMS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 PMS_WEBHOOK_TIMEOUT_SECONDS = env.float("PMS_WEBHOOK_TIMEOUT_SECONDS", default=15.0)
-# Seconds after each failed attempt (CONTRACT.md: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
-# 14 h, 20 h, 24 h). Tests and drills may shorten it.
+# Seconds after each failed attempt (docs/api.md, Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h,
+# 10 h, 14 h, 20 h, 24 h). Tests and drills may shorten it.
 PMS_WEBHOOK_RETRY_SCHEDULE = [
     int(x)
     for x in env.list(

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -19,7 +20,12 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("pms_backend.shopsettings.api.urls")),
 ]
 
+# The site's root and the admin's "View site" lead to the API docs: this host serves an API
+# (the staff's own entrance is /admin/), and the docs are the one page anyone may read.
+admin.site.site_url = "/api/docs/"
+
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="api-docs"), name="root"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),

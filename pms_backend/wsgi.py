@@ -14,6 +14,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
 
 django_application = get_wsgi_application()
 
+from pms_backend.monitoring.startup import log_backends  # noqa: E402 - needs Django set up
+
+log_backends()
+
 
 def behind_front(environ, start_response):
     """Take the client's address from the front (a dozen lines, so no ProxyFix dependency)."""

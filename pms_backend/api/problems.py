@@ -163,7 +163,12 @@ def _is_api(request: HttpRequest) -> bool:
 
 def handler404(request: HttpRequest, exception=None):
     if _is_api(request):
-        return _plain_problem(404, "not_found", "Not found", "No such resource.")
+        return _plain_problem(
+            404,
+            "not_found",
+            "Not found",
+            "No such resource. The endpoints are listed at /api/docs/ (schema: /api/schema/).",
+        )
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)

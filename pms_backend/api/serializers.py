@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.plumbing import force_instance
+from drf_spectacular.plumbing import force_instance, get_doc
 from rest_framework import serializers
 
 # JSON types as the schema states them: DRF alone would read "5" as 5, 1 as true, 5 as "5".
@@ -59,6 +59,18 @@ class StrictInputMixin(_SerializerBase):
         return super().to_internal_value(data)
 
 
+def _without_mixin_docstring(schema: dict) -> dict:
+    """Drop a description that is StrictInputMixin's docstring.
+
+    drf-spectacular describes a serializer with the nearest docstring of its ancestry: for
+    one without its own, the mixin's, which is written for us, not for a storefront
+    developer.
+    """
+    if schema.get("description") == get_doc(StrictInputMixin):
+        del schema["description"]
+    return schema
+
+
 class StrictInputSchema(OpenApiSerializerExtension):
     """The schema says what StrictInputMixin does: no properties beyond those documented,
     and lists of nested objects as long as they may be."""
@@ -67,7 +79,9 @@ class StrictInputSchema(OpenApiSerializerExtension):
     match_subclasses = True
 
     def map_serializer(self, auto_schema, direction):
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema = _without_mixin_docstring(
+            auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        )
         if direction != "request":
             return schema
         schema["additionalProperties"] = False

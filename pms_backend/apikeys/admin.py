@@ -1,17 +1,32 @@
-"""Staff screens for API keys: create (the key is shown once), list, revoke."""
+"""Staff screens for API keys: create (the key is shown once), list, revoke (confirmed)."""
 
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.apikeys import services
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.scopes import ALL_SCOPES, PRESETS
+from pms_backend.encryption.ciphers import DecryptionError, decrypt, encrypt
+
+# The new key waits here, encrypted, between the creating POST and the one page that shows
+# it: a reload of that page finds nothing (and creates nothing).
+NEW_KEY_SESSION = "pms_new_api_key"
+
+
+def _new_key_aad(key: ApiKey) -> bytes:
+    return f"apikeys.apikey:{key.pk}:{key.prefix}:shown-once".encode()
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -84,6 +99,34 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_revoke_permission(self, request) -> bool:
+        """Revoking needs the change permission (the bulk action asks for the same)."""
+        return self.has_change_permission(request)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/created/",
+                view(self.created_view),
+                name="apikeys_apikey_created",
+            ),
+            path(
+                "<path:object_id>/revoke/",
+                view(self.revoke_view),
+                name="apikeys_apikey_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_revoke"] = (
+            obj is not None and obj.revoked_at is None and self.has_revoke_permission(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Creating: POST, then redirect to the one page that shows the key -----------------
+
     def save_model(self, request, obj, form, change):
         days = form.cleaned_data.get("expires_in_days")
         key, raw = services.api_key_create(
@@ -93,24 +136,106 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
             actor=Actor.from_request(request),
         )
         obj.pk = key.pk
+        obj.prefix = key.prefix
         request.pms_new_raw_key = raw
 
     def response_add(self, request, obj, post_url_continue=None):
-        # Rendered, not put in a message: messages travel in cookies and sessions.
+        # Kept encrypted in the session for one display, never in a URL or a message
+        # (messages travel in cookies).
+        request.session[NEW_KEY_SESSION] = {
+            "pk": obj.pk,
+            "token": encrypt(request.pms_new_raw_key, aad=_new_key_aad(obj)),
+        }
+        return HttpResponseRedirect(reverse("admin:apikeys_apikey_created", args=[obj.pk]))
+
+    def created_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        key = get_object_or_404(ApiKey, pk=object_id)
         return TemplateResponse(
             request,
             "apikeys/key_created.html",
             {
                 **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "key": ApiKey.objects.get(pk=obj.pk),
-                "raw_key": request.pms_new_raw_key,
+                "opts": self.opts,
+                "key": key,
+                "raw_key": self._take_new_key(request, key),
                 "title": "API key created",
             },
         )
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
-    def revoke_selected(self, request, queryset):
-        for key in queryset:
+    @staticmethod
+    def _take_new_key(request: HttpRequest, key: ApiKey) -> str | None:
+        """Return the new key's secret once: it leaves the session as it is read."""
+        waiting = request.session.get(NEW_KEY_SESSION)
+        if not waiting or waiting.get("pk") != key.pk:
+            return None
+        del request.session[NEW_KEY_SESSION]
+        try:
+            return decrypt(waiting["token"], aad=_new_key_aad(key))
+        except DecryptionError:  # the encryption keys changed in between
+            return None
+
+    # --- Revoking: always after a confirmation page -------------------------------------
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        key = get_object_or_404(ApiKey, pk=object_id)
+        change_url = reverse("admin:apikeys_apikey_change", args=[key.pk])
+        if key.revoked_at is not None:
+            self.message_user(
+                request, f"The API key “{key.name}” is already revoked.", messages.WARNING
+            )
+            return HttpResponseRedirect(change_url)
+        if request.method == "POST" and request.POST.get("post") == "yes":
             services.api_key_revoke(prefix=key.prefix, actor=Actor.from_request(request))
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                f"Revoked the API key “{key.name}”: requests presenting it are refused "
+                "from now on.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(change_url)
+        return self._revoke_confirmation(request, [key], cancel_url=change_url)
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        keys = list(queryset)
+        if request.POST.get("post") != "yes":
+            return self._revoke_confirmation(
+                request, keys, cancel_url=reverse("admin:apikeys_apikey_changelist")
+            )
+        actor = Actor.from_request(request)
+        live = [key for key in keys if key.revoked_at is None]
+        for key in live:
+            services.api_key_revoke(prefix=key.prefix, actor=actor)
+        message = ngettext(
+            "Revoked %(count)d API key.", "Revoked %(count)d API keys.", len(live)
+        ) % {"count": len(live)}
+        already = len(keys) - len(live)
+        if already:
+            message += " " + ngettext(
+                "%(count)d was already revoked.", "%(count)d were already revoked.", already
+            ) % {"count": already}
+        self.message_user(request, message, messages.SUCCESS)
+        return None
+
+    def _revoke_confirmation(
+        self, request: HttpRequest, keys: list[ApiKey], *, cancel_url: str
+    ) -> TemplateResponse:
+        single = len(keys) == 1
+        return TemplateResponse(
+            request,
+            "apikeys/revoke_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Revoke this API key?" if single else "Revoke these API keys?",
+                "keys": keys,
+                "live_count": sum(key.revoked_at is None for key in keys),
+                "bulk": request.POST.get("action") == "revoke_selected",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "cancel_url": cancel_url,
+            },
+        )

@@ -1,11 +1,8 @@
 import atexit
-import logging
 
 from celery import signals as celery_signals
 from django.apps import AppConfig
 from django.conf import settings
-
-logger = logging.getLogger("pms")
 
 
 class MonitoringConfig(AppConfig):
@@ -22,13 +19,3 @@ class MonitoringConfig(AppConfig):
         if settings.LOGGING["handlers"]["stderr"]["formatter"] == "json":
             # A worker would otherwise replace the JSON handler with Celery's plain one.
             celery_signals.setup_logging.connect(task_metrics.keep_json_logs, weak=False)
-        layer = str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).rsplit(".", 1)[-1]
-        broker = "redis" if settings.REDIS_URL else "filesystem"
-        logger.info(
-            "backends: database=%s cache=%s broker=%s channel_layer=%s debug=%s",
-            settings.DATABASE_BACKEND,
-            settings.CACHE_BACKEND_NAME,
-            broker,
-            layer,
-            settings.DEBUG,
-        )

@@ -37,7 +37,11 @@ def logging_config(*, json_lines: bool, level: str) -> dict:
         # Upper-cased: scripts/worker.sh hands the same value to Celery, which takes "info".
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
-            "django.server": {"level": "WARNING"},
+            # Django's own defaults give "django" a console handler (in debug) on top of
+            # propagating to the root: every request warning was written twice. Named
+            # here, the loggers lose those handlers and write through the root only.
+            "django": {"level": level.upper(), "handlers": [], "propagate": True},
+            "django.server": {"level": "WARNING", "handlers": [], "propagate": True},
             "django_redis": {"level": "ERROR"},
             # A cache call that failed for want of Redis: one outage line a minute instead
             # of a traceback per call.

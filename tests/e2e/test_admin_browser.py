@@ -393,3 +393,74 @@ def test_warehouse_staff_receive_stock_but_cannot_change_prices(
         raise
     finally:
         tab.close()
+
+
+def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, browser, shots):
+    from pms_backend.apikeys.models import ApiKey
+
+    _staff("keyholder", superuser=True)
+    tab = Session(browser, stack["web"].base_url, "apikeys", shots)
+    page = tab.page
+
+    def products_with(raw: str) -> int:
+        with httpx.Client(
+            base_url=stack["web"].base_url,
+            verify=ssl.create_default_context(cafile=str(stack["cert"])),
+            timeout=15,
+        ) as shop:
+            return shop.get(
+                "/api/v1/products/", headers={"Authorization": f"Api-Key {raw}"}
+            ).status_code
+
+    try:
+        tab.login("keyholder", PASSWORD)
+
+        # Create: the form's POST redirects to the one page that shows the secret.
+        tab.goto("/admin/apikeys/apikey/add/")
+        page.fill("#id_name", "Storefront EU")
+        page.check("input[name=scope_choices][value=storefront]")
+        tab.shot("key-form")
+        page.click("input[name=_save]")
+        page.wait_for_url(re.compile(r".*/admin/apikeys/apikey/\d+/created/$"))
+        raw = page.input_value("#new-api-key")
+        assert re.fullmatch(r"pms_[a-z2-7]{8}_[A-Za-z0-9_-]{43}", raw), raw
+        assert "shown only this once" in page.inner_text("#content-main")
+        tab.shot("key-created")
+        assert products_with(raw) == 200
+
+        # A reload is a GET of that page: no second key, and the secret is gone.
+        page.reload()
+        assert page.locator("#new-api-key").count() == 0
+        assert "cannot be shown again" in page.inner_text("#key-already-shown")
+        assert raw.split("_")[2] not in page.content()
+        assert ApiKey.objects.filter(name="Storefront EU").count() == 1
+        tab.shot("key-created-reloaded")
+
+        # Revoke from the key's own page: a confirmation first, and Cancel leaves it live.
+        page.click('a:has-text("This key\'s page")')
+        page.wait_for_url(re.compile(r".*/admin/apikeys/apikey/\d+/change/$"))
+        key = ApiKey.objects.get(name="Storefront EU")
+        page.click("a.revokelink")
+        page.wait_for_url(f"**/admin/apikeys/apikey/{key.pk}/revoke/")
+        content = page.inner_text("#content-main")
+        for shown in ("Storefront EU", f"pms_{key.prefix}_", "catalog:read"):
+            assert shown in content
+        tab.shot("revoke-confirmation")
+        page.click("a.cancel-link")
+        page.wait_for_url(f"**/admin/apikeys/apikey/{key.pk}/change/")
+        assert products_with(raw) == 200
+
+        page.click("a.revokelink")
+        page.click("input[type=submit][value='Yes, revoke it']")
+        page.wait_for_url(f"**/admin/apikeys/apikey/{key.pk}/change/")
+        assert "Revoked the API key “Storefront EU”" in tab.messages()
+        assert page.locator("a.revokelink").count() == 0
+        key.refresh_from_db()
+        assert key.revoked_at is not None
+        assert products_with(raw) == 401
+        tab.shot("key-revoked")
+    except Exception:
+        tab.shot("FAILED")
+        raise
+    finally:
+        tab.close()

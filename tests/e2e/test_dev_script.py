@@ -144,3 +144,30 @@ def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
     body = listed.json()
     assert 0 < body["count"] < 30  # the published part of the 30 demo products
     assert all(p["status"] == "published" for p in body["results"])
+
+
+def test_dev_answers_like_production_and_its_log_says_each_thing_once(dev_server):
+    base = f"http://127.0.0.1:{dev_server['port']}"
+    with httpx.Client(base_url=base) as client:
+        missing = client.get("/api/v1/no-such-route/", headers={"Accept": "text/html"})
+        root = client.get("/")
+        banner_link = client.get("/api/v1/")
+
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert banner_link.headers["content-type"] == "application/problem+json"
+    assert "/api/docs/" in banner_link.json()["detail"]
+    assert root.status_code == 302
+    assert root.headers["location"] == "/api/docs/"
+
+    deadline = time.monotonic() + 10
+    while "Not Found: /api/v1/no-such-route/" not in dev_server["log"].read_text():
+        assert time.monotonic() < deadline, dev_server["log"].read_text()
+        time.sleep(0.2)
+    log = dev_server["log"].read_text()
+    # migrate, seed_database and shell say nothing of it; the server says it once.
+    assert log.count("backends: database=") == 1, log
+    assert log.count("Not Found: /api/v1/no-such-route/") == 1, log
+    assert "No hostname was supplied" not in log
+    worker_log = (dev_server["project"] / "var" / "worker.log").read_text()
+    assert "No hostname was supplied" not in worker_log, worker_log

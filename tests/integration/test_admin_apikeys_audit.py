@@ -29,9 +29,13 @@ def api(raw_key: str) -> APIClient:
 
 
 def create_key_in_admin(client, name="Storefront EU", scopes=("storefront",), days=""):
-    response = client.post(
+    created = client.post(
         f"{KEYS}add/", {"name": name, "scope_choices": list(scopes), "expires_in_days": days}
     )
+    # POST-redirect-GET: the key is shown by the page the creation redirects to.
+    assert created.status_code == 302, created.content[:2000]
+    assert "/created/" in created["Location"]
+    response = client.get(created["Location"])
     assert response.status_code == 200, response.content[:2000]
     found = RAW_KEY.findall(response.content.decode())
     assert len(found) == 1, "the result page shows the new key exactly once"
@@ -98,9 +102,11 @@ def test_a_key_made_in_the_admin_works_until_revoked(admin_client, make_product)
 
     key = ApiKey.objects.get(prefix=prefix)
     response = admin_client.post(
-        KEYS, {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True
+        KEYS,
+        {"action": "revoke_selected", "_selected_action": [key.pk], "post": "yes"},
+        follow=True,
     )
-    assert any("Revoked 1 key" in str(m) for m in response.context["messages"])
+    assert [str(m) for m in response.context["messages"]] == ["Revoked 1 API key."]
 
     refused = api(raw).get("/api/v1/products/")
     assert refused.status_code == 401
@@ -117,7 +123,11 @@ def test_revoking_touches_only_the_selected_keys(admin_client, make_key):
 
     admin_client.post(
         KEYS,
-        {"action": "revoke_selected", "_selected_action": [ApiKey.objects.get(prefix=prefix).pk]},
+        {
+            "action": "revoke_selected",
+            "_selected_action": [ApiKey.objects.get(prefix=prefix).pk],
+            "post": "yes",
+        },
     )
 
     assert api(raw).get("/api/v1/products/").status_code == 401
@@ -162,7 +172,10 @@ def test_a_view_only_clerk_can_neither_create_nor_revoke_keys(make_staff, make_k
     assert clerk.get(KEYS).status_code == 200
     assert "revoke_selected" not in clerk.get(KEYS).content.decode()
     assert clerk.get(f"{KEYS}add/").status_code == 403
-    clerk.post(KEYS, {"action": "revoke_selected", "_selected_action": [key.pk]})
+    clerk.post(KEYS, {"action": "revoke_selected", "_selected_action": [key.pk], "post": "yes"})
+    assert clerk.get(f"{KEYS}{key.pk}/revoke/").status_code == 403
+    assert clerk.post(f"{KEYS}{key.pk}/revoke/", {"post": "yes"}).status_code == 403
+    assert "/revoke/" not in clerk.get(f"{KEYS}{key.pk}/change/").content.decode()
 
     key.refresh_from_db()
     assert key.revoked_at is None
@@ -174,6 +187,121 @@ def test_staff_without_key_permissions_cannot_see_keys(make_staff):
 
     assert outsider.get(KEYS).status_code == 403
     assert outsider.get(f"{KEYS}add/").status_code == 403
+
+
+def test_reloading_the_created_page_shows_no_secret_and_creates_no_key(admin_client):
+    created = admin_client.post(
+        f"{KEYS}add/", {"name": "once", "scope_choices": ["storefront"], "expires_in_days": ""}
+    )
+    first = admin_client.get(created["Location"])
+    assert len(RAW_KEY.findall(first.content.decode())) == 1
+
+    reload = admin_client.get(created["Location"])
+
+    assert reload.status_code == 200
+    assert RAW_KEY.findall(reload.content.decode()) == []
+    assert "cannot be shown again" in reload.content.decode()
+    assert ApiKey.objects.filter(name="once").count() == 1
+
+
+def test_between_the_post_and_its_page_the_secret_is_nowhere_readable(admin_client):
+    created = admin_client.post(
+        f"{KEYS}add/", {"name": "waiting", "scope_choices": ["storefront"], "expires_in_days": ""}
+    )
+    key = ApiKey.objects.get(name="waiting")
+
+    # Not in the redirect, its cookies, the database or the decoded session: the session
+    # holds it encrypted until the one page that shows it.
+    assert key.prefix not in created["Location"]
+    stored_meanwhile = everything_stored()
+    page = admin_client.get(created["Location"]).content.decode()
+    prefix, secret = RAW_KEY.findall(page)[0]
+    assert prefix == key.prefix
+    assert secret not in stored_meanwhile
+    assert secret not in everything_stored()
+    assert all(secret not in morsel.value for morsel in created.cookies.values())
+    assert secret not in created["Location"]
+
+
+def test_the_secret_waits_only_for_its_own_page(admin_client, make_key):
+    make_key("storefront", name="older")
+    older = ApiKey.objects.get(name="older")
+    created = admin_client.post(
+        f"{KEYS}add/", {"name": "newer", "scope_choices": ["storefront"], "expires_in_days": ""}
+    )
+
+    other = admin_client.get(f"{KEYS}{older.pk}/created/")
+    assert RAW_KEY.findall(other.content.decode()) == []
+    assert len(RAW_KEY.findall(admin_client.get(created["Location"]).content.decode())) == 1
+
+
+def test_revoking_from_the_keys_page_asks_first(admin_client, make_key):
+    raw = make_key("storefront", name="Shop EU")
+    key = ApiKey.objects.get(name="Shop EU")
+    change = f"{KEYS}{key.pk}/change/"
+    page = admin_client.get(change).content.decode()
+    assert f'href="{KEYS}{key.pk}/revoke/"' in page
+
+    confirm = admin_client.get(f"{KEYS}{key.pk}/revoke/")
+
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Revoke this API key?" in html
+    for shown in ("Shop EU", f"pms_{key.prefix}_", "catalog:read, inventory:read"):
+        assert shown in html
+    assert f'href="{change}"' in html  # the cancel link leads back to the key
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    assert api(raw).get("/api/v1/products/").status_code == 200
+
+    done = admin_client.post(f"{KEYS}{key.pk}/revoke/", {"post": "yes"})
+
+    assert done.status_code == 302
+    assert done["Location"] == change
+    after = admin_client.get(change)
+    assert [str(m) for m in after.context["messages"]] == [
+        "Revoked the API key “Shop EU”: requests presenting it are refused from now on."
+    ]
+    assert "/revoke/" not in after.content.decode()
+    assert api(raw).get("/api/v1/products/").status_code == 401
+    assert AuditLog.objects.filter(action="api_key.revoked", object_id=str(key.pk)).count() == 1
+
+
+def test_a_revoke_link_without_confirmation_revokes_nothing(admin_client, make_key):
+    make_key("storefront", name="kept")
+    key = ApiKey.objects.get(name="kept")
+
+    admin_client.post(f"{KEYS}{key.pk}/revoke/", {})
+
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_the_bulk_revoke_asks_first_and_counts_in_plain_words(admin_client, make_key):
+    for name in ("one", "two", "gone"):
+        make_key("storefront", name=name)
+    gone = ApiKey.objects.get(name="gone")
+    admin_client.post(f"{KEYS}{gone.pk}/revoke/", {"post": "yes"})
+    pks = list(ApiKey.objects.values_list("pk", flat=True))
+
+    confirm = admin_client.post(KEYS, {"action": "revoke_selected", "_selected_action": pks})
+
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Revoke these API keys?" in html
+    assert "Revoking these 2 API keys" in html
+    assert "(already revoked)" in html
+    assert f'href="{KEYS}"' in html
+    assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 2
+
+    done = admin_client.post(
+        KEYS, {"action": "revoke_selected", "_selected_action": pks, "post": "yes"}, follow=True
+    )
+
+    assert [str(m) for m in done.context["messages"]] == [
+        "Revoked 2 API keys. 1 was already revoked."
+    ]
+    assert not ApiKey.objects.filter(revoked_at__isnull=True).exists()
 
 
 # --- Audit log ------------------------------------------------------------------------------
@@ -236,7 +364,9 @@ def test_the_audit_log_filters_by_action_and_actor_type(admin_client, make_produ
 def test_a_keys_history_link_shows_its_audit_entries(admin_client):
     _, _, prefix, _ = create_key_in_admin(admin_client)
     key = ApiKey.objects.get(prefix=prefix)
-    admin_client.post(KEYS, {"action": "revoke_selected", "_selected_action": [key.pk]})
+    admin_client.post(
+        KEYS, {"action": "revoke_selected", "_selected_action": [key.pk], "post": "yes"}
+    )
 
     response = admin_client.get(f"{KEYS}{key.pk}/history/", follow=True)
 

@@ -20,8 +20,9 @@ from pms_backend.apikeys.services import api_key_revoke
 
 pytestmark = pytest.mark.django_db
 
-# Public on purpose: probes, the constant ceiling endpoint, the schema and its docs.
-PUBLIC = {"/health/live", "/health/ready", "/api/v1/ping/", "/api/schema/", "/api/docs/"}
+# Public on purpose: the root (a redirect to the docs), probes, the constant ceiling
+# endpoint, the schema and its docs.
+PUBLIC = {"/", "/health/live", "/health/ready", "/api/v1/ping/", "/api/schema/", "/api/docs/"}
 # Scrapers only: callers from PMS_METRICS_ALLOWED_NETWORKS, or with the bearer token.
 SCRAPERS_ONLY = {"/metrics"}
 

@@ -21,10 +21,10 @@ STRONG_KEY = secrets.token_urlsafe(50)
 ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 AUDIT_CHAIN_KEY = secrets.token_urlsafe(32)
 
-# Import the settings the way every process does and print what a reader needs to see.
+# Import the settings the way a web process does and print what a reader needs to see.
 SHOW = """
-import json, django
-django.setup()
+import json
+import pms_backend.wsgi  # sets Django up and logs the backends, as gunicorn's import does
 from django.conf import settings as s
 print(json.dumps({
     "DEBUG": s.DEBUG,
