@@ -422,37 +422,22 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
     """Return the row's values checked one by one, or None after reporting each fault."""
     cells = {name: cell_from_import(value) for name, value in cells.items()}
     errors: list[tuple[str, str]] = []
-
-    def text(column: str, max_length: int, required: bool = False) -> str:
-        value = cells[column]
-        if required and not value:
-            errors.append((column, "Required."))
-        elif len(value) > max_length:
-            errors.append((column, f"At most {max_length} characters (this has {len(value)})."))
-        return value
-
-    sku = text("sku", 64, required=True)
+    sku = _text(cells, "sku", 64, errors, required=True)
     if sku and len(sku) <= 64 and not SKU_VALIDATOR.regex.fullmatch(sku):
         errors.append(("sku", SKU_VALIDATOR.message))
-    name = text("name", 200, required=True)
-    slug = text("slug", 220)
+    name = _text(cells, "name", 200, errors, required=True)
+    slug = _text(cells, "slug", 220, errors)
     if slug and not _SLUG.fullmatch(slug):
         errors.append(("slug", "Use only letters, digits, '-' and '_'."))
-    description = text("description", MAX_DESCRIPTION)
+    description = _text(cells, "description", MAX_DESCRIPTION, errors)
     price = _price(cells["price"], errors)
     currency = cells["currency"]
     if currency and not CURRENCY_VALIDATOR.regex.fullmatch(currency):
         errors.append(("currency", CURRENCY_VALIDATOR.message))
     category = _category_path(cells["category"], errors)
-    status = cells["status"]
-    if status and status not in Status.values:
-        errors.append(("status", f"One of {', '.join(Status.values)} (or empty to keep)."))
+    status = _status(cells["status"], errors)
+    extras = _extras(cells, errors)
     attributes = _attributes(cells["attributes"], errors)
-    extras = {}
-    for column in extra_columns():
-        extras[column.name], problem = column.parse(cells[column.name])
-        if problem:
-            errors.append((column.name, problem))
     for column in ("name", "description"):
         if "\x00" in cells[column]:
             errors.append((column, "Contains a NUL character."))
@@ -474,6 +459,33 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
         attributes=attributes,
         extras=extras,
     )
+
+
+def _text(
+    cells: dict[str, str], column: str, max_length: int, errors: list, required: bool = False
+) -> str:
+    value = cells[column]
+    if required and not value:
+        errors.append((column, "Required."))
+    elif len(value) > max_length:
+        errors.append((column, f"At most {max_length} characters (this has {len(value)})."))
+    return value
+
+
+def _status(status: str, errors: list) -> str:
+    if status and status not in Status.values:
+        errors.append(("status", f"One of {', '.join(Status.values)} (or empty to keep)."))
+    return status
+
+
+def _extras(cells: dict[str, str], errors: list) -> dict[str, Any]:
+    """Return the values of the registered columns (the stock level); report bad cells."""
+    extras = {}
+    for column in extra_columns():
+        extras[column.name], problem = column.parse(cells[column.name])
+        if problem:
+            errors.append((column.name, problem))
+    return extras
 
 
 def _price(value: str, errors: list) -> Decimal:
@@ -589,6 +601,18 @@ def _plan(
     if lock:
         products = products.select_for_update(of=("self",)).order_by("pk")
     existing = {product["sku"]: product for product in products}
+    slugs, owners = _slugs(rows, existing)
+    ids = [product["id"] for product in existing.values()]
+    states = {column.name: (column, column.load(ids)) for column in extra_columns()}
+    context = _Context(categories, report, create_categories, claims, owners, states)
+    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
+    return [plan for plan in plans if plan is not None]
+
+
+def _slugs(
+    rows: list[_Row], existing: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Return each row's slug (by SKU), and the products holding those a row takes anew."""
     slugs = {
         row.sku: row.slug
         or (existing[row.sku]["slug"] if row.sku in existing else _derived_slug(row))
@@ -601,11 +625,7 @@ def _plan(
     owners = (
         dict(Product.objects.filter(slug__in=wanted).values_list("slug", "sku")) if wanted else {}
     )
-    ids = [product["id"] for product in existing.values()]
-    states = {column.name: (column, column.load(ids)) for column in extra_columns()}
-    context = _Context(categories, report, create_categories, claims, owners, states)
-    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
-    return [plan for plan in plans if plan is not None]
+    return slugs, owners
 
 
 @dataclass
@@ -658,22 +678,7 @@ def _plan_row(
     current = product["status"] if product is not None else Status.DRAFT
     target = row.status or current
     path = status_path(current, target)
-    values = {
-        "name": row.name,
-        "slug": slug,
-        "description": row.description,
-        "price": row.price,
-        "currency": row.currency
-        or (product["currency"] if product is not None else settings.PMS_DEFAULT_CURRENCY),
-        "category_id": category_id,
-        "attributes": row.attributes,
-    }
-    if product is None:
-        changed = list(_FIELDS)
-    else:
-        changed = [name for name in _FIELDS if product[name] != values[name]]
-        if pending and "category_id" not in changed:
-            changed.append("category_id")
+    values, changed = _values_of(row, product, slug, category_id, pending)
     if "publish" in path or (target == Status.PUBLISHED and changed):
         # What product_transition checks to publish, and product_update to keep published.
         problems = publish_problems_of(
@@ -688,6 +693,28 @@ def _plan_row(
     plan = _Plan(row, product, values, changed, path, extras, moves)
     _count(plan, context.report, context.categories)
     return plan
+
+
+def _values_of(
+    row: _Row, product: dict[str, Any] | None, slug: str, category_id: int | None, pending: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the product's values after the row, and the columns that change."""
+    values = {
+        "name": row.name,
+        "slug": slug,
+        "description": row.description,
+        "price": row.price,
+        "currency": row.currency
+        or (product["currency"] if product is not None else settings.PMS_DEFAULT_CURRENCY),
+        "category_id": category_id,
+        "attributes": row.attributes,
+    }
+    if product is None:
+        return values, list(_FIELDS)
+    changed = [name for name in _FIELDS if product[name] != values[name]]
+    if pending and "category_id" not in changed:
+        changed.append("category_id")
+    return values, changed
 
 
 def _category_of(
@@ -806,6 +833,16 @@ class _Targets:
     created: set[int] = field(default_factory=set)
     lines: dict[int, int] = field(default_factory=dict)  # product id → line
 
+    def note(self, plans: list[_Plan], ids: dict[str, int]) -> None:
+        """Note what the batch's rows give the registered columns (``ids``: new products)."""
+        for plan in plans:
+            product_id = ids[plan.row.sku] if plan.product is None else plan.product["id"]
+            if plan.product is None:
+                self.created.add(product_id)
+            for name in plan.moves:
+                self.values[name][product_id] = plan.row.extras[name]
+                self.lines[product_id] = plan.row.line
+
 
 def _apply(
     stream: IO[bytes], size: int, report: ImportReport, actor: Actor, progress: Progress | None
@@ -876,29 +913,29 @@ def _write_batch(plans: list[_Plan], actor: Actor, report: ImportReport, targets
         actor=actor,
         changes=[ProductChange(p.row.sku, p.values, p.product, p.path) for p in saving],
     )
-    ids = {product.sku: product.pk for product in products}
-    for plan in plans:
-        product_id = ids[plan.row.sku] if plan.product is None else plan.product["id"]
-        if plan.product is None:
-            targets.created.add(product_id)
-        for name in plan.moves:
-            targets.values[name][product_id] = plan.row.extras[name]
-            targets.lines[product_id] = plan.row.line
+    targets.note(plans, {product.sku: product.pk for product in products})
+    if saving:
+        _audit_summary(saving, plans, actor, report)
+
+
+def _audit_summary(
+    saving: list[_Plan], plans: list[_Plan], actor: Actor, report: ImportReport
+) -> None:
+    """Record the batch as one ``product.imported`` entry (next to each product's own)."""
     new = [plan.row.sku for plan in saving if plan.product is None]
     touched = {
         plan.row.sku: [*plan.changed, *plan.path] for plan in saving if plan.product is not None
     }
-    if saving:
-        audit_record(
-            actor=actor,
-            action="product.imported",
-            object_type="catalog.product",
-            changes={
-                "file": {"before": None, "after": report.file_name},
-                "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
-                "created": {"before": None, "after": len(new)},
-                "updated": {"before": None, "after": len(touched)},
-                "created_skus": {"before": None, "after": new},
-                "updated_skus": {"before": None, "after": touched},
-            },
-        )
+    audit_record(
+        actor=actor,
+        action="product.imported",
+        object_type="catalog.product",
+        changes={
+            "file": {"before": None, "after": report.file_name},
+            "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
+            "created": {"before": None, "after": len(new)},
+            "updated": {"before": None, "after": len(touched)},
+            "created_skus": {"before": None, "after": new},
+            "updated_skus": {"before": None, "after": touched},
+        },
+    )

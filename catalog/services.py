@@ -383,8 +383,9 @@ def product_bulk_transition(
 def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
     """Insert the unsaved ``products`` whose SKU is new, in one transaction; return how many.
 
-    For bulk loads (demo data, imports): one audit entry for the batch and no per-product
-    events, so a load of thousands does not flood receivers.
+    For demo data (``seed_database``): one audit entry for the batch and no per-product
+    events, so a load of thousands does not flood receivers. Imports, which change a live
+    shop, use ``product_bulk_save`` (an entry and an event per product).
     """
     with transaction.atomic():
         existing = set(
