@@ -2,6 +2,8 @@
 and read back: shared by the import, the export, the admin and the benchmark's file
 generator, which runs without Django."""
 
+from typing import Any
+
 from catalog.fields import PRODUCT_EDITABLE_FIELDS
 
 # The catalog's own columns: what staff edit, and the status.
@@ -55,49 +57,50 @@ class ExtraColumn:
     """A column of the product file that another app owns (the stock level: inventory).
 
     The catalog's importer and exporter know it only through this interface, so the
-    catalog imports nothing of the app below it that owns the column; that app registers
-    an instance (``register_extra_column``) when it is ready. Values are whatever
-    ``parse`` makes of a cell; a state is what ``load`` reads of one product.
+    catalog imports nothing of the app that owns the column (one that depends on the
+    catalog, as inventory does); that app registers an instance (``register_extra_column``)
+    when it is ready. Values are whatever ``parse`` makes of a cell; a state is what
+    ``load`` reads of one product.
     """
 
     name = ""
-    initial: object = None  # the state of a product the app has no row for (a new one)
+    initial: Any = None  # the state of a product the app has no row for (a new one)
     summary = ""  # counted in the import's summary: "3 stock movement(s)"
     only_summary = ""  # rows changing only this column: "1 with only a new stock level"
 
-    def parse(self, cell: str) -> tuple[object, str]:
+    def parse(self, cell: str) -> tuple[Any, str]:
         """Return ``(value, "")``, value None for an empty cell, or ``(None, problem)``."""
         raise NotImplementedError
 
-    def load(self, product_ids: list[int]) -> dict[int, object]:
+    def load(self, product_ids: list[int]) -> dict[int, Any]:
         """Return the current state of those products that have one."""
         raise NotImplementedError
 
-    def problem(self, value: object, state: object) -> str:
+    def problem(self, value: Any, state: Any) -> str:
         """Return why ``value`` cannot be written over ``state``, or ""."""
         return ""
 
-    def changes(self, value: object, state: object) -> bool:
+    def changes(self, value: Any, state: Any) -> bool:
         """Return whether writing ``value`` changes ``state``."""
         raise NotImplementedError
 
-    def shown(self, state: object) -> str:
+    def shown(self, state: Any) -> str:
         """Return ``state`` as a cell (the admin's preview shows it as "before")."""
         raise NotImplementedError
 
     def write(
-        self, *, actor: object, targets: dict[int, object], created: set[int], reason: str
+        self, *, actor: Any, targets: dict[int, Any], created: set[int], reason: str
     ) -> dict[int, str]:
         """Write each product's value (``created``: the products the import made) in the
         import's transaction; return what was refused, by product (everything is then
         rolled back)."""
         raise NotImplementedError
 
-    def export_expression(self) -> object:
+    def export_expression(self) -> Any:
         """Return the expression the export annotates each product with."""
         raise NotImplementedError
 
-    def export_cell(self, value: object) -> str:
+    def export_cell(self, value: Any) -> str:
         """Return the exported cell of the annotated ``value``."""
         raise NotImplementedError
 

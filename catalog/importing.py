@@ -133,6 +133,7 @@ class ImportReport:
         parts = [
             f"{self.created} new",
             f"{self.updated} updated",
+            # One count of the rows changing only registered columns, in the first's words.
             *(f"{self.extra_only} {c.only_summary}" for c in extras[:1]),
             f"{self.unchanged} unchanged",
             *(f"{self.extra_changes[c.name]} {c.summary}" for c in extras),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -487,7 +488,9 @@ def product_bulk_save(*, actor: Actor, changes: list[ProductChange]) -> list[Pro
     return products
 
 
-def _bulk_instance(change: ProductChange, now, records: _Records) -> tuple[Product, list[str]]:
+def _bulk_instance(
+    change: ProductChange, now: datetime, records: _Records
+) -> tuple[Product, list[str]]:
     """Return the product of ``change`` with its new values, and the columns that changed
     (a stored product is recorded as ``product_update`` records it, when one does)."""
     if change.stored is None:
