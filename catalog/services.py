@@ -72,6 +72,18 @@ def _check_attributes(attributes: Any) -> None:
         ) from exc
 
 
+def _check_publishable(product: Product) -> None:
+    """Refuse a product that does not meet the publish rules (its category already loaded)."""
+    problems = product.publish_problems()
+    if problems:
+        raise InvalidInput(
+            Code.PUBLISH_REQUIREMENTS_UNMET,
+            f"{product.sku}: cannot publish: "
+            + "; ".join(m for msgs in problems.values() for m in msgs),
+            errors=problems,
+        )
+
+
 def _integrity_conflict(exc: IntegrityError, *, sku: str = "", slug: str = "") -> Conflict:
     message = str(exc).lower()
     if "sku" in message:
@@ -386,8 +398,14 @@ def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
 
     For demo data (``seed_database``): one audit entry for the batch and no per-product
     events, so a load of thousands does not flood receivers. Imports, which change a live
-    shop, use ``product_bulk_save`` (an entry and an event per product).
+    shop, use ``product_bulk_save`` (an entry and an event per product). The rules of
+    single writes hold: attributes as ``validate_attributes`` takes them, and a product
+    inserted as published meets the publish rules (``InvalidInput`` otherwise).
     """
+    for product in products:
+        _check_attributes(product.attributes)
+        if product.status == Product.Status.PUBLISHED:
+            _check_publishable(product)
     with transaction.atomic():
         existing = set(
             Product.objects.filter(sku__in=[p.sku for p in products]).values_list("sku", flat=True)

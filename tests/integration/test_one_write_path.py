@@ -207,3 +207,22 @@ def test_the_product_field_list_is_written_once():
         *(n for n in PRODUCT_REPRESENTATION_FIELDS if n not in PRODUCT_EDITABLE_FIELDS),
     ]
     assert set(PRODUCT_COLUMNS) == {*PRODUCT_EDITABLE_FIELDS, "status"}
+
+
+def test_the_bulk_insert_of_demo_data_meets_the_same_rules(system_actor, category):
+    from catalog.services import product_bulk_create
+
+    unpublishable = Product(
+        sku="BULK-1", name="Free", slug="free", price=Decimal(0), currency="EUR",
+        category=category, status=Product.Status.PUBLISHED,
+    )  # fmt: skip
+    with pytest.raises(InvalidInput) as caught:
+        product_bulk_create(actor=system_actor, products=[unpublishable])
+    assert caught.value.code == "publish_requirements_unmet"
+
+    odd = Product(sku="BULK-2", name="Odd", slug="odd", price=Decimal(1), currency="EUR",
+                  attributes={"size": ["S"]})  # fmt: skip
+    with pytest.raises(InvalidInput) as caught:
+        product_bulk_create(actor=system_actor, products=[odd])
+    assert "attributes" in caught.value.errors
+    assert not Product.objects.filter(sku__startswith="BULK-").exists()
