@@ -72,14 +72,14 @@ def _check_attributes(attributes: Any) -> None:
         ) from exc
 
 
-def _check_publishable(product: Product) -> None:
-    """Refuse a product that does not meet the publish rules (its category already loaded)."""
+def _check_publishable(product: Product, refusal: str) -> None:
+    """Raise ``InvalidInput`` (``refusal`` and what is missing) unless ``product`` meets the
+    publish rules (``Product.publish_problems``)."""
     problems = product.publish_problems()
     if problems:
         raise InvalidInput(
             Code.PUBLISH_REQUIREMENTS_UNMET,
-            f"{product.sku}: cannot publish: "
-            + "; ".join(m for msgs in problems.values() for m in msgs),
+            refusal + "; ".join(m for msgs in problems.values() for m in msgs),
             errors=problems,
         )
 
@@ -297,14 +297,7 @@ def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Pr
             for name, value in data.items():
                 setattr(product, name, value)
             if product.status == Product.Status.PUBLISHED:
-                problems = product.publish_problems()
-                if problems:
-                    raise InvalidInput(
-                        Code.PUBLISH_REQUIREMENTS_UNMET,
-                        "A published product must keep "
-                        + "; ".join(m for msgs in problems.values() for m in msgs),
-                        errors=problems,
-                    )
+                _check_publishable(product, "A published product must keep ")
             changes = diff(before, snapshot(product, PRODUCT_FIELDS))
             if not changes:
                 return product
@@ -338,13 +331,7 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
         )
         before_status = product.status
         if transition == "publish" and before_status == Product.Status.DRAFT:
-            problems = product.publish_problems()
-            if problems:
-                raise InvalidInput(
-                    Code.PUBLISH_REQUIREMENTS_UNMET,
-                    "Cannot publish: " + "; ".join(m for msgs in problems.values() for m in msgs),
-                    errors=problems,
-                )
+            _check_publishable(product, "Cannot publish: ")
         before = snapshot(product, ["status", "published_at"])
         try:
             getattr(product, transition)()
@@ -405,7 +392,7 @@ def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
     for product in products:
         _check_attributes(product.attributes)
         if product.status == Product.Status.PUBLISHED:
-            _check_publishable(product)
+            _check_publishable(product, f"{product.sku}: cannot publish: ")
     with transaction.atomic():
         existing = set(
             Product.objects.filter(sku__in=[p.sku for p in products]).values_list("sku", flat=True)
