@@ -79,6 +79,33 @@ def publish_problems_of(
     return problems
 
 
+def status_path(source: str, target: str) -> tuple[str, ...]:
+    """Return the transitions that take a product from ``source`` to ``target`` status,
+    fewest first (none when they are the same), read from the status machine itself."""
+    return _status_paths()[(source, target)]
+
+
+@functools.cache
+def _status_paths() -> dict[tuple[str, str], tuple[str, ...]]:
+    moves = [
+        (str(t.source), t.name, str(t.target))
+        for t in Product._meta.get_field("status").get_all_transitions(Product)
+    ]
+    paths: dict[tuple[str, str], tuple[str, ...]] = {}
+    for start in Product.Status.values:
+        reached: dict[str, tuple[str, ...]] = {start: ()}
+        frontier = [start]
+        while frontier:  # breadth first: the first path found to a status is a shortest
+            step = []
+            for source, name, target in moves:
+                if source in frontier and target not in reached:
+                    reached[target] = (*reached[source], name)
+                    step.append(target)
+            frontier = step
+        paths.update(((start, end), path) for end, path in reached.items())
+    return paths
+
+
 class Category(models.Model):
     """A node of the category tree. Products keep their category; cycles are refused."""
 
@@ -217,36 +244,10 @@ class Product(ConcurrentTransitionMixin, models.Model):
     def publish_problems(self) -> dict[str, list[str]]:
         """Return what stops this product from being published, by field."""
         has_category = self.category_id is not None
-        return publish_problems_of(
+        problems = publish_problems_of(
             name=self.name,
             price=self.price,
             category=self.category.name if has_category else None,
             category_active=self.category.is_active if has_category else True,
         )
-
-
-def status_path(source: str, target: str) -> tuple[str, ...]:
-    """Return the transitions that take a product from ``source`` to ``target`` status,
-    fewest first (none when they are the same), read from the status machine itself."""
-    return _status_paths()[(source, target)]
-
-
-@functools.cache
-def _status_paths() -> dict[tuple[str, str], tuple[str, ...]]:
-    moves = [
-        (str(t.source), t.name, str(t.target))
-        for t in Product._meta.get_field("status").get_all_transitions(Product)
-    ]
-    paths: dict[tuple[str, str], tuple[str, ...]] = {}
-    for start in Product.Status.values:
-        reached: dict[str, tuple[str, ...]] = {start: ()}
-        frontier = [start]
-        while frontier:  # breadth first: the first path found to a status is a shortest
-            step = []
-            for source, name, target in moves:
-                if source in frontier and target not in reached:
-                    reached[target] = (*reached[source], name)
-                    step.append(target)
-            frontier = step
-        paths.update(((start, end), path) for end, path in reached.items())
-    return paths
+        return problems

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.db.models import QuerySet, Sum
 
 from inventory.models import InventoryMovement, Stock
-from inventory.payloads import stock_representation
 
 
 def stock_for(product_ids) -> dict[int, dict]:
     """Return ``{product_id: representation}``; products without a stock row show zeros."""
+    from inventory.services import stock_representation
+
     ids = list(product_ids)
     found = {s.product_id: s for s in Stock.objects.filter(product_id__in=ids)}
     return {pid: stock_representation(found.get(pid) or Stock(product_id=pid)) for pid in ids}
