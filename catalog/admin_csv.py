@@ -147,7 +147,7 @@ def _invalid_rows(result: Result, report: ImportReport) -> None:
 def _preview(result: Result, report: ImportReport) -> None:
     result.pms_report = report
     result.totals[RowResult.IMPORT_TYPE_NEW] = report.created
-    result.totals[RowResult.IMPORT_TYPE_UPDATE] = report.updated + report.stock_only
+    result.totals[RowResult.IMPORT_TYPE_UPDATE] = report.updated + report.extra_only
     result.totals[RowResult.IMPORT_TYPE_SKIP] = report.unchanged
     for row in report.preview:
         row_result = RowResult()

@@ -2,14 +2,16 @@
 and read back: shared by the import, the export, the admin and the benchmark's file
 generator, which runs without Django."""
 
+from typing import Any
+
+from catalog.fields import PRODUCT_EDITABLE_FIELDS
+
+# The catalog's own columns: what staff edit, and the status.
+PRODUCT_COLUMNS = (*PRODUCT_EDITABLE_FIELDS, "status")
+# The file's columns, in the export's order (the long JSON last). ``on_hand`` is the stock
+# level: inventory reads and writes it (an ``ExtraColumn``), the catalog only carries it.
 COLUMNS = (
-    "sku",
-    "name",
-    "slug",
-    "description",
-    "price",
-    "currency",
-    "category",
+    *(name for name in PRODUCT_EDITABLE_FIELDS if name != "attributes"),
     "status",
     "on_hand",
     "attributes",
@@ -49,3 +51,74 @@ def cell_from_import(cell: str) -> str:
     if cell.startswith(QUOTE) and _needs_quote(cell[1:]):
         return cell[1:]
     return cell
+
+
+class ExtraColumn:
+    """A column of the product file that another app owns (the stock level: inventory).
+
+    The catalog's importer and exporter know it only through this interface, so the
+    catalog imports nothing of the app that owns the column (one that depends on the
+    catalog, as inventory does); that app registers an instance (``register_extra_column``)
+    when it is ready. Values are whatever ``parse`` makes of a cell; a state is what
+    ``load`` reads of one product.
+    """
+
+    name = ""
+    initial: Any = None  # the state of a product the app has no row for (a new one)
+    summary = ""  # counted in the import's summary: "3 stock movement(s)"
+    only_summary = ""  # rows changing only this column: "1 with only a new stock level"
+
+    def parse(self, cell: str) -> tuple[Any, str]:
+        """Return ``(value, "")``, value None for an empty cell, or ``(None, problem)``."""
+        raise NotImplementedError
+
+    def load(self, product_ids: list[int]) -> dict[int, Any]:
+        """Return the current state of those products that have one."""
+        raise NotImplementedError
+
+    def problem(self, value: Any, state: Any) -> str:
+        """Return why ``value`` cannot be written over ``state``, or ""."""
+        return ""
+
+    def changes(self, value: Any, state: Any) -> bool:
+        """Return whether writing ``value`` changes ``state``."""
+        raise NotImplementedError
+
+    def shown(self, state: Any) -> str:
+        """Return ``state`` as a cell (the admin's preview shows it as "before")."""
+        raise NotImplementedError
+
+    def write(
+        self, *, actor: Any, targets: dict[int, Any], created: set[int], reason: str
+    ) -> dict[int, str]:
+        """Write each product's value (``created``: the products the import made) in the
+        import's transaction; return what was refused, by product (everything is then
+        rolled back)."""
+        raise NotImplementedError
+
+    def export_expression(self) -> Any:
+        """Return the expression the export annotates each product with."""
+        raise NotImplementedError
+
+    def export_cell(self, value: Any) -> str:
+        """Return the exported cell of the annotated ``value``."""
+        raise NotImplementedError
+
+
+_EXTRA_COLUMNS: dict[str, ExtraColumn] = {}
+
+
+def register_extra_column(column: ExtraColumn) -> None:
+    """Let ``column`` read and write its column of the product file (one owner per name)."""
+    if column.name not in COLUMNS or column.name in PRODUCT_COLUMNS:
+        raise ValueError(f"{column.name!r} is not a column the product file leaves to others")
+    _EXTRA_COLUMNS[column.name] = column
+
+
+def extra_columns() -> list[ExtraColumn]:
+    """Return the registered columns, in the file's order; refuse a file with a gap."""
+    others = [name for name in COLUMNS if name not in PRODUCT_COLUMNS]
+    missing = [name for name in others if name not in _EXTRA_COLUMNS]
+    if missing:
+        raise RuntimeError(f"No app has registered the product file's column(s) {missing}")
+    return [_EXTRA_COLUMNS[name] for name in COLUMNS if name in _EXTRA_COLUMNS]

@@ -12,5 +12,6 @@ class CatalogErrorCode(StrEnum):
     CATEGORY_HAS_CHILDREN = "category_has_children"
     UNKNOWN_CATEGORY = "unknown_category"
     UNKNOWN_TRANSITION = "unknown_transition"
+    INVALID_ATTRIBUTES = "validation_error"
     IMPORT_REJECTED = "import_rejected"
     IMPORT_TOO_LARGE = "import_too_large"

@@ -12,11 +12,11 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.db.models import QuerySet
 
-from catalog.csv_columns import cell_for_export
-from catalog.importing import COLUMNS
+from catalog.csv_columns import COLUMNS, ExtraColumn, cell_for_export, extra_columns
 from catalog.models import Product
 from catalog.selectors import category_paths
 
@@ -24,46 +24,40 @@ CHUNK_SIZE = 2000
 
 
 def export_rows(products: QuerySet[Product] | None = None) -> Iterator[list[str]]:
-    """Yield the header, then one row of cells per product (in primary-key order)."""
+    """Yield the header, then one row of cells per product (in primary-key order).
+
+    The columns other apps own (the stock level) come from their ``ExtraColumn``: an
+    annotation of the same query, so the export stays one streamed query.
+    """
     paths = category_paths()
+    extras = {column.name: column for column in extra_columns()}
     queryset = (Product.objects.all() if products is None else products).order_by("pk")
-    yield list(COLUMNS)
-    rows = queryset.values_list(
-        "sku",
-        "name",
-        "slug",
-        "description",
-        "price",
-        "currency",
-        "category_id",
-        "status",
-        "stock__on_hand",
-        "attributes",
+    queryset = queryset.annotate(
+        **{f"extra_{name}": column.export_expression() for name, column in extras.items()}
     )
-    for (
-        sku,
-        name,
-        slug,
-        description,
-        price,
-        currency,
-        category,
-        status,
-        on_hand,
-        attrs,
-    ) in rows.iterator(chunk_size=CHUNK_SIZE):
-        yield [
-            sku,
-            name,
-            slug,
-            description,
-            f"{price:.2f}",
-            currency,
-            paths.get(category, "") if category else "",
-            status,
-            str(on_hand or 0),
-            json.dumps(attrs, ensure_ascii=False, sort_keys=True) if attrs else "",
-        ]
+    yield list(COLUMNS)
+    fields = [
+        "category_id" if name == "category" else (f"extra_{name}" if name in extras else name)
+        for name in COLUMNS
+    ]
+    cells = [_formatter(name, paths, extras) for name in COLUMNS]
+    for values in queryset.values_list(*fields).iterator(chunk_size=CHUNK_SIZE):
+        yield [cell(value) for cell, value in zip(cells, values, strict=True)]
+
+
+def _formatter(
+    name: str, paths: dict[int, str], extras: dict[str, ExtraColumn]
+) -> Callable[[Any], str]:
+    """Return how the column ``name`` turns a stored value into its cell."""
+    if name in extras:
+        return extras[name].export_cell
+    if name == "price":
+        return lambda price: f"{price:.2f}"
+    if name == "category":
+        return lambda category: paths.get(category, "") if category else ""
+    if name == "attributes":
+        return lambda attrs: json.dumps(attrs, ensure_ascii=False, sort_keys=True) if attrs else ""
+    return lambda text: text
 
 
 def export_csv(

@@ -7,6 +7,11 @@ transaction and applies it in batches: products inserted and updated in bulk, st
 moved along the status machine, stock brought to the file's levels as ledger movements.
 A file is imported whole or not at all. Memory stays bounded by the batch, apart from
 the SKUs and slugs seen so far (needed to refuse duplicates within the file).
+
+Products are written through ``catalog.services.product_bulk_save``: each is audited and
+announced as a single write would be (``product.created``, ``product.updated``,
+``product.published`` …). Columns the catalog does not own (the stock level) are read and
+written by the app that registered them (``catalog.csv_columns.ExtraColumn``).
 """
 
 from __future__ import annotations
@@ -24,25 +29,32 @@ from decimal import Decimal
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.text import slugify
-from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from audit.actors import Actor
 from audit.services import audit_record
-from catalog.api.serializers import validate_attributes
-from catalog.cache import catalog_cache_bump
-from catalog.csv_columns import COLUMNS, cell_from_import
+from catalog.csv_columns import COLUMNS, ExtraColumn, cell_from_import, extra_columns
 from catalog.errors import CatalogErrorCode as Code
-from catalog.models import CURRENCY_VALIDATOR, SKU_VALIDATOR, Category, Product
+from catalog.models import (
+    CURRENCY_VALIDATOR,
+    SKU_VALIDATOR,
+    Category,
+    Product,
+    publish_problems_of,
+    status_path,
+    validate_attributes,
+)
 from catalog.selectors import category_paths
-from catalog.services import category_create
-from inventory.models import InventoryMovement
-from inventory.services import MAX_MOVEMENT_QUANTITY
-from inventory.stocktake import stock_set_levels
-from pms_backend.bulk_update import bulk_update_rows
-from pms_backend.errors import Conflict, InvalidInput
+from catalog.services import (
+    PRODUCT_STORED_FIELDS,
+    PRODUCT_VALUE_FIELDS,
+    ProductChange,
+    category_create,
+    product_bulk_save,
+)
+from pms_backend.errors import InvalidInput
 
 BATCH_SIZE = 2000
 MAX_LINE_BYTES = 1024 * 1024
@@ -54,20 +66,7 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 Status = Product.Status
-# The transitions that take a product from one status to another, shortest first.
-STATUS_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
-    (Status.DRAFT, Status.DRAFT): (),
-    (Status.DRAFT, Status.PUBLISHED): ("publish",),
-    (Status.DRAFT, Status.ARCHIVED): ("publish", "archive"),
-    (Status.PUBLISHED, Status.DRAFT): ("unpublish",),
-    (Status.PUBLISHED, Status.PUBLISHED): (),
-    (Status.PUBLISHED, Status.ARCHIVED): ("archive",),
-    (Status.ARCHIVED, Status.DRAFT): ("restore",),
-    (Status.ARCHIVED, Status.PUBLISHED): ("restore", "publish"),
-    (Status.ARCHIVED, Status.ARCHIVED): (),
-}
-_FIELDS = ("name", "slug", "description", "price", "currency", "category_id", "attributes")
-_LOADED = ("id", "sku", "status", "published_at", *_FIELDS, "stock__on_hand", "stock__reserved")
+_FIELDS = PRODUCT_VALUE_FIELDS
 
 Progress = Callable[[str, int, int], None]
 
@@ -106,9 +105,9 @@ class ImportReport:
     rows: int = 0
     created: int = 0
     updated: int = 0
-    stock_only: int = 0  # only the stock level changes
+    extra_only: int = 0  # only registered columns (the stock level) change
     unchanged: int = 0
-    stock_movements: int = 0
+    extra_changes: Counter = field(default_factory=Counter)  # by registered column
     transitions: Counter = field(default_factory=Counter)
     new_categories: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -126,16 +125,18 @@ class ImportReport:
 
     @property
     def changed_rows(self) -> int:
-        return self.created + self.updated + self.stock_only
+        return self.created + self.updated + self.extra_only
 
     def summary(self) -> str:
         """Return one line of counts, e.g. for a command's output or an admin message."""
+        extras = extra_columns()
         parts = [
             f"{self.created} new",
             f"{self.updated} updated",
-            f"{self.stock_only} with only a new stock level",
+            # One count of the rows changing only registered columns, in the first's words.
+            *(f"{self.extra_only} {c.only_summary}" for c in extras[:1]),
             f"{self.unchanged} unchanged",
-            f"{self.stock_movements} stock movement(s)",
+            *(f"{self.extra_changes[c.name]} {c.summary}" for c in extras),
         ]
         if self.transitions:
             parts.append(", ".join(f"{n} {t}" for t, n in sorted(self.transitions.items())))
@@ -268,8 +269,8 @@ class _Row:
     currency: str
     category: str
     status: str
-    on_hand: int | None
     attributes: dict[str, Any]
+    extras: dict[str, Any]  # registered column → value (None: leave as it is)
 
 
 def _batches(
@@ -340,19 +341,8 @@ def _records(
                 yield raw.decode("utf-8", "replace")
 
     reader = csv.reader(lines(), strict=True)
-    try:
-        header = next(reader, None)
-    except (csv.Error, _Unreadable) as exc:
-        report.add_error(1, "", f"Cannot read the header: {exc}.")
-        return
+    header = _header(reader, bad_lines, report)
     if header is None:
-        report.add_error(1, "", "The file is empty; it needs the header " + ",".join(COLUMNS))
-        return
-    if 1 in bad_lines:
-        report.add_error(1, "", bad_lines[1])
-        return
-    header = [name.strip() for name in header]
-    if _header_problems(header, report):
         return
     end = reader.line_num
     while True:
@@ -369,23 +359,46 @@ def _records(
             report.add_error(start, "", f"Not valid CSV: {exc}.")
             continue
         end = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue  # a blank line
-        bad = [bad_lines.pop(n) for n in range(start, end + 1) if n in bad_lines]
-        if bad:
-            report.rows += 1
-            report.add_error(start, "", bad[0], dict(zip(header, cells, strict=False)))
-            continue
-        if len(cells) != len(header):
-            report.rows += 1
-            report.add_error(
-                start,
-                "",
-                f"Has {len(cells)} cells where the header has {len(header)}.",
-                dict(zip(header, cells, strict=False)),
-            )
-            continue
-        yield start, dict(zip(header, cells, strict=True))
+        if any(cell.strip() for cell in cells) and _record_fits(
+            header,
+            cells,
+            [bad_lines.pop(n) for n in range(start, end + 1) if n in bad_lines],
+            start,
+            report,
+        ):
+            yield start, dict(zip(header, cells, strict=True))
+
+
+def _header(reader, bad_lines: dict[int, str], report: ImportReport) -> list[str] | None:
+    """Return the header's column names, or None after reporting why it cannot be read."""
+    try:
+        header = next(reader, None)
+    except (csv.Error, _Unreadable) as exc:
+        report.add_error(1, "", f"Cannot read the header: {exc}.")
+        return None
+    if header is None:
+        report.add_error(1, "", "The file is empty; it needs the header " + ",".join(COLUMNS))
+        return None
+    if 1 in bad_lines:
+        report.add_error(1, "", bad_lines[1])
+        return None
+    header = [name.strip() for name in header]
+    return None if _header_problems(header, report) else header
+
+
+def _record_fits(
+    header: list[str], cells: list[str], bad: list[str], start: int, report: ImportReport
+) -> bool:
+    """Return whether a (non-blank) record can be read as a row; report it if not."""
+    if bad:
+        problem = bad[0]
+    elif len(cells) != len(header):
+        problem = f"Has {len(cells)} cells where the header has {len(header)}."
+    else:
+        return True
+    report.rows += 1
+    report.add_error(start, "", problem, dict(zip(header, cells, strict=False)))
+    return False
 
 
 def _header_problems(header: list[str], report: ImportReport) -> bool:
@@ -410,32 +423,21 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
     """Return the row's values checked one by one, or None after reporting each fault."""
     cells = {name: cell_from_import(value) for name, value in cells.items()}
     errors: list[tuple[str, str]] = []
-
-    def text(column: str, max_length: int, required: bool = False) -> str:
-        value = cells[column]
-        if required and not value:
-            errors.append((column, "Required."))
-        elif len(value) > max_length:
-            errors.append((column, f"At most {max_length} characters (this has {len(value)})."))
-        return value
-
-    sku = text("sku", 64, required=True)
+    sku = _text(cells, "sku", 64, errors, required=True)
     if sku and len(sku) <= 64 and not SKU_VALIDATOR.regex.fullmatch(sku):
         errors.append(("sku", SKU_VALIDATOR.message))
-    name = text("name", 200, required=True)
-    slug = text("slug", 220)
+    name = _text(cells, "name", 200, errors, required=True)
+    slug = _text(cells, "slug", 220, errors)
     if slug and not _SLUG.fullmatch(slug):
         errors.append(("slug", "Use only letters, digits, '-' and '_'."))
-    description = text("description", MAX_DESCRIPTION)
+    description = _text(cells, "description", MAX_DESCRIPTION, errors)
     price = _price(cells["price"], errors)
     currency = cells["currency"]
     if currency and not CURRENCY_VALIDATOR.regex.fullmatch(currency):
         errors.append(("currency", CURRENCY_VALIDATOR.message))
     category = _category_path(cells["category"], errors)
-    status = cells["status"]
-    if status and status not in Status.values:
-        errors.append(("status", f"One of {', '.join(Status.values)} (or empty to keep)."))
-    on_hand = _on_hand(cells["on_hand"], errors)
+    status = _status(cells["status"], errors)
+    extras = _extras(cells, errors)
     attributes = _attributes(cells["attributes"], errors)
     for column in ("name", "description"):
         if "\x00" in cells[column]:
@@ -455,9 +457,36 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
         currency=currency,
         category=category,
         status=status,
-        on_hand=on_hand,
         attributes=attributes,
+        extras=extras,
     )
+
+
+def _text(
+    cells: dict[str, str], column: str, max_length: int, errors: list, required: bool = False
+) -> str:
+    value = cells[column]
+    if required and not value:
+        errors.append((column, "Required."))
+    elif len(value) > max_length:
+        errors.append((column, f"At most {max_length} characters (this has {len(value)})."))
+    return value
+
+
+def _status(status: str, errors: list) -> str:
+    if status and status not in Status.values:
+        errors.append(("status", f"One of {', '.join(Status.values)} (or empty to keep)."))
+    return status
+
+
+def _extras(cells: dict[str, str], errors: list) -> dict[str, Any]:
+    """Return the values of the registered columns (the stock level); report bad cells."""
+    extras = {}
+    for column in extra_columns():
+        extras[column.name], problem = column.parse(cells[column.name])
+        if problem:
+            errors.append((column.name, problem))
+    return extras
 
 
 def _price(value: str, errors: list) -> Decimal:
@@ -478,20 +507,6 @@ def _price(value: str, errors: list) -> Decimal:
     return Decimal(0)
 
 
-def _on_hand(value: str, errors: list) -> int | None:
-    if not value:
-        return None
-    if value.startswith("-") and value[1:].isdigit():
-        errors.append(("on_hand", "Must not be negative."))
-    elif not (value.isascii() and value.isdigit()):
-        errors.append(("on_hand", f"{value[:20]!r} is not a whole number."))
-    elif int(value) > MAX_MOVEMENT_QUANTITY:
-        errors.append(("on_hand", f"At most {MAX_MOVEMENT_QUANTITY}."))
-    else:
-        return int(value)
-    return None
-
-
 def _attributes(value: str, errors: list) -> dict[str, Any]:
     if not value:
         return {}
@@ -505,8 +520,8 @@ def _attributes(value: str, errors: list) -> dict[str, Any]:
         return {}
     try:
         validate_attributes(parsed)
-    except ApiValidationError as exc:
-        errors.append(("attributes", " ".join(str(m) for m in exc.detail)))
+    except ValidationError as exc:
+        errors.append(("attributes", " ".join(exc.messages)))
         return {}
     return parsed
 
@@ -554,11 +569,16 @@ class _Categories:
 @dataclass
 class _Plan:
     row: _Row
-    product: dict[str, Any] | None  # the stored values (_LOADED); None: a new product
+    product: dict[str, Any] | None  # the stored values (PRODUCT_STORED_FIELDS); None: new
     values: dict[str, Any]
     changed: list[str]
     path: tuple[str, ...]
-    on_hand: int  # current
+    extras: dict[str, Any]  # registered column → the product's current state
+    moves: list[str]  # the registered columns this row changes
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.product is None or bool(self.changed or self.path or self.moves)
 
 
 def _plan(
@@ -570,17 +590,30 @@ def _plan(
     claims: dict[str, dict[str, str]] | None = None,
     lock: bool = False,
 ) -> list[_Plan]:
-    """Check a batch against the catalog (one or two queries) and return what each row
-    changes.
+    """Check a batch against the catalog (a few queries) and return what each row changes.
 
     ``claims`` (first pass) remembers SKUs and slugs across batches to refuse duplicates
     within the file; ``lock`` (second pass) locks the batch's existing products. Stored
     values are read as plain values: model instances cost more than the rest together.
     """
-    products = Product.objects.filter(sku__in=[row.sku for row in rows]).values(*_LOADED)
+    products = Product.objects.filter(sku__in=[row.sku for row in rows]).values(
+        *PRODUCT_STORED_FIELDS
+    )
     if lock:
         products = products.select_for_update(of=("self",)).order_by("pk")
     existing = {product["sku"]: product for product in products}
+    slugs, owners = _slugs(rows, existing)
+    ids = [product["id"] for product in existing.values()]
+    states = {column.name: (column, column.load(ids)) for column in extra_columns()}
+    context = _Context(categories, report, create_categories, claims, owners, states)
+    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
+    return [plan for plan in plans if plan is not None]
+
+
+def _slugs(
+    rows: list[_Row], existing: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Return each row's slug (by SKU), and the products holding those a row takes anew."""
     slugs = {
         row.sku: row.slug
         or (existing[row.sku]["slug"] if row.sku in existing else _derived_slug(row))
@@ -593,9 +626,7 @@ def _plan(
     owners = (
         dict(Product.objects.filter(slug__in=wanted).values_list("slug", "sku")) if wanted else {}
     )
-    context = _Context(categories, report, create_categories, claims, owners)
-    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
-    return [plan for plan in plans if plan is not None]
+    return slugs, owners
 
 
 @dataclass
@@ -605,6 +636,7 @@ class _Context:
     create_categories: bool
     claims: dict[str, dict[str, str]] | None
     owners: dict[str, str]  # slug → SKU of the product holding it
+    states: dict[str, tuple[ExtraColumn, dict[int, Any]]]  # registered column → states
 
 
 def _claim(
@@ -641,41 +673,33 @@ def _plan_row(
     row: _Row, product: dict[str, Any] | None, slug: str, context: _Context
 ) -> _Plan | None:
     """Return what ``row`` changes, or None after reporting why it cannot be imported."""
-    categories, report, claims = context.categories, context.report, context.claims
     errors: list[tuple[str, str]] = []
-    category_id, active, pending = None, True, False
-    if row.category:
-        found = categories.find(row.category)
-        if found == categories.AMBIGUOUS or (
-            found is None and categories.missing_prefix_ambiguous(row.category)
-        ):
-            errors.append(
-                ("category", f"{row.category!r} names more than one category; rename one.")
-            )
-        elif found is None and not context.create_categories:
-            errors.append(
-                (
-                    "category",
-                    f"No category {row.category!r}; create it first, or let the import "
-                    "create missing categories (--create-categories, or the admin's box "
-                    "'Create missing categories').",
-                )
-            )
-        elif found is None:
-            pending = True
-            categories.planned.add(row.category)
-        else:
-            category_id, active = found, categories.active[found]
-    owner = context.owners.get(slug)
-    claimed = True
-    if owner is not None and owner != row.sku:
-        hint = "" if row.slug else " (made from the name and SKU; give the row a slug)"
-        errors.append(("slug", f"{slug!r} is already the slug of product {owner}{hint}."))
-    elif claims is not None:
-        claimed = _claim(claims["slug"], slug, row.line, row.cells, report, sku=row.sku)
+    category_id, active, pending = _category_of(row, context, errors)
+    claimed = _slug_free(row, slug, context, errors)
     current = product["status"] if product is not None else Status.DRAFT
     target = row.status or current
-    path = STATUS_PATHS[(current, target)]
+    path = status_path(current, target)
+    values, changed = _values_of(row, product, slug, category_id, pending)
+    if "publish" in path or (target == Status.PUBLISHED and changed):
+        # What product_transition checks to publish, and product_update to keep published.
+        problems = publish_problems_of(
+            name=row.name, price=row.price, category=row.category or None, category_active=active
+        )
+        errors.extend((column, m) for column, messages in problems.items() for m in messages)
+    extras, moves = _extras_of(row, product, context, errors)
+    for column, message in errors:
+        context.report.add_error(row.line, column, message, row.cells)
+    if errors or not claimed:
+        return None
+    plan = _Plan(row, product, values, changed, path, extras, moves)
+    _count(plan, context.report, context.categories)
+    return plan
+
+
+def _values_of(
+    row: _Row, product: dict[str, Any] | None, slug: str, category_id: int | None, pending: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the product's values after the row, and the columns that change."""
     values = {
         "name": row.name,
         "slug": slug,
@@ -687,51 +711,91 @@ def _plan_row(
         "attributes": row.attributes,
     }
     if product is None:
-        changed = list(_FIELDS)
-    else:
-        changed = [name for name in _FIELDS if product[name] != values[name]]
-        if pending and "category_id" not in changed:
-            changed.append("category_id")
-    if "publish" in path or (target == Status.PUBLISHED and changed):
-        if row.price <= 0:
-            errors.append(("price", "A published product needs a price above zero."))
-        if not row.category:
-            errors.append(("category", "A published product needs a category."))
-        elif category_id is not None and not active:
-            errors.append(("category", f"The category {row.category!r} is not active."))
-    on_hand = (product["stock__on_hand"] or 0) if product is not None else 0
-    reserved = (product["stock__reserved"] or 0) if product is not None else 0
-    if row.on_hand is not None and row.on_hand < reserved:
+        return values, list(_FIELDS)
+    changed = [name for name in _FIELDS if product[name] != values[name]]
+    if pending and "category_id" not in changed:
+        changed.append("category_id")
+    return values, changed
+
+
+def _category_of(
+    row: _Row, context: _Context, errors: list[tuple[str, str]]
+) -> tuple[int | None, bool, bool]:
+    """Return the row's category id (None: none, or one to create), whether it is active,
+    and whether the import is to create it; report a path it cannot use."""
+    categories = context.categories
+    if not row.category:
+        return None, True, False
+    found = categories.find(row.category)
+    if found == categories.AMBIGUOUS or (
+        found is None and categories.missing_prefix_ambiguous(row.category)
+    ):
+        errors.append(("category", f"{row.category!r} names more than one category; rename one."))
+    elif found is None and not context.create_categories:
         errors.append(
-            ("on_hand", f"{row.on_hand} is below the {reserved} reserved by open orders.")
+            (
+                "category",
+                f"No category {row.category!r}; create it first, or let the import "
+                "create missing categories (--create-categories, or the admin's box "
+                "'Create missing categories').",
+            )
         )
-    for column, message in errors:
-        report.add_error(row.line, column, message, row.cells)
-    if errors or not claimed:
-        return None
-    plan = _Plan(row, product, values, changed, path, on_hand)
-    _count(plan, report, categories)
-    return plan
+    elif found is None:
+        categories.planned.add(row.category)
+        return None, True, True
+    else:
+        return found, categories.active[found], False
+    return None, True, False
+
+
+def _slug_free(row: _Row, slug: str, context: _Context, errors: list[tuple[str, str]]) -> bool:
+    """Report a slug another product holds; return False for one an earlier row claimed."""
+    owner = context.owners.get(slug)
+    if owner is not None and owner != row.sku:
+        hint = "" if row.slug else " (made from the name and SKU; give the row a slug)"
+        errors.append(("slug", f"{slug!r} is already the slug of product {owner}{hint}."))
+    elif context.claims is not None:
+        return _claim(
+            context.claims["slug"], slug, row.line, row.cells, context.report, sku=row.sku
+        )
+    return True
+
+
+def _extras_of(
+    row: _Row, product: dict[str, Any] | None, context: _Context, errors: list[tuple[str, str]]
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the product's state in each registered column and the columns the row
+    changes; report a value its column refuses."""
+    extras, moves = {}, []
+    for name, (column, loaded) in context.states.items():
+        state = loaded.get(product["id"], column.initial) if product else column.initial
+        extras[name] = state
+        value = row.extras[name]
+        if value is None:
+            continue
+        problem = column.problem(value, state)
+        if problem:
+            errors.append((name, problem))
+        elif column.changes(value, state):
+            moves.append(name)
+    return extras, moves
 
 
 def _count(plan: _Plan, report: ImportReport, categories: _Categories) -> None:
-    moves_stock = plan.row.on_hand is not None and plan.row.on_hand != plan.on_hand
     if plan.product is None:
         report.created += 1
     elif plan.changed or plan.path:
         report.updated += 1
-    elif moves_stock:
-        report.stock_only += 1
+    elif plan.moves:
+        report.extra_only += 1
     else:
         report.unchanged += 1
-    report.stock_movements += moves_stock
+    report.extra_changes.update(plan.moves)
     report.transitions.update(plan.path)
-    if plan.product is None or plan.changed or plan.path or moves_stock:
+    if plan.changes_anything:
         report._changing.add(plan.row.line)
-    if len(report.preview) < report.preview_limit and (
-        plan.product is None or plan.changed or plan.path or moves_stock
-    ):
-        report.preview.append(_preview(plan, categories))
+        if len(report.preview) < report.preview_limit:
+            report.preview.append(_preview(plan, categories))
 
 
 def _preview(plan: _Plan, categories: _Categories) -> RowPreview:
@@ -753,12 +817,32 @@ def _preview(plan: _Plan, categories: _Categories) -> RowPreview:
             changes[column] = (str(before), values[column])
         if plan.path:
             changes["status"] = (product["status"], values["status"])
-        if row.on_hand is not None and row.on_hand != plan.on_hand:
-            changes["on_hand"] = (str(plan.on_hand), str(row.on_hand))
+        columns = {column.name: column for column in extra_columns()}
+        for name in plan.moves:
+            changes[name] = (columns[name].shown(plan.extras[name]), values[name])
     return RowPreview(row.line, row.sku, "new" if product is None else "update", values, changes)
 
 
 # --- Applying --------------------------------------------------------------------------
+
+
+@dataclass
+class _Targets:
+    """What the registered columns are to write, gathered over the batches."""
+
+    values: dict[str, dict[int, Any]]  # column → product id → value
+    created: set[int] = field(default_factory=set)
+    lines: dict[int, int] = field(default_factory=dict)  # product id → line
+
+    def note(self, plans: list[_Plan], ids: dict[str, int]) -> None:
+        """Note what the batch's rows give the registered columns (``ids``: new products)."""
+        for plan in plans:
+            product_id = ids[plan.row.sku] if plan.product is None else plan.product["id"]
+            if plan.product is None:
+                self.created.add(product_id)
+            for name in plan.moves:
+                self.values[name][product_id] = plan.row.extras[name]
+                self.lines[product_id] = plan.row.line
 
 
 def _apply(
@@ -770,14 +854,12 @@ def _apply(
     (the catalog may have moved meanwhile) and written. ``report`` keeps the first pass's
     counts; a row that no longer fits rolls everything back and is reported there.
     """
-    reason = f"import {report.file_name}"[:500]
     second = ImportReport(file_name=report.file_name)
+    columns = extra_columns()
+    targets = _Targets({column.name: {} for column in columns})
     with transaction.atomic():
         categories = _Categories()
         _create_categories(actor, categories, report.new_categories)
-        receipts: dict[int, int] = {}
-        adjustments: dict[int, int] = {}
-        lines: dict[int, int] = {}
         stream.seek(0)
         batches = _batches(stream, second, size, "importing", progress, only=report._changing)
         for batch in batches:
@@ -785,27 +867,26 @@ def _apply(
             if second.error_count:  # the catalog changed since the first pass
                 report.errors, report.error_count = second.errors, second.error_count
                 raise ImportRejected(report)
-            _write_batch(plans, actor, report, receipts, adjustments, lines)
-        for kind, targets in (
-            (InventoryMovement.Kind.RECEIPT, receipts),
-            (InventoryMovement.Kind.ADJUSTMENT, adjustments),
-        ):
-            if not targets:
-                continue
-            try:
-                stock_set_levels(actor=actor, targets=targets, kind=kind, reason=reason)
-            except Conflict as exc:
-                for short in exc.extra.get("lines", []):
-                    report.add_error(
-                        lines[short["product"]],
-                        "on_hand",
-                        f"{short['requested']} is below the {short['reserved']} reserved by "
-                        "open orders.",
-                    )
-                raise ImportRejected(report) from exc
-        if report.created or report.updated or report.new_categories:
-            transaction.on_commit(catalog_cache_bump)
+            _write_batch(plans, actor, report, targets)
+        _write_extras(columns, targets, actor, report)
     report._changing = set()
+
+
+def _write_extras(
+    columns: list[ExtraColumn], targets: _Targets, actor: Actor, report: ImportReport
+) -> None:
+    """Let each registered column write its values; a refusal rejects the whole file."""
+    reason = f"import {report.file_name}"[:500]
+    for column in columns:
+        if not targets.values[column.name]:
+            continue
+        refused = column.write(
+            actor=actor, targets=targets.values[column.name], created=targets.created, reason=reason
+        )
+        for product_id, message in refused.items():
+            report.add_error(targets.lines[product_id], column.name, message)
+        if refused:
+            raise ImportRejected(report)
 
 
 def _create_categories(actor: Actor, categories: _Categories, paths: list[str]) -> None:
@@ -825,55 +906,37 @@ def _create_categories(actor: Actor, categories: _Categories, paths: list[str]) 
             parent_id = found
 
 
-def _write_batch(plans, actor, report, receipts, adjustments, lines) -> None:
-    """Insert the batch's new products, update its changed ones, note the stock targets."""
-    now = timezone.now()
-    new, changed, fields = [], [], set()
-    touched: dict[str, list[str]] = {}
-    instances: list[Product | None] = []
-    for plan in plans:
-        row, stored = plan.row, plan.product
-        product = None
-        if stored is None:
-            product = Product(sku=row.sku, **plan.values)
-            new.append(product)
-        elif plan.changed or plan.path:
-            product = Product(
-                id=stored["id"],
-                sku=stored["sku"],
-                status=stored["status"],
-                published_at=stored["published_at"],
-                updated_at=now,
-                **plan.values,
-            )
-            fields.update(plan.changed)
-            if plan.path:
-                fields.update(("status", "published_at"))
-            changed.append(product)
-            touched[row.sku] = [*plan.changed, *plan.path]
-        for transition in plan.path:  # the status machine's own methods, as in the admin
-            getattr(product, transition)()
-        instances.append(product)
-    Product.objects.bulk_create(new, batch_size=1000)
-    bulk_update_rows(changed, [*sorted(fields), "updated_at"])
-    for plan, product in zip(plans, instances, strict=True):
-        target = plan.row.on_hand
-        if target is None or target == plan.on_hand:
-            continue
-        pk = product.pk if product is not None else plan.product["id"]
-        lines[pk] = plan.row.line
-        (receipts if plan.product is None else adjustments)[pk] = target
-    if new or changed:
-        audit_record(
-            actor=actor,
-            action="product.imported",
-            object_type="catalog.product",
-            changes={
-                "file": {"before": None, "after": report.file_name},
-                "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
-                "created": {"before": None, "after": len(new)},
-                "updated": {"before": None, "after": len(changed)},
-                "created_skus": {"before": None, "after": [p.sku for p in new]},
-                "updated_skus": {"before": None, "after": touched},
-            },
-        )
+def _write_batch(plans: list[_Plan], actor: Actor, report: ImportReport, targets: _Targets) -> None:
+    """Save the batch's new and changed products through the catalog's bulk service (each
+    audited and announced as a single write), note what the registered columns write."""
+    saving = [plan for plan in plans if plan.product is None or plan.changed or plan.path]
+    products = product_bulk_save(
+        actor=actor,
+        changes=[ProductChange(p.row.sku, p.values, p.product, p.path) for p in saving],
+    )
+    targets.note(plans, {product.sku: product.pk for product in products})
+    if saving:
+        _audit_summary(saving, plans, actor, report)
+
+
+def _audit_summary(
+    saving: list[_Plan], plans: list[_Plan], actor: Actor, report: ImportReport
+) -> None:
+    """Record the batch as one ``product.imported`` entry (next to each product's own)."""
+    new = [plan.row.sku for plan in saving if plan.product is None]
+    touched = {
+        plan.row.sku: [*plan.changed, *plan.path] for plan in saving if plan.product is not None
+    }
+    audit_record(
+        actor=actor,
+        action="product.imported",
+        object_type="catalog.product",
+        changes={
+            "file": {"before": None, "after": report.file_name},
+            "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
+            "created": {"before": None, "after": len(new)},
+            "updated": {"before": None, "after": len(touched)},
+            "created_skus": {"before": None, "after": new},
+            "updated_skus": {"before": None, "after": touched},
+        },
+    )

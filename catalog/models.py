@@ -1,6 +1,9 @@
+import functools
 import re
 from decimal import Decimal
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -20,6 +23,87 @@ PRICE_TEXT_MESSAGE = 'Write the price with the digits 0-9, without a sign, such 
 
 def price_text_is_valid(text: str) -> bool:
     return PRICE_TEXT.fullmatch(text.strip()) is not None
+
+
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_LENGTH = 500
+
+
+def _storable_text(text: str) -> bool:
+    # PostgreSQL's jsonb cannot hold NUL, and no encoder can write an unpaired surrogate.
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _attribute_problem(name: Any, item: Any) -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        return "Attribute names must be 1 to 100 characters."
+    if not _storable_text(name) or (isinstance(item, str) and not _storable_text(item)):
+        return f"Attribute {name!r}: null and surrogate characters are not allowed."
+    if isinstance(item, dict | list):
+        return f"Attribute {name!r}: values must be strings, numbers, booleans or null."
+    if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_LENGTH:
+        return f"Attribute {name!r}: at most {MAX_ATTRIBUTE_LENGTH} characters."
+    return ""
+
+
+def validate_attributes(value: Any) -> Any:
+    """Raise ``ValidationError`` unless ``value`` is a product's attributes as the catalog
+    keeps them: a JSON object of at most 50 names, each value a short string, a number, a
+    boolean or null. The one rule for the API, the admin, imports and the services."""
+    if not isinstance(value, dict):
+        raise ValidationError("Must be a JSON object of name → value.")
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValidationError(f"At most {MAX_ATTRIBUTES} attributes.")
+    for name, item in value.items():
+        problem = _attribute_problem(name, item)
+        if problem:
+            raise ValidationError(problem)
+    return value
+
+
+def publish_problems_of(
+    *, name: str, price: Decimal | None, category: str | None, category_active: bool = True
+) -> dict[str, list[str]]:
+    """Return what stops a product from being published, by field: the one statement of the
+    publish rules (a name, a price above zero, an active category). ``category`` is how the
+    caller names the product's category (None: it has none)."""
+    problems: dict[str, list[str]] = {}
+    if not name.strip():
+        problems["name"] = ["A published product needs a name."]
+    if price is None or price <= 0:
+        problems["price"] = ["A published product needs a price above zero."]
+    if category is None:
+        problems["category"] = ["A published product needs a category."]
+    elif not category_active:
+        problems["category"] = [f"The category {category!r} is not active."]
+    return problems
+
+
+def status_path(source: str, target: str) -> tuple[str, ...]:
+    """Return the transitions that take a product from ``source`` to ``target`` status,
+    fewest first (none when they are the same), read from the status machine itself."""
+    return _status_paths()[(source, target)]
+
+
+@functools.cache
+def _status_paths() -> dict[tuple[str, str], tuple[str, ...]]:
+    moves = [
+        (str(t.source), t.name, str(t.target))
+        for t in Product._meta.get_field("status").get_all_transitions(Product)
+    ]
+    paths: dict[tuple[str, str], tuple[str, ...]] = {}
+    for start in Product.Status.values:
+        reached: dict[str, tuple[str, ...]] = {start: ()}
+        frontier = [start]
+        while frontier:  # breadth first: the first path found to a status is a shortest
+            step = []
+            for source, name, target in moves:
+                if source in frontier and target not in reached:
+                    reached[target] = (*reached[source], name)
+                    step.append(target)
+            frontier = step
+        paths.update(((start, end), path) for end, path in reached.items())
+    return paths
 
 
 class Category(models.Model):
@@ -149,17 +233,23 @@ class Product(ConcurrentTransitionMixin, models.Model):
     def restore(self) -> None:
         self.published_at = None
 
+    def clean(self) -> None:
+        """Refuse attributes the catalog does not keep (the admin's form calls this)."""
+        super().clean()
+        try:
+            validate_attributes(self.attributes)
+        except ValidationError as exc:
+            raise ValidationError({"attributes": exc.messages}) from exc
+
     def publish_problems(self) -> dict[str, list[str]]:
         """Return what stops this product from being published, by field."""
-        problems: dict[str, list[str]] = {}
-        if not self.name.strip():
-            problems["name"] = ["A published product needs a name."]
-        if self.price is None or self.price <= 0:
-            problems["price"] = ["A published product needs a price above zero."]
-        if self.category_id is None:
-            problems["category"] = ["A published product needs a category."]
-        elif not self.category.is_active:
-            problems["category"] = [f"The category {self.category.name!r} is not active."]
+        has_category = self.category_id is not None
+        problems = publish_problems_of(
+            name=self.name,
+            price=self.price,
+            category=self.category.name if has_category else None,
+            category_active=self.category.is_active if has_category else True,
+        )
         return problems
 
 

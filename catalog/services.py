@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from audit.actors import Actor
 from audit.changes import diff, snapshot
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from catalog.cache import catalog_cache_bump
 from catalog.errors import CatalogErrorCode as Code
-from catalog.models import Category, Product
+from catalog.fields import PRODUCT_EDITABLE_FIELDS
+from catalog.models import Category, Product, validate_attributes
+from catalog.payloads import category_payload, product_payload
+from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
-from pms_backend.events.services import publish
+from pms_backend.events.services import publish, publish_many
 
-PRODUCT_FIELDS = [
-    "sku",
-    "name",
-    "slug",
-    "description",
-    "price",
-    "currency",
-    "category",
-    "attributes",
-]
+PRODUCT_FIELDS = list(PRODUCT_EDITABLE_FIELDS)
+# The editable fields by column (``category_id``), less the SKU (the key of a bulk write).
+PRODUCT_VALUE_FIELDS = tuple(
+    Product._meta.get_field(name).attname for name in PRODUCT_EDITABLE_FIELDS if name != "sku"
+)
+# What a bulk write needs to know of a stored product (``ProductChange.stored``).
+PRODUCT_STORED_FIELDS = ("id", "sku", "status", "published_at", "created_at", *PRODUCT_VALUE_FIELDS)
 CATEGORY_FIELDS = ["name", "slug", "parent", "position", "is_active"]
 
 TRANSITIONS = {
@@ -38,18 +41,6 @@ TRANSITIONS = {
     "archive": "product.archived",
     "restore": "product.restored",
 }
-
-
-def _product_data(product: Product) -> dict[str, Any]:
-    from catalog.api.serializers import ProductSerializer
-
-    return dict(ProductSerializer(product).data)
-
-
-def _category_data(category: Category) -> dict[str, Any]:
-    from catalog.api.serializers import CategorySerializer
-
-    return dict(CategorySerializer(category).data)
 
 
 def _after_catalog_commit() -> None:
@@ -67,6 +58,30 @@ def _unique_slug(model, base: str, *, exclude_pk: int | None = None, max_length:
         suffix = f"-{n}"
         candidate = base[: max_length - len(suffix)] + suffix
     return candidate
+
+
+def _check_attributes(attributes: Any) -> None:
+    """Refuse attributes the catalog does not keep (the rule of ``validate_attributes``)."""
+    try:
+        validate_attributes(attributes)
+    except ValidationError as exc:
+        raise InvalidInput(
+            Code.INVALID_ATTRIBUTES,
+            "Invalid attributes: " + " ".join(exc.messages),
+            errors={"attributes": exc.messages},
+        ) from exc
+
+
+def _check_publishable(product: Product, refusal: str) -> None:
+    """Raise ``InvalidInput`` (``refusal`` and what is missing) unless ``product`` meets the
+    publish rules (``Product.publish_problems``)."""
+    problems = product.publish_problems()
+    if problems:
+        raise InvalidInput(
+            Code.PUBLISH_REQUIREMENTS_UNMET,
+            refusal + "; ".join(m for msgs in problems.values() for m in msgs),
+            errors=problems,
+        )
 
 
 def _integrity_conflict(exc: IntegrityError, *, sku: str = "", slug: str = "") -> Conflict:
@@ -136,7 +151,7 @@ def category_create(
             target=category,
             changes=diff({}, snapshot(category, CATEGORY_FIELDS)),
         )
-        publish("category.updated", _category_data(category), subject=f"category:{category.pk}")
+        publish("category.updated", category_payload(category), subject=f"category:{category.pk}")
         _after_catalog_commit()
     return category
 
@@ -167,7 +182,7 @@ def category_update(*, actor: Actor, category_id: int, data: dict[str, Any]) -> 
             return category
         category.save()
         audit_record(actor=actor, action="category.updated", target=category, changes=changes)
-        publish("category.updated", _category_data(category), subject=f"category:{category.pk}")
+        publish("category.updated", category_payload(category), subject=f"category:{category.pk}")
         _after_catalog_commit()
     return category
 
@@ -187,7 +202,7 @@ def category_delete(*, actor: Actor, category_id: int) -> None:
                 Code.CATEGORY_HAS_CHILDREN,
                 f"{category.name!r} still has subcategories; move or delete them first.",
             )
-        data = _category_data(category)
+        data = category_payload(category)
         audit_record(
             actor=actor,
             action="category.deleted",
@@ -215,6 +230,7 @@ def product_create(
     attributes: dict[str, Any] | None = None,
 ) -> Product:
     """Create a Draft product."""
+    _check_attributes(attributes or {})
     try:
         with transaction.atomic():
             if Product.objects.filter(sku=sku).exists():
@@ -245,7 +261,7 @@ def product_create(
                 target=product,
                 changes=diff({}, snapshot(product, [*PRODUCT_FIELDS, "status"])),
             )
-            publish("product.created", _product_data(product), subject=f"product:{product.pk}")
+            publish("product.created", product_payload(product), subject=f"product:{product.pk}")
             _after_catalog_commit()
     except IntegrityError as exc:  # a concurrent create won the race for the SKU or slug
         raise _integrity_conflict(exc, sku=sku, slug=slug or "") from exc
@@ -261,6 +277,8 @@ def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Pr
             f"Cannot change {', '.join(sorted(unknown))} here.",
             errors={name: ["Not changeable."] for name in sorted(unknown)},
         )
+    if "attributes" in data:
+        _check_attributes(data["attributes"])
     try:
         with transaction.atomic():
             product = Product.objects.select_for_update().get(pk=product_id)
@@ -279,20 +297,13 @@ def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Pr
             for name, value in data.items():
                 setattr(product, name, value)
             if product.status == Product.Status.PUBLISHED:
-                problems = product.publish_problems()
-                if problems:
-                    raise InvalidInput(
-                        Code.PUBLISH_REQUIREMENTS_UNMET,
-                        "A published product must keep "
-                        + "; ".join(m for msgs in problems.values() for m in msgs),
-                        errors=problems,
-                    )
+                _check_publishable(product, "A published product must keep ")
             changes = diff(before, snapshot(product, PRODUCT_FIELDS))
             if not changes:
                 return product
             product.save()
             audit_record(actor=actor, action="product.updated", target=product, changes=changes)
-            publish("product.updated", _product_data(product), subject=f"product:{product.pk}")
+            publish("product.updated", product_payload(product), subject=f"product:{product.pk}")
             _after_catalog_commit()
     except IntegrityError as exc:
         raise _integrity_conflict(exc, sku=data.get("sku", ""), slug=data.get("slug", "")) from exc
@@ -320,13 +331,7 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
         )
         before_status = product.status
         if transition == "publish" and before_status == Product.Status.DRAFT:
-            problems = product.publish_problems()
-            if problems:
-                raise InvalidInput(
-                    Code.PUBLISH_REQUIREMENTS_UNMET,
-                    "Cannot publish: " + "; ".join(m for msgs in problems.values() for m in msgs),
-                    errors=problems,
-                )
+            _check_publishable(product, "Cannot publish: ")
         before = snapshot(product, ["status", "published_at"])
         try:
             getattr(product, transition)()
@@ -349,7 +354,7 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
             target=product,
             changes=diff(before, snapshot(product, ["status", "published_at"])),
         )
-        publish(TRANSITIONS[transition], _product_data(product), subject=f"product:{product.pk}")
+        publish(TRANSITIONS[transition], product_payload(product), subject=f"product:{product.pk}")
         _after_catalog_commit()
     return product
 
@@ -378,9 +383,16 @@ def product_bulk_transition(
 def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
     """Insert the unsaved ``products`` whose SKU is new, in one transaction; return how many.
 
-    For bulk loads (demo data, imports): one audit entry for the batch and no per-product
-    events, so a load of thousands does not flood receivers.
+    For demo data (``seed_database``): one audit entry for the batch and no per-product
+    events, so a load of thousands does not flood receivers. Imports, which change a live
+    shop, use ``product_bulk_save`` (an entry and an event per product). The rules of
+    single writes hold: attributes as ``validate_attributes`` takes them, and a product
+    inserted as published meets the publish rules (``InvalidInput`` otherwise).
     """
+    for product in products:
+        _check_attributes(product.attributes)
+        if product.status == Product.Status.PUBLISHED:
+            _check_publishable(product, f"{product.sku}: cannot publish: ")
     with transaction.atomic():
         existing = set(
             Product.objects.filter(sku__in=[p.sku for p in products]).values_list("sku", flat=True)
@@ -400,3 +412,119 @@ def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
         )
         _after_catalog_commit()
     return len(rows)
+
+
+@dataclass
+class ProductChange:
+    """One product of ``product_bulk_save``: a new one (``stored`` None) or a change of one.
+
+    ``values``: the editable fields by column (``PRODUCT_VALUE_FIELDS``), all of them.
+    ``stored``: the product as it is (``PRODUCT_STORED_FIELDS``), read by the caller under
+    lock. ``transitions``: the status machine's moves to make afterwards, in order.
+    """
+
+    sku: str
+    values: dict[str, Any]
+    stored: dict[str, Any] | None = None
+    transitions: tuple[str, ...] = ()
+
+
+@dataclass
+class _Records:
+    """The audit entries and events of a bulk write, written together at its end."""
+
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+
+    def add(self, action: str, product: Product, changes: dict[str, Any]) -> None:
+        self.audit.append(
+            {
+                "action": action,
+                "object_type": "catalog.product",
+                "object_id": product.pk,
+                "object_repr": str(product)[:200],
+                "changes": changes,
+            }
+        )
+        self.events.append((action, product_payload(product), f"product:{product.pk}"))
+
+
+def product_bulk_save(*, actor: Actor, changes: list[ProductChange]) -> list[Product]:
+    """Create and change many products in one transaction; return them (saved), in order.
+
+    Each product is recorded as ``product_create``, ``product_update`` and
+    ``product_transition`` would record it, step by step: a ``product.created`` or
+    ``product.updated`` audit entry and event, then one per transition
+    (``product.published`` …), with the same changes and payloads; written in batches
+    (imports of thousands of rows). The caller has checked what those services check
+    (SKU and slug free, attributes, the publish rules: ``publish_problems_of``) on rows
+    it holds locked.
+    """
+    if not changes:
+        return []
+    now = timezone.now()
+    records = _Records()
+    with transaction.atomic():
+        built = [_bulk_instance(change, now, records) for change in changes]
+        products = [product for product, _changed in built]
+        Product.objects.bulk_create(
+            [p for p, c in zip(products, changes, strict=True) if c.stored is None],
+            batch_size=1000,
+        )
+        fields: set[str] = set()
+        updated = []
+        for (product, changed), change in zip(built, changes, strict=True):
+            if change.stored is None:
+                records.add(
+                    "product.created",
+                    product,
+                    diff({}, snapshot(product, [*PRODUCT_FIELDS, "status"])),
+                )
+            fields.update(changed)
+            if _bulk_transitions(product, change.transitions, records):
+                fields.update(("status", "published_at"))
+            if change.stored is not None or change.transitions:
+                product.updated_at = now
+                updated.append(product)
+        bulk_update_rows(updated, [*sorted(fields), "updated_at"])
+        audit_record_many(actor=actor, entries=records.audit)
+        publish_many(records.events)
+        _after_catalog_commit()
+    return products
+
+
+def _bulk_instance(
+    change: ProductChange, now: datetime, records: _Records
+) -> tuple[Product, list[str]]:
+    """Return the product of ``change`` with its new values, and the columns that changed
+    (a stored product is recorded as ``product_update`` records it, when one does)."""
+    if change.stored is None:
+        return Product(sku=change.sku, **change.values), []
+    stored = change.stored
+    product = Product(
+        id=stored["id"],
+        sku=stored["sku"],
+        status=stored["status"],
+        published_at=stored["published_at"],
+        created_at=stored["created_at"],
+        updated_at=now,
+        **{name: stored[name] for name in PRODUCT_VALUE_FIELDS},
+    )
+    before = snapshot(product, PRODUCT_FIELDS)
+    for name, value in change.values.items():
+        setattr(product, name, value)
+    changes = diff(before, snapshot(product, PRODUCT_FIELDS))
+    if changes:
+        records.add("product.updated", product, changes)
+    return product, [Product._meta.get_field(name).attname for name in changes]
+
+
+def _bulk_transitions(product: Product, transitions: tuple[str, ...], records: _Records) -> bool:
+    """Move ``product`` along ``transitions``, recording each as ``product_transition``."""
+    for name in transitions:
+        before = snapshot(product, ["status", "published_at"])
+        getattr(product, name)()
+        records.add(
+            TRANSITIONS[name], product, diff(before, snapshot(product, ["status", "published_at"]))
+        )
+    return bool(transitions)

@@ -6,5 +6,6 @@ class InventoryConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self) -> None:
-        # Registers this app's parts into the platform's registries.
-        from inventory import monitoring, settings_registry  # noqa: F401
+        # Registers this app's parts: into the platform's registries (monitoring, settings)
+        # and the product file's stock column into the catalog's import and export.
+        from inventory import importing, monitoring, settings_registry  # noqa: F401

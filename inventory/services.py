@@ -18,6 +18,7 @@ from audit.services import audit_record_many
 from catalog.models import Product
 from inventory.errors import InventoryErrorCode as Code
 from inventory.models import LOW_STOCK_SETTING, InventoryMovement, Stock
+from inventory.payloads import stock_representation
 from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput, NotFound
@@ -53,17 +54,6 @@ class StockRecords:
 
     audit_entries: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
-
-
-def stock_representation(stock: Stock) -> dict[str, Any]:
-    """Return a stock row as the API and the ``stock.*`` events show it."""
-    return {
-        "product": stock.product_id,
-        "on_hand": stock.on_hand,
-        "reserved": stock.reserved,
-        "available": stock.available,
-        "in_stock": stock.available > 0,
-    }
 
 
 def _lock_stock(product_ids, *, create_missing: bool) -> dict[int, Stock]:

@@ -16,7 +16,8 @@ from audit.actors import Actor
 from audit.services import audit_record_many
 from inventory.errors import InventoryErrorCode as Code
 from inventory.models import LOW_STOCK_SETTING, InventoryMovement, Stock
-from inventory.services import MAX_MOVEMENT_QUANTITY, stock_representation
+from inventory.payloads import stock_representation
+from inventory.services import MAX_MOVEMENT_QUANTITY
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish_many

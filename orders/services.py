@@ -18,6 +18,7 @@ from catalog.models import Product
 from inventory import services as inventory
 from orders.errors import OrderErrorCode as Code
 from orders.models import Order, OrderItem
+from orders.payloads import order_payload
 from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish, publish_many
@@ -37,20 +38,6 @@ def _largest(field) -> Decimal:
 MAX_ORDER_TOTAL = min(
     _largest(Order._meta.get_field("total")), _largest(OrderItem._meta.get_field("line_total"))
 )
-
-_serializer = None
-
-
-def order_representation(order: Order) -> dict[str, Any]:
-    """Return an order as the API and the ``order.*`` events show it."""
-    global _serializer
-    if _serializer is None:
-        from orders.api.serializers import OrderSerializer
-
-        # One serializer for the process: building a ModelSerializer's fields costs more
-        # than using them, and to_representation keeps no state between calls.
-        _serializer = OrderSerializer()
-    return dict(_serializer.to_representation(order))
 
 
 def merge_lines(items: list[Mapping[str, int]]) -> dict[int, int]:
@@ -205,7 +192,7 @@ def order_place(
                 },
             ],
         )
-        representation = order_representation(order)
+        representation = order_payload(order)
         publish_many([*records.events, ("order.created", representation, f"order:{order.pk}")])
         metrics.count_order_placed()
     # The API answers with this same representation: serializing the order once per
@@ -301,7 +288,7 @@ def order_transition(
         audit_record(actor=actor, action=f"order.{transition}", target=order, changes=changes)
         publish(
             "order.status_changed",
-            order_representation(order) | {"from": before, "to": order.status},
+            order_payload(order) | {"from": before, "to": order.status},
             subject=f"order:{order.pk}",
         )
     return order

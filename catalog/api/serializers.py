@@ -7,41 +7,20 @@ from catalog.models import (
     PRICE_TEXT_MESSAGE,
     SKU_VALIDATOR,
     Category,
-    Product,
     price_text_is_valid,
+    validate_attributes,
 )
+from catalog.payloads import CategorySerializer, ProductSerializer
 from pms_backend.api.serializers import StrictInputMixin
 
-MAX_ATTRIBUTES = 50
-MAX_ATTRIBUTE_LENGTH = 500
-
-
-def _storable_text(text: str) -> bool:
-    # PostgreSQL's jsonb cannot hold NUL, and no encoder can write an unpaired surrogate.
-    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
-
-
-def validate_attributes(value):
-    if not isinstance(value, dict):
-        raise serializers.ValidationError("Must be a JSON object of name → value.")
-    if len(value) > MAX_ATTRIBUTES:
-        raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES} attributes.")
-    for name, item in value.items():
-        if not 1 <= len(name) <= 100:
-            raise serializers.ValidationError("Attribute names must be 1 to 100 characters.")
-        if not _storable_text(name) or (isinstance(item, str) and not _storable_text(item)):
-            raise serializers.ValidationError(
-                f"Attribute {name!r}: null and surrogate characters are not allowed."
-            )
-        if isinstance(item, dict | list):
-            raise serializers.ValidationError(
-                f"Attribute {name!r}: values must be strings, numbers, booleans or null."
-            )
-        if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_LENGTH:
-            raise serializers.ValidationError(
-                f"Attribute {name!r}: at most {MAX_ATTRIBUTE_LENGTH} characters."
-            )
-    return value
+# The representations are the catalog's (the events carry them too); the views use them here.
+__all__ = [
+    "CategorySerializer",
+    "CategoryWriteSerializer",
+    "PriceField",
+    "ProductSerializer",
+    "ProductWriteSerializer",
+]
 
 
 class PriceField(serializers.DecimalField):
@@ -51,31 +30,6 @@ class PriceField(serializers.DecimalField):
         if isinstance(data, str) and not price_text_is_valid(data):
             raise serializers.ValidationError(PRICE_TEXT_MESSAGE)
         return super().to_internal_value(data)
-
-
-class ProductSerializer(serializers.ModelSerializer):
-    """A product as every client sees it (and as events carry it)."""
-
-    price = serializers.DecimalField(max_digits=12, decimal_places=2)
-
-    class Meta:
-        model = Product
-        fields = [
-            "id",
-            "sku",
-            "name",
-            "slug",
-            "description",
-            "price",
-            "currency",
-            "category",
-            "attributes",
-            "status",
-            "published_at",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
 
 
 class ProductWriteSerializer(StrictInputMixin, serializers.Serializer):
@@ -101,30 +55,6 @@ class ProductWriteSerializer(StrictInputMixin, serializers.Serializer):
     published_at = serializers.DateTimeField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
-
-
-class CategorySerializer(serializers.ModelSerializer):
-    """A category with its parent and the ids of its children."""
-
-    children = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Category
-        fields = [
-            "id",
-            "name",
-            "slug",
-            "parent",
-            "children",
-            "position",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-    def get_children(self, obj: Category) -> list[int]:
-        return [child.pk for child in obj.children.all()]
 
 
 class CategoryWriteSerializer(StrictInputMixin, serializers.Serializer):

@@ -1,15 +1,22 @@
 from rest_framework import serializers
 
-from orders.models import Order, OrderItem
+from orders.models import Order
+from orders.payloads import OrderItemSerializer, OrderSerializer
 from orders.settings_registry import ORDER_LINES_CEILING
 from pms_backend.api.serializers import StrictInputMixin
 
-
-class OrderItemSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = OrderItem
-        fields = ["product", "sku", "name", "unit_price", "quantity", "line_total"]
-        read_only_fields = fields
+# The order's representation is the domain's (the events carry it too); the views use it here.
+__all__ = [
+    "CancelSerializer",
+    "CustomerSerializer",
+    "OrderCreateSerializer",
+    "OrderItemSerializer",
+    "OrderLineSerializer",
+    "OrderSerializer",
+    "RefundSerializer",
+    "ShippingAddressSerializer",
+    "TransitionSerializer",
+]
 
 
 class CustomerSerializer(StrictInputMixin, serializers.Serializer):
@@ -42,39 +49,6 @@ class OrderCreateSerializer(StrictInputMixin, serializers.Serializer):
     items = OrderLineSerializer(many=True, allow_empty=False, max_length=ORDER_LINES_CEILING)
     customer = CustomerSerializer()
     shipping_address = ShippingAddressSerializer()
-
-
-class CustomerOutSerializer(serializers.Serializer):
-    email = serializers.EmailField(source="customer_email")
-    name = serializers.CharField(source="customer_name")
-
-
-class OrderSerializer(serializers.ModelSerializer):
-    items = OrderItemSerializer(many=True, read_only=True)
-    customer = CustomerOutSerializer(source="*", read_only=True)
-
-    class Meta:
-        model = Order
-        fields = [
-            "id",
-            "number",
-            "status",
-            "items",
-            "total",
-            "currency",
-            "reserved_until",
-            "customer",
-            "shipping_address",
-            "cancellation_reason",
-            "restocked",
-            "created_at",
-            "processing_at",
-            "completed_at",
-            "cancelled_at",
-            "refunded_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
 
 
 class TransitionSerializer(StrictInputMixin, serializers.Serializer):

@@ -239,6 +239,8 @@ def test_import_creates_updates_and_moves_stock_through_the_ledger(catalog, tmp_
     rows.append(row(sku="NEW-2", name="Second", on_hand="0", status="published"))
     path = write(tmp_path, csv_bytes(rows), "spring.csv")
     before = counts()
+    last_audit = AuditLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    last_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     out, _ = run("import_products", path)
 
@@ -292,8 +294,31 @@ def test_import_creates_updates_and_moves_stock_through_the_ledger(catalog, tmp_
         ("stock.adjustment", 6),
         ("stock.receipt", 12),
     ]
+    # Each product is also audited and announced as a single write would be (issue 12):
+    # created (as a draft), updated, then one entry and event per transition.
+    product_entries = AuditLog.objects.filter(
+        action__in=["product.created", "product.updated", "product.published"],
+        id__gt=last_audit,
+        id__lt=summary.id,
+    )
+    expected = [
+        ("product.created", "NEW-1"),
+        ("product.created", "NEW-2"),
+        ("product.published", "MUG-1"),
+        ("product.published", "NEW-2"),
+        ("product.updated", "SHIRT-1"),
+    ]
+    ids = {p.pk: p.sku for p in Product.objects.all()}
+    assert sorted((e.action, ids[int(e.object_id)]) for e in product_entries) == expected
+    events = Event.objects.filter(type__startswith="product.", id__gt=last_event)
+    assert sorted((e.type, e.data["sku"]) for e in events) == expected
+    created = events.get(type="product.created", data__sku="NEW-2").data
+    assert (created["status"], created["published_at"]) == ("draft", None)
+    published = events.get(type="product.published", data__sku="NEW-2").data
+    assert published["status"] == "published" and published["published_at"]
+    assert events.get(type="product.updated").data["price"] == "24.50"
     after = counts()
-    assert after["audit"] - before["audit"] == 4
+    assert after["audit"] - before["audit"] == 4 + len(expected)
     assert Event.objects.filter(type="stock.updated").count() >= 3
     assert after["products"] - before["products"] == 2
 
