@@ -243,12 +243,12 @@ class Product(ConcurrentTransitionMixin, models.Model):
 
     def publish_problems(self) -> dict[str, list[str]]:
         """Return what stops this product from being published, by field."""
-        has_category = self.category_id is not None
+        category = self.category if self.category_id is not None else None
         problems = publish_problems_of(
             name=self.name,
             price=self.price,
-            category=self.category.name if has_category else None,
-            category_active=self.category.is_active if has_category else True,
+            category=category.name if category is not None else None,
+            category_active=category.is_active if category is not None else True,
         )
         return problems
 

@@ -111,6 +111,7 @@ def category_check_parent(category: Category, parent: Category | None) -> None:
     node_id, seen = (parent.pk if parent is not None else None), set()
     while node_id is not None and node_id not in seen:
         if node_id == category.pk:
+            assert parent is not None  # the walk starts at the parent
             raise InvalidInput(
                 Code.CATEGORY_CYCLE,
                 f"{parent.name!r} lies below {category.name!r}; a category cannot "

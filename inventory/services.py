@@ -121,11 +121,11 @@ def _lock_for_order_sql() -> str:
     # CPU compiling the join it wrote for this (about 1,800 calls) than running it.
     quote = connection.ops.quote_name
     stock, product = Stock._meta, Product._meta
-    stock_columns = ", ".join(f"s.{quote(f.column)}" for f in stock.concrete_fields)
+    stock_columns = ", ".join(f"s.{quote(str(f.column))}" for f in stock.concrete_fields)
     product_columns = ", ".join(
-        f"p.{quote(product.get_field(name).column)}" for name in ORDERED_PRODUCT_FIELDS
+        f"p.{quote(str(product.get_field(name).column))}" for name in ORDERED_PRODUCT_FIELDS
     )
-    key = quote(stock.pk.column)
+    key = quote(str(stock.pk.column))
     return (
         f"SELECT s.{key}, {stock_columns}, {product_columns} "  # noqa: S608 -- model names
         f"FROM {quote(stock.db_table)} s JOIN {quote(product.db_table)} p "

@@ -8,6 +8,7 @@ level changes, written in batches instead of one query per product.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -55,7 +56,7 @@ def stock_set_levels(
                 Code.INVALID_MOVEMENT,
                 f"Target for product {product_id} must be from 0 to {MAX_MOVEMENT_QUANTITY}.",
             )
-    moved, short = 0, []
+    moved, short = 0, cast(list[dict[str, int]], [])
     with transaction.atomic():
         ids = sorted(targets)
         for start in range(0, len(ids), LOCK_BATCH):
@@ -83,7 +84,11 @@ def _set_chunk(actor, chunk, targets, kind, reason, reference, short) -> int:
         for row in Stock.objects.select_for_update().filter(product_id__in=chunk).order_by("pk")
     }
     thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids=chunk)
-    changed, created, movements, audit, events = [], [], [], [], []
+    changed: list[Stock] = []
+    created: list[Stock] = []
+    movements: list[InventoryMovement] = []
+    audit: list[Any] = []
+    events: list[Any] = []
     for product_id in chunk:
         target = targets[product_id]
         stock = stocks.get(product_id)

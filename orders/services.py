@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -171,7 +171,7 @@ def order_place(
                 for pid, qty in sorted(lines.items())
             ]
         )
-        _hold_items(order, order_items)
+        _hold_items(order, cast(list[OrderItem], order_items))
         audit_record_many(
             actor=actor,
             entries=[
@@ -210,8 +210,8 @@ def _hold_items(order: Order, order_items: list[OrderItem]) -> None:
     """
     items = order.items.all()
     items._result_cache = order_items
-    items._prefetch_done = True
-    order._prefetched_objects_cache = {"items": items}
+    items._prefetch_done = True  # type: ignore[attr-defined]  # Django's, see above
+    order._prefetched_objects_cache = {"items": items}  # type: ignore[attr-defined]
 
 
 def order_transition(
