@@ -1,6 +1,20 @@
 from django.apps import AppConfig
 
+from pms_backend.events.registry import OutboxSubscriber, register_subscriber
+
 
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        # Models (which services use) are importable only once apps are ready.
+        from webhooks import services
+
+        register_subscriber(
+            OutboxSubscriber(
+                name="webhooks",
+                take=services.deliveries_for_dispatch,
+                holds=services.events_still_owed,
+            )
+        )

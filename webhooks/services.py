@@ -8,6 +8,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -16,7 +17,17 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -26,7 +37,7 @@ from audit.services import audit_record
 from pms_backend.apikeys.scopes import staff_has_scope
 from pms_backend.errors import Forbidden, InvalidInput, NotFound
 from pms_backend.events.models import Event
-from pms_backend.events.services import EVENT_TOPICS, event_type_read_scopes
+from pms_backend.events.registry import EVENT_TOPICS, event_type_read_scopes
 from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
@@ -235,6 +246,20 @@ def deliveries_for_events(events: list[Event]) -> list[list[int]]:
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
     return _batches(
         WebhookDelivery.objects.filter(event__in=events, status=WebhookDelivery.Status.PENDING)
+    )
+
+
+def deliveries_for_dispatch(events: list[Event]) -> Callable[[], None]:
+    """The relay's subscriber: make the events' deliveries in its transaction; queue them
+    once it commits."""
+    batches = deliveries_for_events(events)
+    return lambda: queue_batches(batches)
+
+
+def events_still_owed() -> QuerySet:
+    """The ids of events some delivery still needs: the outbox keeps them."""
+    return WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.SUCCEEDED).values(
+        "event_id"
     )
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -17,7 +18,8 @@ from joserfc.jwk import OKPKey
 
 from pms_backend.apikeys import scopes
 from pms_backend.apikeys.scopes import staff_has_scope
-from pms_backend.events import broadcast, socket_guard
+from pms_backend.events import broadcast, registry, socket_guard
+from pms_backend.events.models import Event
 from pms_backend.events.socket_guard import (
     CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
@@ -32,12 +34,6 @@ MAX_MESSAGE_BYTES = 4096
 MAX_MESSAGES = 30  # per window
 MESSAGE_WINDOW = 10.0
 REPLAY_LIMIT = 1000
-TOPIC_SCOPES = {
-    "products": scopes.CATALOG_READ,
-    "stock": scopes.INVENTORY_READ,
-    "orders": scopes.ORDERS_READ,
-    "audit": scopes.AUDIT_READ,
-}
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_BIG = 1009
 
@@ -226,25 +222,24 @@ class EventsConsumer(AsyncWebsocketConsumer):
         )
 
     def allowed_topics(self) -> list[str]:
-        return [topic for topic, scope in TOPIC_SCOPES.items() if self._has(scope)]
+        return [topic for topic, scope in _topic_scopes().items() if self._has(scope)]
 
     def _has(self, scope: str) -> bool:
         if self.api_key is not None:
             return self.api_key.has_scope(scope)
         return scope in self.staff_scopes
 
-    def _groups_for(self, topic: str) -> list[str]:
-        if topic == "audit":
-            return [broadcast.full_group(topic)]  # anchors only; audit:read was checked
-        if topic == "orders":
-            if self._has(scopes.ORDERS_MANAGE) or (
-                self.user is not None and self._has(scopes.ORDERS_READ)
-            ):
-                return [broadcast.full_group("orders")]
-            return [broadcast.key_group(self.api_key.prefix)] if self.api_key else []
-        if self._has(scopes.CATALOG_WRITE) or self.user is not None:
-            return [broadcast.full_group(topic)]
-        return [broadcast.public_group(topic)]
+    def _groups_for(self, name: str) -> list[str]:
+        topic = registry.topic(name)
+        if topic is None:
+            return []
+        if self.user is not None or self._has(topic.full_scope):
+            return [broadcast.full_group(name)]
+        if topic.public is not None:
+            return [broadcast.public_group(name)]
+        if topic.owner is not None and self.api_key is not None:
+            return [broadcast.key_group(name, self.api_key.prefix)]
+        return []
 
     async def _on_subscribe(self, message) -> None:
         topics = _topic_list(message.get("topics"))
@@ -255,7 +250,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if since is not None and not (isinstance(since, str) and since.startswith("evt_")):
             await self._error("invalid_since", 'since: an event id ("evt_…").')
             return
-        refused = [t for t in topics if t not in TOPIC_SCOPES or not self._has(TOPIC_SCOPES[t])]
+        readable = _topic_scopes()
+        refused = [t for t in topics if t not in readable or not self._has(readable[t])]
         if refused:
             await self._error(
                 "forbidden_topic",
@@ -278,8 +274,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if topics is None:
             await self._invalid_topics()
             return
+        readable = _topic_scopes()
         for topic in topics:
-            if topic in TOPIC_SCOPES:
+            if topic in readable:
                 for group in self._groups_for(topic):
                     await self.channel_layer.group_discard(group, self.channel_name)
                     self.groups_joined.discard(group)
@@ -323,16 +320,22 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._send_json({"type": "error", "code": code, "detail": detail})
 
     async def _invalid_topics(self) -> None:
+        readable = _topic_scopes()
         await self._error(
             "invalid_topics",
-            f"topics: a list of 1 to {len(TOPIC_SCOPES)} names from {sorted(TOPIC_SCOPES)}.",
+            f"topics: a list of 1 to {len(readable)} names from {sorted(readable)}.",
         )
+
+
+def _topic_scopes() -> dict[str, str]:
+    """``{topic: the scope that reads it}`` for the topics a socket may subscribe to."""
+    return {topic.name: topic.read_scope for topic in registry.live_topics()}
 
 
 def _topic_list(value) -> list[str] | None:
     """Return the topic names of a ``topics`` field, or None if it is not a short list of
     strings."""
-    if not isinstance(value, list) or not 0 < len(value) <= len(TOPIC_SCOPES):
+    if not isinstance(value, list) or not 0 < len(value) <= len(_topic_scopes()):
         return None
     if not all(isinstance(topic, str) for topic in value):
         return None
@@ -366,8 +369,6 @@ def _origin_allowed(origin: str | None, *, browser: bool) -> bool:
 
 
 def _replay_routes(since: str, topics: list[str]) -> list[tuple[str, dict]]:
-    from pms_backend.events.models import Event
-
     start = Event.objects.filter(event_id=since).values_list("pk", flat=True).first()
     if start is None:
         return []
@@ -392,10 +393,6 @@ async def _ensure_local_poller() -> None:
 
 
 async def _follow_outbox(interval: float = 0.25) -> None:
-    from channels.layers import get_channel_layer
-
-    from pms_backend.events.models import Event
-
     def newest() -> int:
         return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
