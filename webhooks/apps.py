@@ -8,8 +8,9 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        # Models (which services use) are importable only once apps are ready.
-        from webhooks import services
+        # Models (which services use) are importable only once apps are ready; tasks
+        # registers the Celery tasks services queue by name.
+        from webhooks import services, tasks  # noqa: F401
 
         register_subscriber(
             OutboxSubscriber(
