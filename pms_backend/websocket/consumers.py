@@ -18,14 +18,15 @@ from joserfc.jwk import OKPKey
 
 from pms_backend.apikeys import scopes
 from pms_backend.apikeys.scopes import staff_has_scope
-from pms_backend.events import broadcast, registry, socket_guard
+from pms_backend.events import broadcast, registry
 from pms_backend.events.models import Event
-from pms_backend.events.socket_guard import (
+from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
+from pms_backend.websocket import socket_guard
+from pms_backend.websocket.socket_guard import (
     CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
     socket_key_authenticate,
 )
-from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
