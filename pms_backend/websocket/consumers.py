@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
@@ -120,13 +121,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     def _release(self) -> None:
         """Give back what this socket holds in the process-wide guards."""
-        if getattr(self, "waiting_ip", None) is not None:
-            socket_guard.waiting_release(self.waiting_ip)
+        waiting_ip = getattr(self, "waiting_ip", None)
+        if waiting_ip is not None:
+            socket_guard.waiting_release(waiting_ip)
             self.waiting_ip = None
-        if getattr(self, "api_key", None) is not None:
-            socket_guard.key_unwatch(self.api_key.prefix, self)
-        if getattr(self, "auth_timer", None):
-            self.auth_timer.cancel()
+        api_key = getattr(self, "api_key", None)
+        if api_key is not None:
+            socket_guard.key_unwatch(api_key.prefix, self)
+        auth_timer = getattr(self, "auth_timer", None)
+        if auth_timer:
+            auth_timer.cancel()
 
     async def disconnect(self, code) -> None:
         if getattr(self, "counted", False):
@@ -387,7 +391,7 @@ _poller: asyncio.Task | None = None
 async def _ensure_local_poller() -> None:
     """With the in-memory channel layer, follow the outbox from inside this process."""
     global _poller
-    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+    if not str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).endswith("InMemoryChannelLayer"):
         return
     if _poller is None or _poller.done():
         _poller = asyncio.ensure_future(_follow_outbox())
@@ -397,7 +401,7 @@ async def _follow_outbox(interval: float = 0.25) -> None:
     def newest() -> int:
         return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
-    def after(cursor: int) -> list[tuple[int, list]]:
+    def after(cursor: int) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
         events = list(Event.objects.filter(pk__gt=cursor).order_by("pk")[:500])
         return (events[-1].pk if events else cursor), broadcast.routes(events)
 
