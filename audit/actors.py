@@ -9,6 +9,19 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 
+# The classes of API key that DRF's authentication puts in ``request.auth``: the app
+# that stores keys registers them (audit records who acted, not how keys are kept).
+_api_key_types: tuple[type, ...] = ()
+
+
+def register_api_key_type(cls: type) -> None:
+    """Let :meth:`Actor.from_request` take a ``request.auth`` of class ``cls`` as the
+    acting API key."""
+    global _api_key_types
+    if cls not in _api_key_types:
+        _api_key_types = (*_api_key_types, cls)
+
+
 @dataclass(frozen=True)
 class Actor:
     """The author of a business action, as the audit log records it."""
@@ -44,11 +57,9 @@ class Actor:
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
         """Build the actor of an API or admin request (API key wins over the session)."""
-        from pms_backend.apikeys.models import ApiKey
-
         auth = getattr(request, "auth", None)
         user = getattr(request, "user", None)
-        api_key = auth if isinstance(auth, ApiKey) else None
+        api_key = auth if isinstance(auth, _api_key_types) else None
         if api_key is not None or not (user is not None and user.is_authenticated):
             user = None
         return cls(

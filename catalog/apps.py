@@ -6,5 +6,6 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
-        # Registers this app's parts into the platform's registries.
-        from catalog import settings_registry  # noqa: F401
+        # Registers this app's parts into the platform's registries (settings, event topics);
+        # imported here because they use models, importable only once apps are ready.
+        from catalog import settings_registry, topics  # noqa: F401

@@ -6,6 +6,7 @@ class InventoryConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self) -> None:
-        # Registers this app's parts: into the platform's registries (monitoring, settings)
-        # and the product file's stock column into the catalog's import and export.
-        from inventory import importing, monitoring, settings_registry  # noqa: F401
+        # Registers this app's parts: into the platform's registries (monitoring, settings,
+        # event topics) and the product file's stock column into the catalog's import and
+        # export; imported here because they use models, importable only once apps are ready.
+        from inventory import importing, monitoring, settings_registry, topics  # noqa: F401

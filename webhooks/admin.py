@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from audit.actors import Actor
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
-from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.events.registry import event_type_choices
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.client import circuit_state
 from webhooks import services
@@ -19,7 +19,7 @@ from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 class EndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
-        choices=[(t, t) for t in sorted(EVENT_TOPICS)],
+        choices=event_type_choices,  # read when a form is built: apps register topics
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every event.",

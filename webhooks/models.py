@@ -4,7 +4,7 @@ from django.db import models
 
 from pms_backend.encryption.attributes import EncryptedAttribute
 from pms_backend.events.models import Event
-from pms_backend.events.services import OPT_IN_EVENT_TYPES
+from pms_backend.events.registry import is_opt_in
 
 
 class WebhookEndpoint(models.Model):
@@ -38,7 +38,7 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         if not self.event_types:
-            return event_type not in OPT_IN_EVENT_TYPES
+            return not is_opt_in(event_type)
         return event_type in self.event_types
 
 

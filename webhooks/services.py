@@ -8,15 +8,27 @@ import random
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -26,7 +38,7 @@ from audit.services import audit_record
 from pms_backend.apikeys.scopes import staff_has_scope
 from pms_backend.errors import Forbidden, InvalidInput, NotFound
 from pms_backend.events.models import Event
-from pms_backend.events.services import EVENT_TOPICS, event_type_read_scopes
+from pms_backend.events.registry import EVENT_TOPICS, event_type_read_scopes
 from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
@@ -37,6 +49,8 @@ from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
+# The Celery task that runs deliver_batch (webhooks/tasks.py).
+DELIVER_BATCH_TASK = "webhooks.deliver_batch"
 ROTATION_OVERLAP = timedelta(hours=24)
 OPEN = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
 # Deliveries of one endpoint sent by one task, and how long it keeps starting new sends
@@ -238,6 +252,20 @@ def deliveries_for_events(events: list[Event]) -> list[list[int]]:
     )
 
 
+def deliveries_for_dispatch(events: list[Event]) -> Callable[[], None]:
+    """The relay's subscriber: make the events' deliveries in its transaction; queue them
+    once it commits."""
+    batches = deliveries_for_events(events)
+    return lambda: queue_batches(batches)
+
+
+def events_still_owed() -> QuerySet:
+    """The ids of events some delivery still needs: the outbox keeps them."""
+    return WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.SUCCEEDED).values(
+        "event_id"
+    )
+
+
 def _batches(deliveries) -> list[list[int]]:
     """Delivery ids grouped by endpoint, in event order, in chunks of at most BATCH_SIZE."""
     rows = deliveries.order_by("endpoint_id", "event_id").values_list("endpoint_id", "pk")
@@ -404,6 +432,30 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     """
     now = now or timezone.now()
     outcome = dict.fromkeys(delivery_ids, "skipped")
+    slots: dict = {}  # endpoint -> its sending slot, None when all were taken
+    try:
+        sending = _lease(delivery_ids, now, slots, outcome)
+        _send_leased(sending, outcome, slots)
+    finally:
+        for endpoint_id, slot in slots.items():
+            if slot:
+                _release_slot(endpoint_id, slot)
+    return outcome
+
+
+def _flag_waiting(endpoint_ids) -> None:
+    """Tell the holders of these endpoints' slots that deliveries wait for them (once
+    those are committed: the holder's wake-up must find them)."""
+    for endpoint_id in endpoint_ids:
+        shared.set(f"slot:{endpoint_id}:waiting", "1", lease().total_seconds())
+
+
+def _lease(
+    delivery_ids: list[int], now: datetime, slots: dict, outcome: dict[int, str]
+) -> list[WebhookDelivery]:
+    """Take the due deliveries no other worker holds and their endpoints' sending slots;
+    return those to send now, in event order, each endpoint one shared instance (kept
+    current by :func:`_record`)."""
     with transaction.atomic():
         deliveries = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -414,41 +466,13 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
             .order_by("event_id")
         )
         if not deliveries:
-            return outcome
+            return []
         endpoints: dict = {}
-        for delivery in deliveries:  # one instance per endpoint, kept current by _record
-            delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
-        slots = {pk: _claim_slot(pk) for pk, endpoint in endpoints.items() if endpoint.is_active}
-        busy = [d.pk for d in deliveries if d.endpoint_id in slots and not slots[d.endpoint_id]]
-        if busy:
-            # The endpoint already has its share of worker processes: back to wait, due
-            # now and unqueued, woken by the holder when it is done (or by the due sweep);
-            # nothing counts against the delivery.
-            WebhookDelivery.objects.filter(pk__in=busy).update(next_attempt_at=now, queued_at=None)
-            outcome.update(dict.fromkeys(busy, "waiting"))
-            deliveries = [d for d in deliveries if d.pk not in set(busy)]
-        disabled = [d.pk for d in deliveries if not d.endpoint.is_active]
-        if disabled:
-            WebhookDelivery.objects.filter(pk__in=disabled).update(
-                status=WebhookDelivery.Status.FAILED,
-                last_error="endpoint disabled",
-                next_attempt_at=None,
-                queued_at=None,
-            )
-            outcome.update(dict.fromkeys(disabled, "failed"))
-        sending, waiting = [], []
-        ahead: dict[tuple, int] = {}
         for delivery in deliveries:
-            if not delivery.endpoint.is_active:
-                continue
-            subject = delivery.subject
-            key = (delivery.endpoint_id, subject)
-            if subject and delivery.earlier_open > ahead.get(key, 0):
-                waiting.append(delivery.pk)
-            else:
-                sending.append(delivery)
-            if subject:
-                ahead[key] = ahead.get(key, 0) + 1
+            delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+        deliveries = _without_busy(deliveries, endpoints, slots, now, outcome)
+        deliveries = _without_disabled(deliveries, outcome)
+        sending, waiting = _in_subject_order(deliveries)
         # The queued task is running: from here on, next_attempt_at alone says when.
         # Leased: another worker will not pick these up while this one is sending.
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
@@ -459,61 +483,129 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
                 next_attempt_at=now + WAIT_FOR_EARLIER, queued_at=None
             )
             outcome.update(dict.fromkeys(waiting, "waiting"))
-    for endpoint_id, slot in slots.items():
-        if not slot:  # committed: the holder's wake-up will find them
-            shared.set(f"slot:{endpoint_id}:waiting", "1", lease().total_seconds())
-    try:
-        _send_leased(sending, outcome, slots)
-    finally:
-        for endpoint_id, slot in slots.items():
-            if slot:
-                _release_slot(endpoint_id, slot)
-    return outcome
+    _flag_waiting(pk for pk, slot in slots.items() if not slot)
+    return sending
 
 
-def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str], slots: dict) -> None:
-    batch = frozenset(d.pk for d in sending)
-    started = time.monotonic()
-    held: set[tuple] = set()  # (endpoint, subject) an earlier send of this batch missed
-    stopped: set = set()  # endpoints disabled by an answer (410) on the way
-    paused: dict = {}  # endpoint -> (when its open circuit may let a call through, why)
-    postponed: dict = {}  # endpoint -> deliveries not sent because of it
-    renewed: dict = {}  # slot -> when it was last renewed
-    for delivery in sending:
+def _without_busy(
+    deliveries: list[WebhookDelivery], endpoints: dict, slots: dict, now, outcome: dict
+) -> list[WebhookDelivery]:
+    """Claim a sending slot for each active endpoint; return the deliveries of those that
+    got one (or are disabled), the others back to wait."""
+    for pk, endpoint in endpoints.items():
+        if endpoint.is_active:
+            slots[pk] = _claim_slot(pk)
+    busy = [d.pk for d in deliveries if d.endpoint_id in slots and not slots[d.endpoint_id]]
+    if not busy:
+        return deliveries
+    # The endpoint already has its share of worker processes: back to wait, due now and
+    # unqueued, woken by the holder when it is done (or by the due sweep); nothing counts
+    # against the delivery.
+    WebhookDelivery.objects.filter(pk__in=busy).update(next_attempt_at=now, queued_at=None)
+    outcome.update(dict.fromkeys(busy, "waiting"))
+    return [d for d in deliveries if d.pk not in set(busy)]
+
+
+def _without_disabled(
+    deliveries: list[WebhookDelivery], outcome: dict[int, str]
+) -> list[WebhookDelivery]:
+    """Fail the deliveries of disabled endpoints; return the others."""
+    disabled = [d.pk for d in deliveries if not d.endpoint.is_active]
+    if not disabled:
+        return deliveries
+    WebhookDelivery.objects.filter(pk__in=disabled).update(
+        status=WebhookDelivery.Status.FAILED,
+        last_error="endpoint disabled",
+        next_attempt_at=None,
+        queued_at=None,
+    )
+    outcome.update(dict.fromkeys(disabled, "failed"))
+    return [d for d in deliveries if d.endpoint.is_active]
+
+
+def _in_subject_order(
+    deliveries: list[WebhookDelivery],
+) -> tuple[list[WebhookDelivery], list[int]]:
+    """Split leased deliveries into those to send and the ids of those that wait behind
+    an earlier event about the same object, still open outside this batch."""
+    sending, waiting = [], []
+    ahead: dict[tuple, int] = {}
+    for delivery in deliveries:
+        subject = delivery.subject
+        key = (delivery.endpoint_id, subject)
+        if subject and delivery.earlier_open > ahead.get(key, 0):
+            waiting.append(delivery.pk)
+        else:
+            sending.append(delivery)
+        if subject:
+            ahead[key] = ahead.get(key, 0) + 1
+    return sending, waiting
+
+
+@dataclass
+class _BatchSends:
+    """One batch's sends, in order, and what holds its later deliveries back."""
+
+    slots: dict
+    batch: frozenset
+    started: float = field(default_factory=time.monotonic)
+    # (endpoint, subject) an earlier send of this batch missed
+    held: set[tuple] = field(default_factory=set)
+    # endpoints disabled by an answer (410) on the way
+    stopped: set = field(default_factory=set)
+    # endpoint -> (when its open circuit may let a call through, why)
+    paused: dict = field(default_factory=dict)
+    # endpoint -> deliveries not sent because of it
+    postponed: dict = field(default_factory=dict)
+    # slot -> when it was last renewed
+    renewed: dict = field(default_factory=dict)
+
+    def deliver(self, delivery: WebhookDelivery) -> str:
+        """Send ``delivery`` unless something holds it back; return its outcome."""
         key = (delivery.endpoint_id, delivery.subject)
-        if delivery.endpoint_id in paused:
-            postponed[delivery.endpoint_id].append(delivery.pk)
-            outcome[delivery.pk] = "waiting"
-            continue
-        late = time.monotonic() - started > BATCH_SEND_WINDOW.total_seconds()
-        if late or delivery.endpoint_id in stopped or (delivery.subject and key in held):
+        if delivery.endpoint_id in self.paused:
+            self.postponed[delivery.endpoint_id].append(delivery.pk)
+            return "waiting"
+        late = time.monotonic() - self.started > BATCH_SEND_WINDOW.total_seconds()
+        if late or delivery.endpoint_id in self.stopped or (delivery.subject and key in self.held):
             # Back to the due sweep: now (time's up, or its endpoint is off), or once the
             # earlier event about the same object has gone.
-            again = timezone.now() + (WAIT_FOR_EARLIER if key in held else timedelta(0))
+            again = timezone.now() + (WAIT_FOR_EARLIER if key in self.held else timedelta(0))
             WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=again)
-            outcome[delivery.pk] = "waiting" if key in held else "skipped"
-            continue
-        slot = slots.get(delivery.endpoint_id)
-        if slot and time.monotonic() - renewed.get(slot, started) >= 1:
-            shared.extend_if(*slot, _slot_seconds())  # alive: renewed at most once a second
-            renewed[slot] = time.monotonic()
+            return "waiting" if key in self.held else "skipped"
+        self._renew_slot(delivery.endpoint_id)
         result = _send(delivery, delivery.endpoint)
         if not result.sent:
             # Not an attempt: the endpoint's deliveries in this batch wait for the circuit,
             # without counting one more attempt or starting its failing-since clock.
-            paused[delivery.endpoint_id] = (timezone.now() + result.retry_after, result.error)
-            postponed[delivery.endpoint_id] = [delivery.pk]
-            outcome[delivery.pk] = "waiting"
-            continue
-        status = _record(delivery, result, batch)
-        outcome[delivery.pk] = status
+            self.paused[delivery.endpoint_id] = (timezone.now() + result.retry_after, result.error)
+            self.postponed[delivery.endpoint_id] = [delivery.pk]
+            return "waiting"
+        status = _record(delivery, result, self.batch)
         if status != WebhookDelivery.Status.SUCCEEDED:
-            held.add(key)
+            self.held.add(key)
             if status == WebhookDelivery.Status.FAILED and delivery.last_status_code == 410:
-                stopped.add(delivery.endpoint_id)
-    for endpoint_id, ids in postponed.items():
-        when, why = paused[endpoint_id]
-        WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=when, last_error=why)
+                self.stopped.add(delivery.endpoint_id)
+        return status
+
+    def _renew_slot(self, endpoint_id) -> None:
+        slot = self.slots.get(endpoint_id)
+        if slot and time.monotonic() - self.renewed.get(slot, self.started) >= 1:
+            shared.extend_if(*slot, _slot_seconds())  # alive: renewed at most once a second
+            self.renewed[slot] = time.monotonic()
+
+    def postpone_paused(self) -> None:
+        """Give the deliveries an open circuit kept back the time it may let a call through."""
+        for endpoint_id, ids in self.postponed.items():
+            when, why = self.paused[endpoint_id]
+            WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=when, last_error=why)
+
+
+def _send_leased(sending: list[WebhookDelivery], outcome: dict[int, str], slots: dict) -> None:
+    sends = _BatchSends(slots, frozenset(d.pk for d in sending))
+    for delivery in sending:
+        outcome[delivery.pk] = sends.deliver(delivery)
+    sends.postpone_paused()
 
 
 def lease() -> timedelta:
@@ -732,13 +824,12 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
 
 def queue_batches(batches: list[list[int]]) -> None:
     """Queue a ``webhooks.deliver_batch`` task per batch (deliveries marked as queued)."""
-    from webhooks.tasks import deliver_batch as deliver_batch_task
-
     for number, ids in enumerate(batches):
         try:
             if redis_outage.paused():
                 raise redis_outage.RedisPaused("Redis paused after a failure in this process")
-            deliver_batch_task.apply_async((ids,), retry=False)
+            # By name: webhooks/tasks.py calls this module (the app's ready() loads it).
+            current_app.tasks[DELIVER_BATCH_TASK].apply_async((ids,), retry=False)
         except Exception as exc:  # broker down: the due-delivery sweep sends them next run
             rest = [pk for batch in batches[number:] for pk in batch]
             WebhookDelivery.objects.filter(pk__in=rest).update(queued_at=None)

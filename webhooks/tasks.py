@@ -10,7 +10,7 @@ def deliver(delivery_id: int) -> str:
     return services.delivery_attempt(delivery_id)
 
 
-@shared_task(name="webhooks.deliver_batch", acks_late=True)
+@shared_task(name=services.DELIVER_BATCH_TASK, acks_late=True)
 def deliver_batch(delivery_ids: list[int]) -> dict[str, str]:
     """Send one endpoint's due deliveries in event order, over one connection."""
     return {str(k): v for k, v in services.deliver_batch(delivery_ids).items()}

@@ -7,17 +7,15 @@ import json
 import logging
 import os
 import threading
-import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from pms_backend.events import registry
 from pms_backend.events.models import PERSONAL_FIELDS, Event
 
 logger = logging.getLogger(__name__)
-
-CUSTOMER_FIELDS = PERSONAL_FIELDS
 
 
 def full_group(topic: str) -> str:
@@ -26,68 +24,51 @@ def full_group(topic: str) -> str:
 
 
 def public_group(topic: str) -> str:
-    """Storefront keys: published catalog and stock, no drafts, no customer data."""
+    """Storefront keys: what the topic's public rule lets through (the published catalog
+    and its stock), no drafts, no customer data."""
     return f"pms.{topic}.public"
 
 
-def key_group(prefix: str) -> str:
-    """A storefront key's own orders, without customer data."""
-    return f"pms.orders.key.{prefix}"
+def key_group(topic: str, prefix: str) -> str:
+    """A key's own objects of a topic (a storefront's orders), without customer data."""
+    return f"pms.{topic}.key.{prefix}"
 
 
 def without_customer(envelope: dict[str, Any]) -> dict[str, Any]:
-    data = {k: v for k, v in envelope["data"].items() if k not in CUSTOMER_FIELDS}
+    data = {k: v for k, v in envelope["data"].items() if k not in PERSONAL_FIELDS}
     return {**envelope, "data": data}
 
 
-def _is_public(event: Event, published: set[int]) -> bool:
-    if event.topic == "products":
-        if event.type.startswith("category."):
-            return bool(event.data.get("is_active")) or bool(event.data.get("deleted"))
-        return event.data.get("status") == "published" or event.type in (
-            "product.unpublished",
-            "product.archived",
-        )
-    if event.topic == "stock":
-        return event.data.get("product") in published
-    return False
+def _audiences(events: list[Event]) -> dict[str, tuple]:
+    """Each topic's rules, bound to its events of this batch: ``{topic: (public, owner)}``."""
+    by_topic: dict[str, list[Event]] = {}
+    for event in events:
+        by_topic.setdefault(event.topic, []).append(event)
+    bound = {}
+    for name, batch in by_topic.items():
+        topic = registry.topic(name)
+        if topic is not None:
+            bound[name] = (
+                topic.public(batch) if topic.public else None,
+                topic.owner(batch) if topic.owner else None,
+            )
+    return bound
 
 
 def routes(events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
     """Return ``(group, envelope)`` pairs for every audience of every event, in order."""
-    from catalog.models import Product
-    from orders.models import Order
-
-    stock_products = {e.data.get("product") for e in events if e.topic == "stock"}
-    published = set(
-        Product.objects.filter(pk__in=stock_products, status="published").values_list(
-            "pk", flat=True
-        )
-    )
-    order_ids = {e.data.get("id") for e in events if e.topic == "orders"}
-    order_keys = dict(
-        Order.objects.filter(pk__in=[i for i in order_ids if i], api_key__isnull=False).values_list(
-            "pk", "api_key__prefix"
-        )
-    )
+    audiences = _audiences(events)
     out = []
     for event in events:
         envelope = event.envelope()
         out.append((full_group(event.topic), envelope))
-        if event.topic == "orders":
-            prefix = order_keys.get(_as_uuid(event.data.get("id")))
-            if prefix:
-                out.append((key_group(prefix), without_customer(envelope)))
-        elif _is_public(event, published):
+        public, owner = audiences.get(event.topic, (None, None))
+        prefix = owner(event) if owner else None
+        if prefix:
+            out.append((key_group(event.topic, prefix), without_customer(envelope)))
+        if public and public(event):
             out.append((public_group(event.topic), envelope))
     return out
-
-
-def _as_uuid(value):
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def group_message(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -1,67 +1,30 @@
-"""After commit, events leave the outbox: to webhook deliveries and websocket groups.
+"""After commit, events leave the outbox: to the relay's subscribers (webhook deliveries)
+and websocket groups.
 
-The business transaction only writes outbox rows. On commit, their ids go to a worker
-(``events.dispatch``); if that hand-off is lost (broker down, worker killed), the sweep
-finds events still undispatched a few seconds later. Dispatching twice is harmless:
-deliveries are unique per event and endpoint.
+The business transaction only writes outbox rows; on commit their ids reach
+:func:`dispatch_events` in a task (``handoff``), and if that hand-off is lost (broker
+down, worker killed), :func:`sweep` finds events still undispatched a few seconds later.
+Dispatching twice is harmless: subscribers record what they owe an event once (webhook
+deliveries are unique per event and endpoint).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from pms_backend.events import registry
+from pms_backend.events.broadcast import broadcast
 from pms_backend.events.models import Event
-from pms_backend.monitoring import redis_outage
-
-logger = logging.getLogger(__name__)
-
-
-def schedule_dispatch(event_id: int) -> None:
-    """Queue ``event_id`` for dispatch when the current transaction commits.
-
-    Events of one transaction travel in one task, in the order they were written. The
-    id list rides on the on-commit hook itself, so a rollback discards both together.
-    """
-    for _savepoints, hook, _robust in reversed(connection.run_on_commit):
-        ids = getattr(hook, "pms_event_ids", None)
-        if ids is not None:
-            ids.append(event_id)
-            return
-    ids = [event_id]
-
-    def flush() -> None:
-        enqueue_dispatch(ids)
-
-    flush.pms_event_ids = ids
-    transaction.on_commit(flush)
-
-
-def enqueue_dispatch(event_ids: list[int]) -> None:
-    from pms_backend.events.tasks import dispatch
-
-    if not event_ids or redis_outage.paused():
-        return  # the sweep dispatches them from the outbox
-    try:
-        dispatch.apply_async((event_ids,), retry=False)
-    except Exception as exc:  # broker unreachable: the sweep dispatches from the outbox
-        if redis_outage.unreachable(exc):
-            redis_outage.report("broker", exc)
-        else:
-            logger.exception(
-                "could not queue dispatch of %d event(s); the sweep will", len(event_ids)
-            )
+from pms_backend.shopsettings.selectors import setting_get
 
 
 def dispatch_events(event_ids: list[int]) -> int:
-    """Fan the given undispatched events out to webhooks and websockets; return how many."""
-    from pms_backend.events.broadcast import broadcast
-    from webhooks.services import deliveries_for_events, queue_batches
-
+    """Fan the given undispatched events out to subscribers and websockets; return how
+    many."""
     with transaction.atomic():
         events = list(
             Event.objects.select_for_update(skip_locked=True)
@@ -70,11 +33,12 @@ def dispatch_events(event_ids: list[int]) -> int:
         )
         if not events:
             return 0
-        batches = deliveries_for_events(events)
+        after_commit = [subscriber.take(events) for subscriber in registry.subscribers()]
         Event.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=timezone.now())
         # Live clients first: a websocket frame is the latency-sensitive path.
         transaction.on_commit(lambda: broadcast(events))
-        transaction.on_commit(lambda: queue_batches(batches))
+        for action in after_commit:
+            transaction.on_commit(action)
     return len(events)
 
 
@@ -104,7 +68,7 @@ def seal_personal_leftovers(*, batch_size: int = 500) -> int:
         with transaction.atomic():
             batch = list(
                 Event.objects.select_for_update(skip_locked=True)
-                .filter(pk__gt=last, topic="orders", personal_ct="")
+                .filter(pk__gt=last, topic__in=registry.personal_topics(), personal_ct="")
                 .order_by("pk")[:batch_size]
             )
             if not batch:
@@ -116,24 +80,17 @@ def seal_personal_leftovers(*, batch_size: int = 500) -> int:
 
 
 def prune(*, batch_size: int = 2000) -> int:
-    """Delete dispatched events past retention whose deliveries all succeeded (and seal
-    any personal data still in clear)."""
+    """Delete dispatched events past retention that no subscriber still holds (webhook
+    deliveries not yet succeeded), and seal any personal data still in clear."""
     seal_personal_leftovers()
-    from pms_backend.shopsettings.selectors import setting_get
-    from webhooks.models import WebhookDelivery
-
     cutoff = timezone.now() - timedelta(days=setting_get("webhooks.event_retention_days"))
+    expired = Event.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff)
+    for subscriber in registry.subscribers():
+        if subscriber.holds is not None:
+            expired = expired.exclude(pk__in=subscriber.holds())
     removed = 0
     while True:
-        ids = list(
-            Event.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff)
-            .exclude(
-                pk__in=WebhookDelivery.objects.exclude(
-                    status=WebhookDelivery.Status.SUCCEEDED
-                ).values("event_id")
-            )
-            .values_list("pk", flat=True)[:batch_size]
-        )
+        ids = list(expired.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return removed
         with transaction.atomic():

@@ -9,6 +9,8 @@ class SettingsConfig(AppConfig):
     verbose_name = "Settings"
 
     def ready(self) -> None:
+        from pms_backend.shopsettings import topics  # noqa: F401  (registers on import)
+
         post_migrate.connect(sync_registry_after_migrate, sender=self)
 
 

@@ -350,7 +350,7 @@ async def test_websocket_key_guesses_spend_the_addresss_failed_authentication_bu
 
     settings.PMS_RATE_LIMITS = {**settings.PMS_RATE_LIMITS, "auth_failures": "5/10m"}
     guesser, bystander = "203.0.113.77", "198.51.100.3"
-    caplog.set_level("WARNING", logger="pms_backend.events.socket_guard")
+    caplog.set_level("WARNING", logger="pms_backend.websocket.socket_guard")
 
     for _ in range(5):
         assert await _guess_by_message(guesser) == {"type": "websocket.close", "code": 4401}

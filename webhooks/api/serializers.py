@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from pms_backend.api.serializers import StrictInputMixin
-from pms_backend.events.services import EVENT_TOPICS
+from pms_backend.events.registry import EVENT_TOPICS
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 
 

@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -17,13 +19,15 @@ from joserfc.jwk import OKPKey
 
 from pms_backend.apikeys import scopes
 from pms_backend.apikeys.scopes import staff_has_scope
-from pms_backend.events import broadcast, socket_guard
-from pms_backend.events.socket_guard import (
+from pms_backend.events import broadcast, registry
+from pms_backend.events.models import Event
+from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
+from pms_backend.websocket import socket_guard
+from pms_backend.websocket.socket_guard import (
     CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
     socket_key_authenticate,
 )
-from pms_backend.monitoring.metrics import WEBSOCKET_CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +36,6 @@ MAX_MESSAGE_BYTES = 4096
 MAX_MESSAGES = 30  # per window
 MESSAGE_WINDOW = 10.0
 REPLAY_LIMIT = 1000
-TOPIC_SCOPES = {
-    "products": scopes.CATALOG_READ,
-    "stock": scopes.INVENTORY_READ,
-    "orders": scopes.ORDERS_READ,
-    "audit": scopes.AUDIT_READ,
-}
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_BIG = 1009
 
@@ -123,13 +121,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     def _release(self) -> None:
         """Give back what this socket holds in the process-wide guards."""
-        if getattr(self, "waiting_ip", None) is not None:
-            socket_guard.waiting_release(self.waiting_ip)
+        waiting_ip = getattr(self, "waiting_ip", None)
+        if waiting_ip is not None:
+            socket_guard.waiting_release(waiting_ip)
             self.waiting_ip = None
-        if getattr(self, "api_key", None) is not None:
-            socket_guard.key_unwatch(self.api_key.prefix, self)
-        if getattr(self, "auth_timer", None):
-            self.auth_timer.cancel()
+        api_key = getattr(self, "api_key", None)
+        if api_key is not None:
+            socket_guard.key_unwatch(api_key.prefix, self)
+        auth_timer = getattr(self, "auth_timer", None)
+        if auth_timer:
+            auth_timer.cancel()
 
     async def disconnect(self, code) -> None:
         if getattr(self, "counted", False):
@@ -226,25 +227,24 @@ class EventsConsumer(AsyncWebsocketConsumer):
         )
 
     def allowed_topics(self) -> list[str]:
-        return [topic for topic, scope in TOPIC_SCOPES.items() if self._has(scope)]
+        return [topic for topic, scope in _topic_scopes().items() if self._has(scope)]
 
     def _has(self, scope: str) -> bool:
         if self.api_key is not None:
             return self.api_key.has_scope(scope)
         return scope in self.staff_scopes
 
-    def _groups_for(self, topic: str) -> list[str]:
-        if topic == "audit":
-            return [broadcast.full_group(topic)]  # anchors only; audit:read was checked
-        if topic == "orders":
-            if self._has(scopes.ORDERS_MANAGE) or (
-                self.user is not None and self._has(scopes.ORDERS_READ)
-            ):
-                return [broadcast.full_group("orders")]
-            return [broadcast.key_group(self.api_key.prefix)] if self.api_key else []
-        if self._has(scopes.CATALOG_WRITE) or self.user is not None:
-            return [broadcast.full_group(topic)]
-        return [broadcast.public_group(topic)]
+    def _groups_for(self, name: str) -> list[str]:
+        topic = registry.topic(name)
+        if topic is None:
+            return []
+        if self.user is not None or self._has(topic.full_scope):
+            return [broadcast.full_group(name)]
+        if topic.public is not None:
+            return [broadcast.public_group(name)]
+        if topic.owner is not None and self.api_key is not None:
+            return [broadcast.key_group(name, self.api_key.prefix)]
+        return []
 
     async def _on_subscribe(self, message) -> None:
         topics = _topic_list(message.get("topics"))
@@ -255,7 +255,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if since is not None and not (isinstance(since, str) and since.startswith("evt_")):
             await self._error("invalid_since", 'since: an event id ("evt_…").')
             return
-        refused = [t for t in topics if t not in TOPIC_SCOPES or not self._has(TOPIC_SCOPES[t])]
+        readable = _topic_scopes()
+        refused = [t for t in topics if t not in readable or not self._has(readable[t])]
         if refused:
             await self._error(
                 "forbidden_topic",
@@ -278,8 +279,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if topics is None:
             await self._invalid_topics()
             return
+        readable = _topic_scopes()
         for topic in topics:
-            if topic in TOPIC_SCOPES:
+            if topic in readable:
                 for group in self._groups_for(topic):
                     await self.channel_layer.group_discard(group, self.channel_name)
                     self.groups_joined.discard(group)
@@ -323,16 +325,22 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._send_json({"type": "error", "code": code, "detail": detail})
 
     async def _invalid_topics(self) -> None:
+        readable = _topic_scopes()
         await self._error(
             "invalid_topics",
-            f"topics: a list of 1 to {len(TOPIC_SCOPES)} names from {sorted(TOPIC_SCOPES)}.",
+            f"topics: a list of 1 to {len(readable)} names from {sorted(readable)}.",
         )
+
+
+def _topic_scopes() -> dict[str, str]:
+    """``{topic: the scope that reads it}`` for the topics a socket may subscribe to."""
+    return {topic.name: topic.read_scope for topic in registry.live_topics()}
 
 
 def _topic_list(value) -> list[str] | None:
     """Return the topic names of a ``topics`` field, or None if it is not a short list of
     strings."""
-    if not isinstance(value, list) or not 0 < len(value) <= len(TOPIC_SCOPES):
+    if not isinstance(value, list) or not 0 < len(value) <= len(_topic_scopes()):
         return None
     if not all(isinstance(topic, str) for topic in value):
         return None
@@ -366,8 +374,6 @@ def _origin_allowed(origin: str | None, *, browser: bool) -> bool:
 
 
 def _replay_routes(since: str, topics: list[str]) -> list[tuple[str, dict]]:
-    from pms_backend.events.models import Event
-
     start = Event.objects.filter(event_id=since).values_list("pk", flat=True).first()
     if start is None:
         return []
@@ -385,21 +391,17 @@ _poller: asyncio.Task | None = None
 async def _ensure_local_poller() -> None:
     """With the in-memory channel layer, follow the outbox from inside this process."""
     global _poller
-    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+    if not str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).endswith("InMemoryChannelLayer"):
         return
     if _poller is None or _poller.done():
         _poller = asyncio.ensure_future(_follow_outbox())
 
 
 async def _follow_outbox(interval: float = 0.25) -> None:
-    from channels.layers import get_channel_layer
-
-    from pms_backend.events.models import Event
-
     def newest() -> int:
         return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
-    def after(cursor: int) -> list[tuple[int, list]]:
+    def after(cursor: int) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
         events = list(Event.objects.filter(pk__gt=cursor).order_by("pk")[:500])
         return (events[-1].pk if events else cursor), broadcast.routes(events)
 
