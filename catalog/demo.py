@@ -125,7 +125,7 @@ def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:
     price = max(price, Decimal("0.99"))
     roll = rng.random()
     status = "published" if roll < 0.7 else ("draft" if roll < 0.9 else "archived")
-    attributes = {"colour": colour}
+    attributes: dict[str, object] = {"colour": colour}
     if leaf in {"Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Coats", "Kids"}:
         attributes["size"] = rng.choice(SIZES)
     attributes["weight_g"] = rng.randint(50, 5000)

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -64,6 +64,9 @@ MAX_PRICE = Decimal("9999999999.99")
 MAX_REPORTED_ERRORS = 1000
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+# Django compiles a RegexValidator's pattern; typed here as what it is.
+_SKU = cast(re.Pattern[str], SKU_VALIDATOR.regex)
+_CURRENCY = cast(re.Pattern[str], CURRENCY_VALIDATOR.regex)
 
 Status = Product.Status
 _FIELDS = PRODUCT_VALUE_FIELDS
@@ -216,7 +219,8 @@ class _seekable:
     """
 
     def __init__(self, source: IO[bytes], limit: int) -> None:
-        self.source, self.limit, self.spool = source, limit, None
+        self.source, self.limit = source, limit
+        self.spool: IO[bytes] | None = None
 
     def __enter__(self) -> tuple[IO[bytes], int]:
         source = self.source
@@ -225,14 +229,14 @@ class _seekable:
             self._check(size)
             source.seek(0)
             return source, size
-        self.spool = tempfile.TemporaryFile()
+        self.spool = spool = tempfile.TemporaryFile()
         copied = 0
         while chunk := source.read(1024 * 1024):
             copied += len(chunk)
             self._check(copied)
-            self.spool.write(chunk)
-        self.spool.seek(0)
-        return self.spool, copied
+            spool.write(chunk)
+        spool.seek(0)
+        return spool, copied
 
     def __exit__(self, *exc) -> None:
         if self.spool is not None:
@@ -424,8 +428,8 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
     cells = {name: cell_from_import(value) for name, value in cells.items()}
     errors: list[tuple[str, str]] = []
     sku = _text(cells, "sku", 64, errors, required=True)
-    if sku and len(sku) <= 64 and not SKU_VALIDATOR.regex.fullmatch(sku):
-        errors.append(("sku", SKU_VALIDATOR.message))
+    if sku and len(sku) <= 64 and not _SKU.fullmatch(sku):
+        errors.append(("sku", str(SKU_VALIDATOR.message)))
     name = _text(cells, "name", 200, errors, required=True)
     slug = _text(cells, "slug", 220, errors)
     if slug and not _SLUG.fullmatch(slug):
@@ -433,8 +437,8 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
     description = _text(cells, "description", MAX_DESCRIPTION, errors)
     price = _price(cells["price"], errors)
     currency = cells["currency"]
-    if currency and not CURRENCY_VALIDATOR.regex.fullmatch(currency):
-        errors.append(("currency", CURRENCY_VALIDATOR.message))
+    if currency and not _CURRENCY.fullmatch(currency):
+        errors.append(("currency", str(CURRENCY_VALIDATOR.message)))
     category = _category_path(cells["category"], errors)
     status = _status(cells["status"], errors)
     extras = _extras(cells, errors)
@@ -498,7 +502,8 @@ def _price(value: str, errors: list) -> Decimal:
         errors.append(("price", f"{value[:20]!r} is not a number like 19.90."))
     else:
         price = Decimal(value)
-        if price.as_tuple().exponent < -2:
+        exponent = price.as_tuple().exponent  # an int: _NUMBER admits no NaN or Infinity
+        if isinstance(exponent, int) and exponent < -2:
             errors.append(("price", "At most two decimal places."))
         elif price > MAX_PRICE:
             errors.append(("price", f"At most {MAX_PRICE}."))
@@ -898,7 +903,7 @@ def _create_categories(actor: Actor, categories: _Categories, paths: list[str]) 
             prefix = " / ".join(parts[:depth])
             found = categories.find(prefix)
             if found is None:
-                parent = Category.objects.get(pk=parent_id) if parent_id else None
+                parent: Category | None = Category.objects.get(pk=parent_id) if parent_id else None
                 category = category_create(actor=actor, name=parts[depth - 1], parent=parent)
                 found = category.pk
                 categories.by_path[prefix] = found

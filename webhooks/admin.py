@@ -41,7 +41,7 @@ class EndpointForm(forms.ModelForm):
     actor: Actor | None = None  # set by WebhookEndpointAdmin.get_form
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.actor is not None and "event_types" in cleaned:
             # A staff member subscribes an endpoint only to data their groups may view.
             missing = services.topics_out_of_reach(self.actor, cleaned["event_types"])
@@ -92,7 +92,7 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.actor = Actor.from_request(request)  # a class made for this request
+        form.actor = Actor.from_request(request)  # type: ignore[attr-defined]  # a class made for this request
         return form
 
     def save_model(self, request, obj, form, change):
@@ -142,8 +142,13 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
 
 class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["attempted_at", "status_code", "latency_ms", "error", "response_excerpt"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "attempted_at",
+        "status_code",
+        "latency_ms",
+        "error",
+        "response_excerpt",
+    )
     extra = 0
     can_delete = False
 

@@ -432,7 +432,8 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     """
     now = now or timezone.now()
     outcome = dict.fromkeys(delivery_ids, "skipped")
-    slots: dict = {}  # endpoint -> its sending slot, None when all were taken
+    # endpoint -> its sending slot, None when all were taken
+    slots: dict[int, tuple[str, str] | None] = {}
     try:
         sending = _lease(delivery_ids, now, slots, outcome)
         _send_leased(sending, outcome, slots)
@@ -457,7 +458,8 @@ def _lease(
     return those to send now, in event order, each endpoint one shared instance (kept
     current by :func:`_record`)."""
     with transaction.atomic():
-        deliveries = list(
+        # Annotated rows (earlier_open) read by _in_subject_order.
+        deliveries: list[Any] = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("event", "endpoint")
             .filter(pk__in=delivery_ids, status__in=OPEN)
@@ -524,7 +526,7 @@ def _without_disabled(
 
 
 def _in_subject_order(
-    deliveries: list[WebhookDelivery],
+    deliveries: list[Any],  # WebhookDelivery rows annotated with earlier_open
 ) -> tuple[list[WebhookDelivery], list[int]]:
     """Split leased deliveries into those to send and the ids of those that wait behind
     an earlier event about the same object, still open outside this batch."""
@@ -546,7 +548,7 @@ def _in_subject_order(
 class _BatchSends:
     """One batch's sends, in order, and what holds its later deliveries back."""
 
-    slots: dict
+    slots: dict[int, tuple[str, str] | None]
     batch: frozenset
     started: float = field(default_factory=time.monotonic)
     # (endpoint, subject) an earlier send of this batch missed
@@ -578,6 +580,7 @@ class _BatchSends:
         if not result.sent:
             # Not an attempt: the endpoint's deliveries in this batch wait for the circuit,
             # without counting one more attempt or starting its failing-since clock.
+            assert result.retry_after is not None  # an attempt not made says when to retry
             self.paused[delivery.endpoint_id] = (timezone.now() + result.retry_after, result.error)
             self.postponed[delivery.endpoint_id] = [delivery.pk]
             return "waiting"

@@ -17,7 +17,15 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     fields = ["event_id", "type", "topic", "subject", "created_at", "dispatched_at", "payload"]
-    readonly_fields = fields
+    readonly_fields = (
+        "event_id",
+        "type",
+        "topic",
+        "subject",
+        "created_at",
+        "dispatched_at",
+        "payload",
+    )
 
     @admin.display(description="Data")
     def payload(self, obj: Event) -> str:

@@ -55,9 +55,10 @@ async def events(
         if ready is not None:
             ready.set()
         async for frame in socket:
-            if private is not None and not frame.startswith("{"):
-                frame = jwe.decrypt_compact(frame, private).plaintext.decode()
-            yield json.loads(frame)
+            text = frame if isinstance(frame, str) else frame.decode()
+            if private is not None and not text.startswith("{"):
+                text = (jwe.decrypt_compact(text, private).plaintext or b"").decode()
+            yield json.loads(text)
 
 
 async def _main(args: argparse.Namespace) -> int:

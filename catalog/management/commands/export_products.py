@@ -1,6 +1,7 @@
 import os
 import sys
 import tempfile
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -30,7 +31,7 @@ class Command(BaseCommand):
                 bar.update(rows)
 
             if file == "-":
-                out = self.stdout._out if hasattr(self.stdout, "_out") else sys.stdout
+                out: Any = self.stdout._out if hasattr(self.stdout, "_out") else sys.stdout
                 for chunk in export_csv(progress=progress):
                     out.write(chunk)
                 out.flush()
