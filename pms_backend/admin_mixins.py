@@ -44,3 +44,11 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def actor_in_words(label: str) -> str:
+    """Return an actor label as the audit log stores it (``user:ada``, ``api_key:AbC (shop)``,
+    ``job:expire``) the way staff say it: ``ada``, ``API key AbC (shop)``, ``the expire job``."""
+    kind, colon, name = label.partition(":")
+    words = {"user": name, "api_key": f"API key {name}", "job": f"the {name} job"}
+    return words.get(kind, label) if colon else label
