@@ -171,5 +171,6 @@ class ProductAdmin(CatalogProductAdmin):
                 "back_url": reverse("admin:catalog_product_change", args=[product.pk]),
                 "page_label": "Receive / adjust stock",
                 "submit_label": "Record movement",
+                "back_label": "Back to the product",
             },
         )

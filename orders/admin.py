@@ -152,6 +152,8 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
     @admin.display(description="Shipping address")
     def shipping_address_lines(self, order: Order) -> str:
         address = order.shipping_address or {}
+        if not isinstance(address, dict):
+            return str(address)
         town = " ".join(str(address[k]) for k in ("postal_code", "city") if address.get(k))
         lines = [
             address.get("name"),
@@ -171,7 +173,7 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
         """Placed, reserved until, processed, completed/cancelled/refunded: who and when."""
         steps = []
         # One query: the order's own entries (its lines' stock entries are not about it).
-        for entry in reversed(audit_entries_for(order).filter(action__in=TIMELINE_STEPS)):
+        for entry in audit_entries_for(order).filter(action__in=TIMELINE_STEPS).reverse():
             note = _step_note(entry)
             steps.append(
                 (
@@ -222,8 +224,11 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
         if not self.has_change_permission(request, obj):
             # The buttons post the change form, which a view-only user may not post.
             context[self.fsm_context_key] = []
-        # Nothing on an order is edited by hand: its only buttons are the moves.
+        # Nothing on an order is edited by hand: its only buttons are the moves, and the
+        # title says what the order is, not "Change order".
         context.update(show_save=False, show_save_and_continue=False)
+        if obj is not None:
+            context["title"] = f"{obj.get_status_display()} order"
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):

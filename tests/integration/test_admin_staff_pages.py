@@ -204,6 +204,7 @@ def test_no_order_page_has_save_buttons(admin_client, new_order, moves):
     page = admin_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
 
     assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert "Change order" not in page
 
 
 def test_an_audit_entry_page_has_no_save_button(admin_client, new_order):
