@@ -158,6 +158,13 @@ class ProductAdmin(
             obj.get_status_display(),
         )
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only, a field is labelled by the model ("Sku"); the column says "SKU".
+            return ["sku_code" if name == "sku" else name for name in fields]
+        return fields
+
     def has_delete_permission(self, request, obj=None) -> bool:
         # Products are archived, never deleted: orders and the ledger refer to them.
         return False

@@ -315,6 +315,15 @@ def test_labels_spell_acronyms_in_capitals(admin_client, new_order, teapot):
     assert "SKU" in order_page.split() and "Sku" not in order_page.split()
 
 
+def test_a_read_only_product_page_says_sku_too(make_staff, teapot):
+    keeper = make_staff("catalog.view_product")
+
+    page = visible_text(keeper.get(f"{PRODUCTS}{teapot.pk}/change/").content.decode())
+
+    assert "SKU:" in page and "Sku" not in page
+    assert "TEA-1" in page
+
+
 def test_the_stock_refusal_says_what_staff_can_do(admin_client, teapot, new_order, make_product):
     new_order(3)  # 50 on hand, 3 reserved
 
