@@ -16,7 +16,7 @@ from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
-from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
+from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin, money
 from pms_backend.errors import DomainError
 
 # What staff read after a product's move: "LAMP-1 published."
@@ -133,8 +133,7 @@ class ProductAdmin(
         "sku_code",
         "name",
         "status_badge",
-        "price",
-        "currency",
+        "price_display",
         "category",
     ]
     list_filter = ["status", "category"]
@@ -148,6 +147,10 @@ class ProductAdmin(
     @admin.display(description="SKU", ordering="sku")
     def sku_code(self, obj: Product) -> str:
         return obj.sku
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, obj: Product) -> str:
+        return money(obj.price, obj.currency)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Product) -> str:

@@ -3,8 +3,6 @@ confirmation pages of what cannot be undone (cancel with a reason, refund with r
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import AdminForm
@@ -27,6 +25,7 @@ from pms_backend.admin_mixins import (
     AuditHistoryAdminMixin,
     ServiceRefusalAdminMixin,
     actor_in_words,
+    money,
 )
 from pms_backend.encryption.ciphers import blind_index
 from pms_backend.errors import DomainError
@@ -49,11 +48,6 @@ TIMELINE_STEPS = {
 CONFIRMED_TRANSITIONS = ("cancel", "refund")
 # The fields of an order's page; those of a status the order never reached are left out.
 ONLY_WHEN = {"cancellation_reason": Order.Status.CANCELLED, "restocked": Order.Status.REFUNDED}
-
-
-def money(amount: Decimal | None, currency: str) -> str:
-    """Return an amount as staff read it: ``1,234.50 EUR``."""
-    return "" if amount is None else f"{amount:,.2f} {currency}"
 
 
 def _when(moment) -> str:

@@ -1,5 +1,7 @@
-"""Behaviour every staff screen shares: audit history, and service refusals as messages."""
+"""Behaviour every staff screen shares: audit history, service refusals as messages, and the
+words for who did something and for amounts of money."""
 
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -52,3 +54,8 @@ def actor_in_words(label: str) -> str:
     kind, colon, name = label.partition(":")
     words = {"user": name, "api_key": f"API key {name}", "job": f"the {name} job"}
     return words.get(kind, label) if colon else label
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    """Return an amount as staff read it: ``1,234.50 EUR``."""
+    return "" if amount is None else f"{amount:,.2f} {currency}"

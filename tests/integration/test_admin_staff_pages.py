@@ -182,6 +182,12 @@ def test_the_order_page_formats_the_address_and_money(admin_client, new_order):
     assert "19.90 EUR" in text  # a unit price
 
 
+def test_the_product_list_shows_prices_with_their_currency(admin_client, teapot):
+    row = _row(admin_client, "TEA-1")
+
+    assert re.search(r'<td class="field-price_display">19\.90 EUR</td>', row)
+
+
 def test_restocked_shows_only_on_refunded_orders(admin_client, new_order):
     pending = new_order()
     refunded = new_order()
