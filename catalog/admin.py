@@ -16,7 +16,8 @@ from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
-from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin, money
+from pms_backend.admin_display import money
+from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
 
 # What staff read after a product's move: "LAMP-1 published."

@@ -16,7 +16,8 @@ from inventory.forms import StockMovementForm
 from inventory.models import InventoryMovement, Stock
 from inventory.selectors import stock_for
 from inventory.services import stock_record_movement
-from pms_backend.admin_mixins import ReadOnlyAdminMixin, actor_in_words
+from pms_backend.admin_display import actor_in_words
+from pms_backend.admin_mixins import ReadOnlyAdminMixin
 from pms_backend.errors import DomainError
 
 

@@ -21,12 +21,8 @@ from audit.models import AuditLog
 from audit.selectors import audit_entries_for
 from orders import services
 from orders.models import Order, OrderItem
-from pms_backend.admin_mixins import (
-    AuditHistoryAdminMixin,
-    ServiceRefusalAdminMixin,
-    actor_in_words,
-    money,
-)
+from pms_backend.admin_display import actor_in_words, money
+from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.encryption.ciphers import blind_index
 from pms_backend.errors import DomainError
 

@@ -1,7 +1,5 @@
-"""Behaviour every staff screen shares: audit history, service refusals as messages, and the
-words for who did something and for amounts of money."""
+"""Behaviour every staff screen shares: audit history, and service refusals as messages."""
 
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -46,16 +44,3 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-
-def actor_in_words(label: str) -> str:
-    """Return an actor label as the audit log stores it (``user:ada``, ``api_key:AbC (shop)``,
-    ``job:expire``) the way staff say it: ``ada``, ``API key AbC (shop)``, ``the expire job``."""
-    kind, colon, name = label.partition(":")
-    words = {"user": name, "api_key": f"API key {name}", "job": f"the {name} job"}
-    return words.get(kind, label) if colon else label
-
-
-def money(amount: Decimal | None, currency: str) -> str:
-    """Return an amount as staff read it: ``1,234.50 EUR``."""
-    return "" if amount is None else f"{amount:,.2f} {currency}"
