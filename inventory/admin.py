@@ -166,8 +166,11 @@ class ProductAdmin(CatalogProductAdmin):
                 "product": product,
                 "stock": stock_for([product.pk])[product.pk],
                 "form": form,
+                # AdminForm renders any form; django-stubs ask for a ModelForm.
                 "adminform": AdminForm(
-                    form, [(None, {"fields": list(form.fields)})], prepopulated_fields={}
+                    form,  # type: ignore[arg-type]
+                    [(None, {"fields": list(form.fields)})],
+                    prepopulated_fields={},
                 ),
                 "back_url": reverse("admin:catalog_product_change", args=[product.pk]),
                 "page_label": "Receive / adjust stock",
