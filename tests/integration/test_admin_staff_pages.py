@@ -395,24 +395,33 @@ def test_no_admin_page_shows_a_python_dict_or_a_raw_code(admin_client, sample_sh
     codes = _codes_staff_must_not_read()
     pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(codes))) + r")(?![\w-])")
     problems = []
+    # The pages of their own: each order's cancel and refund page, each product's stock form.
+    urls = [
+        f"{ORDERS}{pk}/{page}/"
+        for pk in Order.objects.values_list("pk", flat=True)
+        for page in ("cancel", "refund")
+    ]
+    urls += [f"{PRODUCTS}{pk}/stock/" for pk in Product.objects.values_list("pk", flat=True)]
+    request = _request_of(admin_client)
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
         changelist = f"/admin/{opts.app_label}/{opts.model_name}/"
-        urls = [changelist]
-        for pk in model_admin.get_queryset(_request_of(admin_client)).values_list("pk", flat=True)[
-            :8
-        ]:
+        urls.append(changelist)
+        for pk in model_admin.get_queryset(request).values_list("pk", flat=True)[:8]:
             urls.append(f"{changelist}{pk}/change/")
-        for url in urls:
-            response = admin_client.get(url)
-            if response.status_code != 200:
-                continue
-            text = visible_text(response.content.decode())
-            if "{'" in text or "'}" in text:
-                problems.append(f"{url}: a Python dict")
-            for code in sorted(set(pattern.findall(text))):
-                if (url, code) not in NOT_YET:
-                    problems.append(f"{url}: the code {code!r}")
+    pages = 0
+    for url in urls:
+        response = admin_client.get(url)
+        if response.status_code != 200:
+            continue
+        pages += 1
+        text = visible_text(response.content.decode())
+        if "{'" in text or "'}" in text:
+            problems.append(f"{url}: a Python dict")
+        for code in sorted(set(pattern.findall(text))):
+            if (url, code) not in NOT_YET:
+                problems.append(f"{url}: the code {code!r}")
+    assert pages > 40  # the walk saw the pages, not only redirects and refusals
     assert not problems, "\n".join(problems)
 
 
