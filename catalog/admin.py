@@ -4,17 +4,39 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django_fsm.admin import FSMAdminMixin
 
 from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
+from pms_backend.admin_display import money
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
+
+# What staff read after a product's move: "LAMP-1 published."
+MOVED = {
+    "publish": "published",
+    "unpublish": "moved back to draft",
+    "archive": "archived",
+    "restore": "restored to draft",
+}
+# ... and after a bulk move, singular and plural.
+BULK_MOVED = {
+    "publish": ("Published %(count)d product.", "Published %(count)d products."),
+    "unpublish": (
+        "Moved %(count)d product back to draft.",
+        "Moved %(count)d products back to draft.",
+    ),
+    "archive": ("Archived %(count)d product.", "Archived %(count)d products."),
+    "restore": ("Restored %(count)d product to draft.", "Restored %(count)d products to draft."),
+}
 
 
 class CategoryForm(forms.ModelForm):
@@ -94,6 +116,8 @@ class ProductForm(forms.ModelForm):
             "attributes",
         ]
         field_classes = {"price": PriceFormField}
+        # A migration would say it on the model; until then the admin says it.
+        labels = {"sku": "SKU"}
 
 
 @admin.register(Product)
@@ -107,11 +131,10 @@ class ProductAdmin(
     form = ProductForm
     fsm_fields = ["status"]
     list_display = [
-        "sku",
+        "sku_code",
         "name",
         "status_badge",
-        "price",
-        "currency",
+        "price_display",
         "category",
     ]
     list_filter = ["status", "category"]
@@ -122,6 +145,14 @@ class ProductAdmin(
     actions = ["publish_selected", "unpublish_selected", "archive_selected", "restore_selected"]
     show_full_result_count = False
 
+    @admin.display(description="SKU", ordering="sku")
+    def sku_code(self, obj: Product) -> str:
+        return obj.sku
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, obj: Product) -> str:
+        return money(obj.price, obj.currency)
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Product) -> str:
         colours = {"draft": "#6c757d", "published": "#198754", "archived": "#964b00"}
@@ -130,6 +161,13 @@ class ProductAdmin(
             colours.get(obj.status, "#000"),
             obj.get_status_display(),
         )
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only, a field is labelled by the model ("Sku"); the column says "SKU".
+            return ["sku_code" if name == "sku" else name for name in fields]
+        return fields
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Products are archived, never deleted: orders and the ledger refer to them.
@@ -161,7 +199,7 @@ class ProductAdmin(
         except DomainError as exc:
             self.message_user(request, exc.detail, messages.ERROR)
         else:
-            self.message_user(request, f"{obj.sku}: {name} done.", messages.SUCCESS)
+            self.message_user(request, f"{obj.sku} {MOVED.get(name, name)}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
     def _bulk(self, request, queryset, transition: str) -> None:
@@ -171,8 +209,11 @@ class ProductAdmin(
             transition=transition,
         )
         if outcome.moved:
+            count = len(outcome.moved)
             self.message_user(
-                request, f"{transition}: {len(outcome.moved)} product(s) moved.", messages.SUCCESS
+                request,
+                ngettext(*BULK_MOVED[transition], count) % {"count": count},
+                messages.SUCCESS,
             )
         for product, reason in outcome.refused:
             self.message_user(request, f"{product.sku}: {reason}", messages.WARNING)
@@ -187,7 +228,27 @@ class ProductAdmin(
 
     @admin.action(description="Archive selected products", permissions=["change"])
     def archive_selected(self, request, queryset):
+        # Archiving takes products off sale: asked first, like Django's delete_selected.
+        if request.POST.get("post") != "yes":
+            return self._confirm_archive(request, queryset)
         self._bulk(request, queryset, "archive")
+        return None  # back to the list (a redirect): a reload sends nothing again
+
+    def _confirm_archive(self, request, queryset):
+        products = list(queryset.order_by("sku"))
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/archive_selected_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Archive the selected products?",
+                "products": products,
+                "published": sum(p.status == Product.Status.PUBLISHED for p in products),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "media": self.media,
+            },
+        )
 
     @admin.action(description="Restore selected products to draft", permissions=["change"])
     def restore_selected(self, request, queryset):

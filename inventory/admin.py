@@ -1,6 +1,7 @@
 """Staff screens for stock: the ledger, and each product's stock on the product screens."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import AdminForm
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -15,6 +16,7 @@ from inventory.forms import StockMovementForm
 from inventory.models import InventoryMovement, Stock
 from inventory.selectors import stock_for
 from inventory.services import stock_record_movement
+from pms_backend.admin_display import actor_in_words
 from pms_backend.admin_mixins import ReadOnlyAdminMixin
 from pms_backend.errors import DomainError
 
@@ -39,7 +41,7 @@ class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "on_hand_after",
         "reserved_after",
         "reference",
-        "actor_label",
+        "actor",
         "reason",
     ]
     list_filter = ["kind", "created_at"]
@@ -49,7 +51,14 @@ class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return ["actor" if f.name == "actor_label" else f.name for f in self.model._meta.fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="By", ordering="actor_label")
+    def actor(self, movement: InventoryMovement) -> str:
+        return actor_in_words(movement.actor_label)
 
 
 # Django's way to extend another app's ModelAdmin: register a subclass in its place.
@@ -86,7 +95,9 @@ class ProductAdmin(CatalogProductAdmin):
     @admin.display(description="Available")
     def stock_available(self, obj: Product) -> str:
         stock = _stock_of(obj)
-        if stock.is_low:
+        # Low means "reorder": only a product on sale can run low (drafts and archived
+        # ones are not sold), measured against its own threshold.
+        if obj.status == Product.Status.PUBLISHED and stock.is_low:
             return format_html(
                 '<strong class="low-stock" style="color:#ba2121">{} (low)</strong>',
                 stock.available,
@@ -151,8 +162,19 @@ class ProductAdmin(CatalogProductAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
                 "title": f"Receive / adjust stock: {product}",
+                "original": product,
                 "product": product,
                 "stock": stock_for([product.pk])[product.pk],
                 "form": form,
+                # AdminForm renders any form; django-stubs ask for a ModelForm.
+                "adminform": AdminForm(
+                    form,  # type: ignore[arg-type]
+                    [(None, {"fields": list(form.fields)})],
+                    prepopulated_fields={},
+                ),
+                "back_url": reverse("admin:catalog_product_change", args=[product.pk]),
+                "page_label": "Receive / adjust stock",
+                "submit_label": "Record movement",
+                "back_label": "Back to the product",
             },
         )

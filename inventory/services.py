@@ -353,6 +353,24 @@ def stock_return(*, actor: Actor, lines: Mapping[int, int], reference: str, reas
         )
 
 
+def _refusal_to_take(stock: Stock, quantity: int) -> str:
+    """Say why taking ``-quantity`` off is refused, and what staff can do instead."""
+    most = max(stock.available, 0)
+    held = ""
+    if stock.reserved:
+        verb = "is" if stock.reserved == 1 else "are"
+        held = f" and {stock.reserved} {verb} reserved by open orders"
+    if most:
+        what = f"at most {most} can be taken off"
+        advice = f"Enter {most} or fewer"
+    else:
+        what = "nothing can be taken off now"
+        advice = "Record the receipt first if goods arrived"
+    if stock.reserved:
+        advice += ", or complete or cancel those orders first"
+    return f"Cannot take {abs(quantity)} off: {stock.on_hand} on hand{held}, so {what}. {advice}."
+
+
 def stock_record_movement(
     *, actor: Actor, product_id: int, kind: str, quantity: int, reason: str
 ) -> InventoryMovement:
@@ -402,8 +420,7 @@ def stock_record_movement(
         if stock.on_hand + quantity < stock.reserved:
             raise Conflict(
                 Code.INSUFFICIENT_STOCK,
-                f"Cannot take on hand from {stock.on_hand} to {stock.on_hand + quantity}: "
-                f"{stock.reserved} are reserved by open orders.",
+                _refusal_to_take(stock, quantity),
                 extra={
                     "lines": [
                         {

@@ -54,7 +54,12 @@ class Order(ConcurrentTransitionMixin, models.Model):
     cancellation_reason = models.CharField(max_length=200, blank=True)
     restocked = models.BooleanField(null=True, blank=True)
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name="API key",
     )
     placed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -134,7 +139,7 @@ class OrderItem(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
-    sku = models.CharField(max_length=64)
+    sku = models.CharField("SKU", max_length=64)
     name = models.CharField(max_length=200)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField()

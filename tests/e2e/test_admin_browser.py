@@ -216,7 +216,7 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
 
         # Publish with the transition button.
         page.click("button[name=_fsm_transition_to][value=publish]")
-        assert "publish done" in tab.messages()
+        assert f"{sku} published." in tab.messages()
         assert Product.objects.get(pk=product_id).status == "published"
         assert page.locator("button[name=_fsm_transition_to][value=archive]").is_visible()
         tab.shot("product-published")
@@ -275,10 +275,10 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
         assert order["number"] in page.content()
         tab.shot("order-pending")
         page.click("button[name=_fsm_transition_to][value=process]")
-        assert "process done" in tab.messages()
+        assert f"Order {order['number']} processed." in tab.messages()
         tab.shot("order-processing")
         page.click("button[name=_fsm_transition_to][value=complete]")
-        assert "complete done" in tab.messages()
+        assert f"Order {order['number']} completed." in tab.messages()
         assert Order.objects.get(pk=order["id"]).status == "completed"
         assert Stock.objects.get(product_id=product_id).on_hand == 22
         tab.shot("order-completed")
@@ -290,7 +290,7 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
         tab.shot("refund-form")
         page.click("input[type=submit][value=Refund]")
         page.wait_for_url(f"**/admin/orders/order/{order['id']}/change/")
-        assert "refund done" in tab.messages()
+        assert f"Order {order['number']} refunded." in tab.messages()
         refunded = Order.objects.get(pk=order["id"])
         assert (refunded.status, refunded.restocked) == ("refunded", True)
         assert Stock.objects.get(product_id=product_id).on_hand == 25

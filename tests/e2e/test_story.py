@@ -220,7 +220,10 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
         # The customer sends the lamps back: the staff member refunds with restock.
         refunded = staff.post_form(f"/admin/orders/order/{order['id']}/refund/", {"restock": "on"})
         assert refunded.status_code == 302, refunded.text[:2000]
-        assert "refund done" in staff.http.get(refunded.headers["location"]).text
+        assert (
+            f"Order {order['number']} refunded."
+            in staff.http.get(refunded.headers["location"]).text
+        )
         staff.close()
         seen_by_shop = shop.get(f"{orders}/").json()
         assert (seen_by_shop["status"], seen_by_shop["restocked"]) == ("refunded", True)

@@ -118,13 +118,25 @@ def test_the_product_list_shows_stock_and_marks_low_stock(admin_client, order, s
     assert 'class="low-stock"' in scarce_row
 
 
-def test_a_product_never_received_shows_zero_and_low(admin_client, make_product):
-    make_product(sku="NEW-1")
+def test_a_published_product_never_received_shows_zero_and_low(admin_client, make_product):
+    make_product("published", sku="NEW-1")
 
     row = changelist_row(admin_client.get(PRODUCTS).content.decode(), "NEW-1")
 
     assert cell(row, "stock_on_hand") == "0"
     assert 'class="low-stock"' in row
+
+
+@pytest.mark.parametrize("status", ["draft", "archived"])
+def test_products_not_on_sale_are_never_marked_low(admin_client, make_product, status):
+    product = make_product(status, sku="IDLE-1")
+
+    row = changelist_row(admin_client.get(PRODUCTS).content.decode(), "IDLE-1")
+    page = admin_client.get(f"{PRODUCTS}{product.pk}/change/").content.decode()
+
+    assert cell(row, "stock_available") == "0"
+    assert "low-stock" not in row
+    assert "(low)" not in page
 
 
 def test_the_product_list_query_count_does_not_grow_with_stock(admin_client, make_product, receive):
@@ -365,7 +377,7 @@ def test_process_then_complete_buttons_move_the_order_and_its_stock(admin_client
     processed = press(admin_client, order.pk, "process")
 
     assert processed.redirect_chain[-1][0] == f"{ORDERS}{order.pk}/change/"
-    assert any("process done" in m for m in messages_of(processed))
+    assert f"Order {order.number} processed." in messages_of(processed)
     order.refresh_from_db()
     assert order.status == "processing"
     assert (stock_of(plenty), stock_of(scarce)) == ((20, 3), (4, 1))
@@ -389,11 +401,20 @@ def test_process_then_complete_buttons_move_the_order_and_its_stock(admin_client
     ]
 
 
-def test_the_cancel_button_releases_the_reservation(admin_client, order, stocked):
+def test_the_cancel_button_asks_for_a_reason_then_releases_the_reservation(
+    admin_client, order, stocked
+):
     plenty, scarce = stocked
 
-    press(admin_client, order.pk, "cancel")
+    asked = press(admin_client, order.pk, "cancel", follow=False)
 
+    assert asked["Location"] == f"{ORDERS}{order.pk}/cancel/"
+    order.refresh_from_db()
+    assert order.status == "pending"  # pressing the button alone changes nothing
+    done = admin_client.post(asked["Location"], {"reason": "Customer called"}, follow=True)
+
+    assert done.redirect_chain == [(f"{ORDERS}{order.pk}/change/", 302)]
+    assert f"Order {order.number} cancelled." in messages_of(done)
     order.refresh_from_db()
     assert order.status == "cancelled"
     assert (stock_of(plenty), stock_of(scarce)) == ((20, 0), (4, 0))
