@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from audit.models import AuditLog
+from pms_backend.admin_display import actor_in_words
 from pms_backend.admin_mixins import ReadOnlyAdminMixin
 
 
@@ -13,7 +14,7 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = [
         "created_at",
-        "actor_label",
+        "actor",
         "action",
         "object_type",
         "object_id",
@@ -27,17 +28,33 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "created_at",
         "actor_type",
-        "actor_id",
-        "actor_label",
+        "actor_id_shown",
+        "actor",
         "action",
         "object_type",
         "object_id",
         "object_repr",
         "changes_pretty",
-        "request_id",
-        "ip",
+        "request_id_shown",
+        "ip_address",
     ]
-    exclude = ["changes"]
+    exclude = ["changes", "actor_id", "actor_label", "request_id", "ip"]  # shown worded (below)
+
+    @admin.display(description="Actor", ordering="actor_label")
+    def actor(self, obj: AuditLog) -> str:
+        return actor_in_words(obj.actor_label)
+
+    @admin.display(description="Actor ID")
+    def actor_id_shown(self, obj: AuditLog) -> str:
+        return obj.actor_id
+
+    @admin.display(description="Request ID")
+    def request_id_shown(self, obj: AuditLog) -> str:
+        return obj.request_id
+
+    @admin.display(description="IP address")
+    def ip_address(self, obj: AuditLog) -> str | None:
+        return obj.ip
 
     @admin.display(description="Changes")
     def changes_pretty(self, obj: AuditLog) -> str:

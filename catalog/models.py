@@ -146,7 +146,7 @@ class Product(ConcurrentTransitionMixin, models.Model):
         PUBLISHED = "published", "Published"
         ARCHIVED = "archived", "Archived"
 
-    sku = models.CharField(max_length=64, unique=True, validators=[SKU_VALIDATOR])
+    sku = models.CharField("SKU", max_length=64, unique=True, validators=[SKU_VALIDATOR])
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=220, unique=True)
     description = models.TextField(blank=True, max_length=10_000)

@@ -11,7 +11,7 @@ class WebhookEndpoint(models.Model):
     """A receiver of signed (optionally encrypted) event deliveries."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    url = models.URLField(max_length=2000)
+    url = models.URLField("URL", max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list, blank=True, help_text="Empty: every event.")
     is_active = models.BooleanField(default=True)
