@@ -133,6 +133,22 @@ def measure(*args: str, env: dict[str, str] | None = None) -> dict:
     }
 
 
+def allow_flush(url: str) -> None:
+    """Let ``manage.py flush`` empty the audit tables of this scratch database: they refuse
+    TRUNCATE unless the database says so (audit/migrations/0005_truncate_trigger.py), as
+    the test database does."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET pms.audit_truncate = 'allowed'").format(
+                sql.Identifier(name)
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
@@ -148,6 +164,7 @@ def main() -> None:
     generate(changed, options.products, change=True)
     generate(small, options.small)
     subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)  # noqa: S603
+    allow_flush(os.environ["DATABASE_URL"])
 
     steps = [
         ("Django start-up (baseline)", ("check",)),

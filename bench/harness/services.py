@@ -44,6 +44,10 @@ def recreate_database(name: str) -> str:
     with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+        # A scratch database: benchmarks flush it between runs, and the audit tables refuse
+        # TRUNCATE unless the database says so (as the test database does; see
+        # audit/migrations/0005_truncate_trigger.py).
+        conn.execute(f"ALTER DATABASE \"{name}\" SET pms.audit_truncate = 'allowed'")
     return database_url(name)
 
 
