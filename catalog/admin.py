@@ -15,6 +15,7 @@ from django_fsm.admin import FSMAdminMixin
 from audit.actors import Actor
 from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
+from catalog.fields import PRODUCT_EDITABLE_FIELDS
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
 from pms_backend.admin_display import money
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
@@ -105,19 +106,8 @@ class PriceFormField(forms.DecimalField):
 class ProductForm(forms.ModelForm):
     class Meta:
         model = Product
-        fields = [
-            "sku",
-            "name",
-            "slug",
-            "description",
-            "price",
-            "currency",
-            "category",
-            "attributes",
-        ]
+        fields = list(PRODUCT_EDITABLE_FIELDS)
         field_classes = {"price": PriceFormField}
-        # A migration would say it on the model; until then the admin says it.
-        labels = {"sku": "SKU"}
 
 
 @admin.register(Product)
@@ -161,13 +151,6 @@ class ProductAdmin(
             colours.get(obj.status, "#000"),
             obj.get_status_display(),
         )
-
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if obj is not None and not self.has_change_permission(request, obj):
-            # Read-only, a field is labelled by the model ("Sku"); the column says "SKU".
-            return ["sku_code" if name == "sku" else name for name in fields]
-        return fields
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Products are archived, never deleted: orders and the ledger refer to them.
