@@ -107,12 +107,12 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         view = self.admin_site.admin_view
         return [
             path(
-                "<path:object_id>/created/",
+                "<int:object_id>/created/",
                 view(self.created_view),
                 name="apikeys_apikey_created",
             ),
             path(
-                "<path:object_id>/revoke/",
+                "<int:object_id>/revoke/",
                 view(self.revoke_view),
                 name="apikeys_apikey_revoke",
             ),
@@ -148,7 +148,7 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         }
         return HttpResponseRedirect(reverse("admin:apikeys_apikey_created", args=[obj.pk]))
 
-    def created_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def created_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
         key = get_object_or_404(ApiKey, pk=object_id)
@@ -178,7 +178,7 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
 
     # --- Revoking: always after a confirmation page -------------------------------------
 
-    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def revoke_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if not self.has_revoke_permission(request):
             raise PermissionDenied
         key = get_object_or_404(ApiKey, pk=object_id)

@@ -390,3 +390,13 @@ def test_staff_without_audit_permission_cannot_read_the_log(make_staff):
     outsider = make_staff("catalog.view_product")
 
     assert outsider.get(AUDIT).status_code == 403
+
+
+@pytest.mark.parametrize("page", ["revoke", "created"])
+def test_a_key_page_with_a_malformed_id_is_not_an_error(admin_client, page):
+    # Ids come from the address bar: a non-number must not reach the database (a 500).
+    for bad in ("abc", "1.5", "-1x"):
+        response = admin_client.get(f"{KEYS}{bad}/{page}/", follow=True)
+        assert response.status_code == 200  # Django's "does not exist" page, no server error
+        assert ApiKey.objects.count() == 0
+    assert admin_client.get(f"{KEYS}999999/{page}/").status_code == 404
