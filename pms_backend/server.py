@@ -356,13 +356,21 @@ def prepare_metrics_dir(env: dict[str, str], port: int) -> Path:
     """
     root = Path(env.get("PMS_METRICS_DIR") or BASE_DIR / "var" / "metrics")
     for other in root.glob("web-*/server.pid"):
-        if not _running(other.read_text().strip()):
+        try:
+            pid = int(other.read_text().strip())
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to judge
+        if not _running(pid):
             shutil.rmtree(other.parent, ignore_errors=True)
     path = root / f"web-{port}"
     # Samples left by a previous run (its pids are gone) would be summed into ours.
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    (path / "server.pid").write_text(str(os.getpid()))
+    # Written whole or not at all: a tier starting beside this one reads the file, and an
+    # empty one read mid-write once made it remove this live tier's folder.
+    partial = path / f".server.pid.{os.getpid()}"
+    partial.write_text(str(os.getpid()))
+    os.replace(partial, path / "server.pid")
     return path
 
 
@@ -424,10 +432,10 @@ def nginx_identity() -> tuple[str, str, int] | None:
     raise ConfigError("running as root, found no unprivileged user for nginx's workers")
 
 
-def _running(pid: str) -> bool:
+def _running(pid: int) -> bool:
     try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except PermissionError:
         return True

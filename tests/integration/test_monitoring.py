@@ -392,6 +392,51 @@ def test_the_server_starts_each_run_with_an_empty_metrics_folder(tmp_path):
     assert not path.exists()
 
 
+_RACE = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms_backend.settings")
+from pms_backend.server import prepare_metrics_dir
+root, port = sys.argv[1], int(sys.argv[2])
+lost = 0
+deadline = time.monotonic() + 3
+while time.monotonic() < deadline:
+    path = prepare_metrics_dir({"PMS_METRICS_DIR": root}, port)
+    (path / "counter_1.db").write_bytes(b"x")
+    if not (path / "counter_1.db").exists():
+        lost += 1
+print(lost)
+"""
+
+
+def test_tiers_starting_together_never_remove_each_others_metrics(tmp_path):
+    """Two tiers started at once (the scale-out test, a host running two): each reads the
+    other's pid file, and a file read while it was being written once looked like a dead
+    tier, so the live tier's folder went and its first metric write failed."""
+    from pms_backend.server import BASE_DIR, prepare_metrics_dir
+
+    # A pid file mid-write (created, not yet filled) is not a dead tier's.
+    writing = tmp_path / "web-8200" / "server.pid"
+    writing.parent.mkdir()
+    writing.write_text("")
+    prepare_metrics_dir({"PMS_METRICS_DIR": str(tmp_path)}, 8201)
+    assert writing.parent.is_dir()
+
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE, str(tmp_path), str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=BASE_DIR,
+        )
+        for port in (8300, 8301, 8302)
+    ]
+    outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0, 0]
+    assert outputs == ["0", "0", "0"]
+
+
 # --- readiness -------------------------------------------------------------------------
 
 
