@@ -47,6 +47,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.api_key = None
         self.user = None
+        self.session_key: str | None = None
         self.staff_scopes: frozenset[str] = frozenset()
         self.groups_joined: set[str] = set()
         self.jwk: OKPKey | None = None
@@ -88,6 +89,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             )
         elif self.api_key is not None:
             socket_guard.key_watch(self.api_key.prefix, self)
+        elif self.session_key is not None:
+            socket_guard.session_watch(self.session_key, self)
         await _ensure_local_poller()
 
     @property
@@ -100,6 +103,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             # Permissions come from the database (groups): read them once, in a thread.
             self.staff_scopes = await database_sync_to_async(_staff_scopes)(user)
             self.user = user
+            self.session_key = self.scope["session"].session_key
             return True
         return False
 
@@ -112,7 +116,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     async def end(self, code: int, reason: str) -> None:
-        """Stop delivering and close: the socket's key was revoked or has expired."""
+        """Stop delivering and close: the socket's key was revoked or has expired, or its
+        staff session ended."""
         self.ended = True
         await self.close(code=code, reason=reason)
         for group in self.groups_joined:
@@ -128,6 +133,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         api_key = getattr(self, "api_key", None)
         if api_key is not None:
             socket_guard.key_unwatch(api_key.prefix, self)
+        session_key = getattr(self, "session_key", None)
+        if session_key is not None:
+            socket_guard.session_unwatch(session_key, self)
         auth_timer = getattr(self, "auth_timer", None)
         if auth_timer:
             auth_timer.cancel()

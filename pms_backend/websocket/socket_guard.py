@@ -1,16 +1,20 @@
 """What a websocket passes to listen, and what ends it: the failed-authentication budget it
 shares with HTTP, the per-address cap on sockets still waiting to authenticate, and the
-watch that closes the sockets of a key once it is revoked or has expired."""
+watch that closes the sockets of a key once it is revoked or has expired, and of a staff
+session once it has ended (logged out, expired, password changed, no longer staff)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import defaultdict
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -27,6 +31,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY = 4429
 CLOSE_KEY_REVOKED = 4410
 CLOSE_KEY_EXPIRED = 4440
+CLOSE_SESSION_ENDED = 4401  # as a socket that never authenticated: sign in again
 
 
 # --- the failed-authentication budget --------------------------------------------------
@@ -102,7 +107,7 @@ def waiting_release(ip: str) -> None:
         del _waiting[ip]
 
 
-# --- the watch over keys: revoked or expired keys lose their sockets ---------------------
+# --- the watch: revoked or expired keys and ended staff sessions lose their sockets -----
 
 
 class Closable(Protocol):
@@ -110,48 +115,77 @@ class Closable(Protocol):
 
 
 _watched: dict[str, set[Closable]] = defaultdict(set)
+_watched_sessions: dict[str, set[Closable]] = defaultdict(set)
 _watcher: asyncio.Task | None = None
 
 
 def key_watch(prefix: str, socket: Closable) -> None:
     """Close ``socket`` once the key ``prefix`` is revoked or expires."""
-    global _watcher
     _watched[prefix].add(socket)
-    loop = asyncio.get_running_loop()
-    if _watcher is None or _watcher.done() or _watcher.get_loop() is not loop:
-        _watcher = loop.create_task(_watch_keys())
+    _start_watcher()
 
 
 def key_unwatch(prefix: str, socket: Closable) -> None:
-    sockets = _watched.get(prefix)
+    _unwatch(_watched, prefix, socket)
+
+
+def session_watch(session_key: str, socket: Closable) -> None:
+    """Close ``socket`` once the staff session ``session_key`` ends: logout, expiry, a
+    password change, or its user no longer active staff. A socket outliving its session
+    kept showing a signed-out browser (or a dismissed employee) every new order."""
+    _watched_sessions[session_key].add(socket)
+    _start_watcher()
+
+
+def session_unwatch(session_key: str, socket: Closable) -> None:
+    _unwatch(_watched_sessions, session_key, socket)
+
+
+def _unwatch(watched: dict[str, set[Closable]], name: str, socket: Closable) -> None:
+    sockets = watched.get(name)
     if sockets is not None:
         sockets.discard(socket)
         if not sockets:
-            del _watched[prefix]
+            del watched[name]
 
 
-async def _watch_keys() -> None:
-    # One query per process and interval, however many sockets: revocation is written by
-    # whichever process handled it (the admin, the API, manage.py), so the database, not
-    # a message that might not reach us, is what each server process asks.
-    while _watched:
+def _start_watcher() -> None:
+    global _watcher
+    loop = asyncio.get_running_loop()
+    if _watcher is None or _watcher.done() or _watcher.get_loop() is not loop:
+        _watcher = loop.create_task(_watch())
+
+
+async def _watch() -> None:
+    # One check per process and interval, however many sockets: revocation and logout are
+    # written by whichever process handled them (the admin, the API, manage.py), so the
+    # database, not a message that might not reach us, is what each server process asks.
+    while _watched or _watched_sessions:
         await asyncio.sleep(settings.PMS_WEBSOCKET_KEY_CHECK_SECONDS)
-        prefixes = list(_watched)
-        if not prefixes:
-            break
         try:
-            ended = await database_sync_to_async(_ended_keys)(prefixes)
+            ended = await database_sync_to_async(_ended)(list(_watched), list(_watched_sessions))
         except Exception:
             logger.warning("websocket key check failed; retrying", exc_info=True)
             continue
-        for prefix, code in ended.items():
-            reason = "api key revoked" if code == CLOSE_KEY_REVOKED else "api key expired"
-            for socket in list(_watched.get(prefix, ())):
+        for watched, name, code, reason in ended:
+            for socket in list(watched.get(name, ())):
                 try:
                     await socket.end(code, reason)
                 except Exception:
                     logger.warning("could not close a websocket", exc_info=True)
-                key_unwatch(prefix, socket)
+                _unwatch(watched, name, socket)
+
+
+def _ended(
+    prefixes: list[str], session_keys: list[str]
+) -> list[tuple[dict[str, set[Closable]], str, int, str]]:
+    ended: list[tuple[dict[str, set[Closable]], str, int, str]] = []
+    for prefix, code in (_ended_keys(prefixes) if prefixes else {}).items():
+        reason = "api key revoked" if code == CLOSE_KEY_REVOKED else "api key expired"
+        ended.append((_watched, prefix, code, reason))
+    for session_key in _ended_sessions(session_keys):
+        ended.append((_watched_sessions, session_key, CLOSE_SESSION_ENDED, "session ended"))
+    return ended
 
 
 def _ended_keys(prefixes: list[str]) -> dict[str, int]:
@@ -164,3 +198,19 @@ def _ended_keys(prefixes: list[str]) -> dict[str, int]:
         prefix: CLOSE_KEY_REVOKED if revoked_at is not None or not active else CLOSE_KEY_EXPIRED
         for prefix, active, revoked_at in rows.values_list("prefix", "is_active", "revoked_at")
     }
+
+
+def _ended_sessions(session_keys: list[str]) -> list[str]:
+    """Return the ``session_keys`` that no longer sign in active staff.
+
+    Django's own ``get_user`` decides, as for the next page the browser loads: the session
+    must exist and be unexpired in the configured store, name an active user, and carry the
+    hash of that user's current password.
+    """
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    ended = []
+    for session_key in session_keys:
+        user = get_user(SimpleNamespace(session=store(session_key)))  # type: ignore[arg-type]
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            ended.append(session_key)
+    return ended

@@ -182,6 +182,35 @@ async def test_a_browser_session_from_a_foreign_origin_is_refused(staff_user, cl
     await ours.disconnect()
 
 
+async def test_a_staff_socket_ends_with_its_session(staff_user, client, settings):
+    """Signing out (or losing staff status) ends the browser's live notices within the
+    check interval: a socket outliving its session kept showing every new order."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    settings.PMS_WEBSOCKET_KEY_CHECK_SECONDS = 0.2
+    signed_out = await _session_socket(client, staff_user)
+    colleague = await sync_to_async(get_user_model().objects.create_superuser)(
+        username="colleague", password="a long passphrase 42"
+    )
+    still_in = await _session_socket(Client(), colleague)
+    demoted_user = await sync_to_async(get_user_model().objects.create_user)(
+        username="demoted", password="a long passphrase 42", is_staff=True
+    )
+    demoted = await _session_socket(Client(), demoted_user)
+
+    await sync_to_async(client.logout)()
+    demoted_user.is_staff = False
+    await sync_to_async(demoted_user.save)(update_fields=["is_staff"])
+
+    for comm in (signed_out, demoted):
+        closed = await comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4401, "reason": "session ended"}
+    await still_in.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
+    assert await next_json(still_in) == {"type": "subscribed", "topics": ["orders"]}
+    await still_in.disconnect()
+
+
 # --- staff of every role, malformed messages ---------------------------------------------
 
 ROLE_TOPICS = {
