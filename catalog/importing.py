@@ -610,7 +610,10 @@ def _plan(
         *PRODUCT_STORED_FIELDS
     )
     if lock:
-        products = products.select_for_update(of=("self",)).order_by("pk")
+        # As an edit, not a delete (FOR NO KEY UPDATE): an order being placed for these
+        # products checks its lines' keys at commit (a key-share lock) while it holds their
+        # stock rows, which the on_hand column then waits for: FOR UPDATE deadlocked the two.
+        products = products.select_for_update(of=("self",), no_key=True).order_by("pk")
     existing = {product["sku"]: product for product in products}
     slugs, owners = _slugs(rows, existing)
     ids = [product["id"] for product in existing.values()]

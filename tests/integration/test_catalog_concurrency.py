@@ -105,3 +105,58 @@ def test_two_crossing_category_moves_cannot_make_a_cycle(system_actor, monkeypat
     assert outcomes == ["category_cycle", "ok"]
     parents = dict(Category.objects.values_list("pk", "parent_id"))
     assert not (parents[x.pk] == y.pk and parents[y.pk] == x.pk)
+
+
+def test_an_import_and_an_order_for_the_same_product_both_go_through(
+    make_product, receive, system_actor
+):
+    """An import renaming a product and setting its stock while an order for it is being
+    placed: both commit, one after the other. The import locked the product as a delete
+    would (FOR UPDATE), then waited for the order's stock row; the order, at commit, checks
+    its lines' product key (deferred foreign keys take a key-share lock), which waited for
+    the import: a deadlock, and PostgreSQL aborted one of them."""
+    import io
+    import time
+
+    from django.db import transaction
+
+    from catalog.exporting import export_csv
+    from catalog.importing import product_import
+    from inventory.models import Stock
+    from orders.services import order_place
+    from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+
+    product = make_product("published", name="Linen shirt")
+    receive(product, 10)
+    sheet = "".join(export_csv(Product.objects.filter(pk=product.pk))).encode()
+    changed = sheet.replace(b"Linen shirt", b"Linen shirt (washed)").replace(b",10,", b",12,")
+    assert changed.count(b"(washed)") == 1 and b",12," in changed
+    order_open = threading.Event()
+
+    @_in_thread
+    def checkout():
+        with transaction.atomic():
+            order = order_place(
+                actor=Actor.system("shop"),
+                items=[{"product": product.pk, "quantity": 1}],
+                customer=ORDER_CUSTOMER,
+                shipping_address=ORDER_ADDRESS,
+            )
+            order_open.set()
+            time.sleep(1.5)  # the import meanwhile locks the product, then waits for stock
+        return order.number
+
+    @_in_thread
+    def import_():
+        assert order_open.wait(timeout=10)
+        return product_import(actor=system_actor, source=io.BytesIO(changed)).updated
+
+    with ThreadPoolExecutor(2) as pool:
+        placed = pool.submit(checkout)
+        updated = pool.submit(import_)
+        assert placed.result(timeout=30)
+        assert updated.result(timeout=30) == 1
+    product.refresh_from_db()
+    stock = Stock.objects.get(product=product)
+    assert product.name == "Linen shirt (washed)"
+    assert (stock.on_hand, stock.reserved) == (12, 1)
