@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.actors import Actor
@@ -12,8 +18,13 @@ from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdmin
 from pms_backend.events.registry import event_type_choices
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.client import circuit_state
+from pms_backend.secret_shown_once import secret_keep, secret_take
 from webhooks import services
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+# A new or rotated signing secret waits here, encrypted, between the POST and the one page
+# that shows it: a reload of that page creates or rotates nothing, and shows nothing.
+NEW_SECRET_SESSION = "pms_new_webhook_secret"  # noqa: S105  (a session key, not a secret)
 
 
 class EndpointForm(forms.ModelForm):
@@ -112,19 +123,38 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
         for endpoint in queryset:
             self.delete_model(request, endpoint)
 
-    def response_add(self, request, obj, post_url_continue=None):
-        return self._show_secret(request, obj, request.pms_new_secret)
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:object_id>/secret/",
+                self.admin_site.admin_view(self.secret_view),
+                name="webhooks_webhookendpoint_secret",
+            ),
+            *super().get_urls(),
+        ]
 
-    def _show_secret(self, request, obj, secret: str):
-        # Rendered once, never stored in a message (messages travel in cookies).
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._to_secret_page(request, obj, request.pms_new_secret)
+
+    def _to_secret_page(self, request, endpoint: WebhookEndpoint, secret: str):
+        # The page that shows it is a GET: reloading it sends nothing again.
+        secret_keep(request, slot=NEW_SECRET_SESSION, obj=endpoint, secret=secret)
+        return HttpResponseRedirect(
+            reverse("admin:webhooks_webhookendpoint_secret", args=[endpoint.pk])
+        )
+
+    def secret_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        endpoint = get_object_or_404(WebhookEndpoint, pk=object_id)
+        if not (self.has_add_permission(request) or self.has_change_permission(request, endpoint)):
+            raise PermissionDenied
         return TemplateResponse(
             request,
             "webhooks/secret_shown.html",
             {
                 **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "endpoint": obj,
-                "secret": secret,
+                "opts": self.opts,
+                "endpoint": endpoint,
+                "secret": secret_take(request, slot=NEW_SECRET_SESSION, obj=endpoint),
                 "title": "Webhook signing secret",
             },
         )
@@ -137,7 +167,7 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
         endpoint, secret = services.endpoint_rotate_secret(
             actor=Actor.from_request(request), endpoint_id=queryset.get().pk
         )
-        return self._show_secret(request, endpoint, secret)
+        return self._to_secret_page(request, endpoint, secret)
 
 
 class AttemptInline(admin.TabularInline):

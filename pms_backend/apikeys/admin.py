@@ -18,15 +18,11 @@ from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdmin
 from pms_backend.apikeys import services
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.scopes import ALL_SCOPES, PRESETS
-from pms_backend.encryption.ciphers import DecryptionError, decrypt, encrypt
+from pms_backend.secret_shown_once import secret_keep, secret_take
 
 # The new key waits here, encrypted, between the creating POST and the one page that shows
 # it: a reload of that page finds nothing (and creates nothing).
 NEW_KEY_SESSION = "pms_new_api_key"
-
-
-def _new_key_aad(key: ApiKey) -> bytes:
-    return f"apikeys.apikey:{key.pk}:{key.prefix}:shown-once".encode()
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -140,12 +136,13 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         request.pms_new_raw_key = raw
 
     def response_add(self, request, obj, post_url_continue=None):
-        # Kept encrypted in the session for one display, never in a URL or a message
-        # (messages travel in cookies).
-        request.session[NEW_KEY_SESSION] = {
-            "pk": obj.pk,
-            "token": encrypt(request.pms_new_raw_key, aad=_new_key_aad(obj)),
-        }
+        secret_keep(
+            request,
+            slot=NEW_KEY_SESSION,
+            obj=obj,
+            secret=request.pms_new_raw_key,
+            binding=obj.prefix,
+        )
         return HttpResponseRedirect(reverse("admin:apikeys_apikey_created", args=[obj.pk]))
 
     def created_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -159,22 +156,10 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "key": key,
-                "raw_key": self._take_new_key(request, key),
+                "raw_key": secret_take(request, slot=NEW_KEY_SESSION, obj=key, binding=key.prefix),
                 "title": "API key created",
             },
         )
-
-    @staticmethod
-    def _take_new_key(request: HttpRequest, key: ApiKey) -> str | None:
-        """Return the new key's secret once: it leaves the session as it is read."""
-        waiting = request.session.get(NEW_KEY_SESSION)
-        if not waiting or waiting.get("pk") != key.pk:
-            return None
-        del request.session[NEW_KEY_SESSION]
-        try:
-            return decrypt(waiting["token"], aad=_new_key_aad(key))
-        except DecryptionError:  # the encryption keys changed in between
-            return None
 
     # --- Revoking: always after a confirmation page -------------------------------------
 

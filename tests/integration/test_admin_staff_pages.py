@@ -409,6 +409,17 @@ def test_no_admin_page_shows_a_python_dict_or_a_raw_code(admin_client, sample_sh
         for page in ("cancel", "refund")
     ]
     urls += [f"{PRODUCTS}{pk}/stock/" for pk in Product.objects.values_list("pk", flat=True)]
+    # The pages that show a new secret once, then (the second time) say it is not shown.
+    for add, data in (
+        (
+            "/admin/webhooks/webhookendpoint/add/",
+            {"url": "https://shop.example/h", "is_active": "on"},
+        ),
+        ("/admin/apikeys/apikey/add/", {"name": "walk", "scope_choices": ["storefront"]}),
+    ):
+        shown = admin_client.post(add, data)
+        assert shown.status_code == 302, shown.content[:2000]
+        urls += [shown["Location"], shown["Location"]]
     request = _request_of(admin_client)
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
