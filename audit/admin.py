@@ -89,7 +89,7 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Actor", ordering="actor_label")
     def actor(self, obj: AuditLog) -> str:
-        return actor_in_words(obj.actor_label)
+        return cut_to_fit(actor_in_words(obj.actor_label), 40)
 
     @admin.display(description="Action", ordering="action")
     def action_name(self, obj: AuditLog) -> str:

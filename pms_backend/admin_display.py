@@ -1,11 +1,12 @@
 """How staff screens word what the records store: who did something, when, amounts of
 money, and long names cut to fit a list column."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import localtime
 
 
@@ -33,3 +34,10 @@ def cut_to_fit(text: str, limit: int) -> str | SafeString:
     if len(text) <= limit:
         return text
     return format_html('<span title="{}">{}…</span>', text, text[: limit - 1].rstrip())
+
+
+def breakable(code: str) -> SafeString:
+    """Return a code with no spaces (``orders.max_quantity_per_line``) so that a narrow
+    column breaks it after a dot, underscore, hyphen or slash, never inside a word."""
+    parts = re.findall(r"[^._/-]*[._/-]?", code)
+    return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts if part))

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from audit.actors import Actor
+from pms_backend.admin_display import cut_to_fit, short_moment
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.apikeys import services
 from pms_backend.apikeys.models import ApiKey
@@ -42,16 +43,8 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "name",
-        "display_prefix",
-        "scope_list",
-        "is_active",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-    ]
+    # At 1,366 px: active, revoked and expired in one column, the dates short.
+    list_display = ["key_name", "display_prefix", "scope_list", "state", "expires", "last_used"]
     list_filter = ["is_active"]
     search_fields = ["name", "prefix"]
     actions = ["revoke_selected"]
@@ -67,13 +60,35 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         "last_used_at",
     ]
 
+    @admin.display(description="Name", ordering="name")
+    def key_name(self, obj: ApiKey) -> str:
+        return cut_to_fit(obj.name, 32)
+
     @admin.display(description="Key")
     def display_prefix(self, obj: ApiKey) -> str:
         return f"pms_{obj.prefix}_…"
 
     @admin.display(description="Scopes")
     def scope_list(self, obj: ApiKey) -> str:
-        return ", ".join(obj.scopes)
+        return cut_to_fit(", ".join(obj.scopes), 40)
+
+    @admin.display(description="State")
+    def state(self, obj: ApiKey) -> str:
+        if obj.revoked_at is not None:
+            return f"Revoked {short_moment(obj.revoked_at)}"
+        if not obj.is_active:
+            return "Inactive"
+        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+            return "Expired"
+        return "Active"
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, obj: ApiKey) -> str:
+        return short_moment(obj.expires_at) or "never"
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, obj: ApiKey) -> str:
+        return short_moment(obj.last_used_at) or "never"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
