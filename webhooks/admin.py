@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from audit.actors import Actor
 from pms_backend.admin_display import cut_to_fit, short_moment
@@ -258,4 +259,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             actor=Actor.from_request(request),
             delivery_ids=list(queryset.values_list("pk", flat=True)),
         )
-        self.message_user(request, f"{count} deliver(y/ies) queued again.", messages.SUCCESS)
+        message = ngettext(
+            "%(count)d delivery queued again.", "%(count)d deliveries queued again.", count
+        ) % {"count": count}
+        self.message_user(request, message, messages.SUCCESS)

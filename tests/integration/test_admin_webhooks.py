@@ -90,3 +90,27 @@ def test_a_secret_page_of_no_endpoint_is_not_an_error(admin_client, bad):
     response = admin_client.get(f"{ENDPOINTS}{bad}/secret/", follow=True)
 
     assert response.status_code in (200, 404)
+
+
+def test_sending_deliveries_again_counts_them_in_plain_words(
+    admin_client, make_product, django_capture_on_commit_callbacks
+):
+    from webhooks.models import WebhookDelivery
+
+    services.endpoint_create(actor=Actor.system("tests"), url=FORM["url"])
+    with django_capture_on_commit_callbacks(execute=True):
+        make_product("published", sku="HOOK-1")
+        make_product("published", sku="HOOK-2")
+    deliveries = list(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert len(deliveries) >= 2
+
+    def redeliver(ids):
+        response = admin_client.post(
+            "/admin/webhooks/webhookdelivery/",
+            {"action": "redeliver", "_selected_action": ids},
+            follow=True,
+        )
+        return [str(m) for m in response.context["messages"]]
+
+    assert redeliver(deliveries[:1]) == ["1 delivery queued again."]
+    assert redeliver(deliveries[:2]) == ["2 deliveries queued again."]
