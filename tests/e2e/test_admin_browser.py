@@ -466,3 +466,56 @@ def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, bro
         raise
     finally:
         tab.close()
+
+
+def test_a_webhook_signing_secret_is_shown_once_and_a_reload_rotates_nothing(stack, browser, shots):
+    from webhooks.models import WebhookEndpoint
+
+    _staff("hookkeeper", superuser=True)
+    tab = Session(browser, stack["web"].base_url, "webhooks", shots)
+    page = tab.page
+    try:
+        tab.login("hookkeeper", PASSWORD)
+
+        # Create: the POST redirects to the one page that shows the secret.
+        tab.goto("/admin/webhooks/webhookendpoint/add/")
+        page.fill("#id_url", "https://shop.example/hooks")
+        page.fill("#id_description", "Shop EU")
+        page.click("input[name=_save]")
+        page.wait_for_url(re.compile(r".*/admin/webhooks/webhookendpoint/[0-9a-f-]+/secret/$"))
+        secret = page.input_value("#webhook-secret")
+        assert secret.startswith("whsec_")
+        # The server encrypts with its own key: compare what it stores, not the plaintext.
+        endpoint = WebhookEndpoint.objects.get(description="Shop EU")
+        stored = endpoint.secret_ct
+        tab.shot("secret-shown")
+
+        # A reload is a GET of that page: no second endpoint, and the secret is gone.
+        page.reload()
+        assert page.locator("#webhook-secret").count() == 0
+        assert "not shown again" in page.inner_text("#secret-already-shown")
+        assert secret not in page.content()
+        assert WebhookEndpoint.objects.filter(description="Shop EU").count() == 1
+        tab.shot("secret-reloaded")
+
+        # Rotate from the list: the new secret once, and a reload rotates nothing.
+        tab.goto("/admin/webhooks/webhookendpoint/")
+        page.check(f"input[name=_selected_action][value='{endpoint.pk}']")
+        page.select_option("select[name=action]", "rotate_secret")
+        page.click("button[name=index]")
+        page.wait_for_url(f"**/admin/webhooks/webhookendpoint/{endpoint.pk}/secret/")
+        rotated = page.input_value("#webhook-secret")
+        endpoint.refresh_from_db()
+        assert rotated.startswith("whsec_") and rotated != secret
+        assert endpoint.secret_ct != stored
+        stored = endpoint.secret_ct
+        page.reload()
+        assert page.locator("#webhook-secret").count() == 0
+        endpoint.refresh_from_db()
+        assert endpoint.secret_ct == stored  # not rotated again
+        tab.shot("rotated-reloaded")
+    except Exception:
+        tab.shot("FAILED")
+        raise
+    finally:
+        tab.close()
