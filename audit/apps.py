@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class AuditConfig(AppConfig):
@@ -8,3 +9,7 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         # Registers on import, as the domains' topics do.
         from audit import topics  # noqa: F401
+
+        # Each app's names of its audit actions (``<app>/audit_actions.py``), found as the
+        # admin finds ``admin.py``: the audit app names no domain.
+        autodiscover_modules("audit_actions")

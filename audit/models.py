@@ -1,5 +1,8 @@
 from django.db import models
 
+from audit.action_names import action_in_words
+from pms_backend.admin_display import actor_in_words
+
 
 class AuditLog(models.Model):
     """One recorded action: who, what, on which object, what changed, when, from where.
@@ -38,7 +41,9 @@ class AuditLog(models.Model):
         verbose_name_plural = "audit log"
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+        # The entry's page title and breadcrumb: in words, as the list shows it.
+        who = actor_in_words(self.actor_label)
+        return f"{action_in_words(self.action)} by {who}, {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 class AuditSeal(models.Model):

@@ -17,7 +17,7 @@ from catalog import services
 from catalog.admin_csv import ProductCsvAdminMixin
 from catalog.fields import PRODUCT_EDITABLE_FIELDS
 from catalog.models import PRICE_TEXT_MESSAGE, Category, Product, price_text_is_valid
-from pms_backend.admin_display import money
+from pms_backend.admin_display import cut_to_fit, money
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
 
@@ -120,12 +120,13 @@ class ProductAdmin(
 ):
     form = ProductForm
     fsm_fields = ["status"]
+    # At 1,366 px, with the stock columns inventory adds: a name takes at most two lines.
     list_display = [
         "sku_code",
-        "name",
+        "product_name",
         "status_badge",
         "price_display",
-        "category",
+        "category_name",
     ]
     list_filter = ["status", "category"]
     search_fields = ["sku", "name"]
@@ -138,6 +139,14 @@ class ProductAdmin(
     @admin.display(description="SKU", ordering="sku")
     def sku_code(self, obj: Product) -> str:
         return obj.sku
+
+    @admin.display(description="Name", ordering="name")
+    def product_name(self, obj: Product) -> str:
+        return cut_to_fit(obj.name, 56)
+
+    @admin.display(description="Category", ordering="category__name")
+    def category_name(self, obj: Product) -> str:
+        return cut_to_fit(obj.category.name, 28) if obj.category_id else ""
 
     @admin.display(description="Price", ordering="price")
     def price_display(self, obj: Product) -> str:

@@ -16,7 +16,7 @@ from inventory.forms import StockMovementForm
 from inventory.models import InventoryMovement, Stock
 from inventory.selectors import stock_for
 from inventory.services import stock_record_movement
-from pms_backend.admin_display import actor_in_words
+from pms_backend.admin_display import actor_in_words, cut_to_fit, short_moment
 from pms_backend.admin_mixins import ReadOnlyAdminMixin
 from pms_backend.errors import DomainError
 
@@ -32,18 +32,10 @@ def _stock_of(product: Product) -> Stock:
 class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stock ledger, read-only: each line explains one change of a stock row."""
 
-    list_display = [
-        "created_at",
-        "product",
-        "kind",
-        "on_hand_delta",
-        "reserved_delta",
-        "on_hand_after",
-        "reserved_after",
-        "reference",
-        "actor",
-        "reason",
-    ]
+    # At 1,366 px: when, which product (its SKU; the name on hover), what moved and the
+    # balances after it, by whom and why (with the order it was for).
+    list_display = ["when", "product_shown", "change", "after", "actor", "why"]
+    list_display_links = ["when"]
     list_filter = ["kind", "created_at"]
     search_fields = ["product__sku", "product__name", "reference", "reason"]
     list_select_related = ["product"]
@@ -56,9 +48,54 @@ class InventoryMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj)
 
+    @admin.display(description="When", ordering="created_at")
+    def when(self, movement: InventoryMovement) -> str:
+        return short_moment(movement.created_at)
+
+    @admin.display(description="Product", ordering="product__sku")
+    def product_shown(self, movement: InventoryMovement) -> str:
+        product = movement.product
+        return format_html('<span title="{}">{}</span>', product.name, product.sku)
+
+    @admin.display(description="Movement", ordering="kind")
+    def change(self, movement: InventoryMovement) -> str:
+        parts = [
+            f"{delta:+,} {what}"
+            for delta, what in (
+                (movement.on_hand_delta, "on hand"),
+                (movement.reserved_delta, "reserved"),
+            )
+            if delta
+        ]
+        return f"{movement.get_kind_display()}: {', '.join(parts) or 'no change'}"
+
+    @admin.display(description="After")
+    def after(self, movement: InventoryMovement) -> str:
+        return f"{movement.on_hand_after:,} on hand, {movement.reserved_after:,} reserved"
+
+    @admin.display(description="Reason", ordering="reason")
+    def why(self, movement: InventoryMovement) -> str:
+        reason = cut_to_fit(movement.reason, 40)
+        if not movement.reference:
+            return reason
+        # "order:PMS-…" as staff say it: "order PMS-…".
+        return format_html("{} ({})", reason, movement.reference.replace(":", " ", 1))
+
     @admin.display(description="By", ordering="actor_label")
     def actor(self, movement: InventoryMovement) -> str:
-        return actor_in_words(movement.actor_label)
+        return cut_to_fit(actor_in_words(movement.actor_label), 28)
+
+
+def _available_marked(product: Product, stock: Stock) -> str:
+    """Return what can be sold, marked when low."""
+    # Low means "reorder": only a product on sale can run low (drafts and archived ones
+    # are not sold), measured against its own threshold.
+    if product.status == Product.Status.PUBLISHED and stock.is_low:
+        return format_html(
+            '<strong class="low-stock" style="color:#ba2121">{} (low)</strong>',
+            f"{stock.available:,}",
+        )
+    return f"{stock.available:,}"
 
 
 # Django's way to extend another app's ModelAdmin: register a subclass in its place.
@@ -72,8 +109,7 @@ class ProductAdmin(CatalogProductAdmin):
 
     list_display = [
         *CatalogProductAdmin.list_display,
-        "stock_on_hand",
-        "stock_reserved",
+        # What can be sold; on hand and reserved on hover and on the product's page.
         "stock_available",
     ]
     list_select_related = [*CatalogProductAdmin.list_select_related, "stock"]
@@ -84,25 +120,15 @@ class ProductAdmin(CatalogProductAdmin):
         *(name for name in CatalogProductAdmin.readonly_fields if name != "status"),
     ]
 
-    @admin.display(description="On hand")
-    def stock_on_hand(self, obj: Product) -> int:
-        return _stock_of(obj).on_hand
-
-    @admin.display(description="Reserved")
-    def stock_reserved(self, obj: Product) -> int:
-        return _stock_of(obj).reserved
-
     @admin.display(description="Available")
     def stock_available(self, obj: Product) -> str:
         stock = _stock_of(obj)
-        # Low means "reorder": only a product on sale can run low (drafts and archived
-        # ones are not sold), measured against its own threshold.
-        if obj.status == Product.Status.PUBLISHED and stock.is_low:
-            return format_html(
-                '<strong class="low-stock" style="color:#ba2121">{} (low)</strong>',
-                stock.available,
-            )
-        return str(stock.available)
+        return format_html(
+            '<span title="{} on hand, {} reserved">{}</span>',
+            f"{stock.on_hand:,}",
+            f"{stock.reserved:,}",
+            _available_marked(obj, stock),
+        )
 
     @admin.display(description="Stock")
     def stock_summary(self, obj: Product) -> str:
@@ -114,7 +140,7 @@ class ProductAdmin(CatalogProductAdmin):
             "Receive / adjust stock</a>",
             stock.on_hand,
             stock.reserved,
-            self.stock_available(obj),  # marked as in the list when low
+            _available_marked(obj, stock),  # marked as in the list when low
             reverse("admin:catalog_product_stock", args=[obj.pk]),
         )
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from audit.actors import Actor
+from pms_backend.admin_display import cut_to_fit, short_moment
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.events.registry import event_type_choices
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.client import circuit_state
+from pms_backend.secret_shown_once import secret_keep, secret_take
 from webhooks import services
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+# A new or rotated signing secret waits here, encrypted, between the POST and the one page
+# that shows it: a reload of that page creates or rotates nothing, and shows nothing.
+NEW_SECRET_SESSION = "pms_new_webhook_secret"  # noqa: S105  (a session key, not a secret)
 
 
 class EndpointForm(forms.ModelForm):
@@ -60,35 +73,45 @@ class EndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
     form = EndpointForm
-    list_display = [
-        "url",
-        "description",
-        "is_active",
-        "encrypt",
-        "health",
-        "circuit",
-        "last_success_at",
-        "disabled_reason",
-    ]
+    # At 1,366 px: where, what for, how it is doing; active, circuit and the reason it was
+    # disabled are read in the health column, whether it encrypts on its page.
+    list_display = ["url_shown", "description_shown", "health", "last_success"]
     list_filter = ["is_active", "encrypt"]
     search_fields = ["url", "description"]
     readonly_fields = ["failing_since", "last_success_at", "disabled_at", "disabled_reason"]
     actions = ["rotate_secret"]
 
+    @admin.display(description="URL", ordering="url")
+    def url_shown(self, obj: WebhookEndpoint) -> str:
+        return cut_to_fit(obj.url, 48)
+
+    @admin.display(description="Description", ordering="description")
+    def description_shown(self, obj: WebhookEndpoint) -> str:
+        return cut_to_fit(obj.description, 40)
+
     @admin.display(description="Health")
     def health(self, obj: WebhookEndpoint) -> str:
         if not obj.is_active:
-            return format_html('<strong style="color:#ba2121">disabled</strong>')
-        if obj.failing_since:
             return format_html(
-                '<strong style="color:#b8860b">failing since {}</strong>',
-                f"{obj.failing_since:%Y-%m-%d %H:%M}",
+                '<strong style="color:#ba2121" title="{}">disabled</strong>',
+                obj.disabled_reason or "disabled by staff",
             )
-        return "healthy"
+        if obj.failing_since:
+            state = format_html(
+                '<strong style="color:#b8860b">failing since {}</strong>',
+                short_moment(obj.failing_since),
+            )
+        else:
+            state = format_html("{}", "healthy")
+        circuit = circuit_state(obj.url)["state"]
+        if circuit == "closed":
+            return state
+        # Deliveries to its address wait until the circuit closes again.
+        return format_html("{}; circuit {}", state, circuit)
 
-    @admin.display(description="Circuit")
-    def circuit(self, obj: WebhookEndpoint) -> str:
-        return circuit_state(obj.url)["state"]
+    @admin.display(description="Last success", ordering="last_success_at")
+    def last_success(self, obj: WebhookEndpoint) -> str:
+        return short_moment(obj.last_success_at) or "never"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -112,19 +135,38 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
         for endpoint in queryset:
             self.delete_model(request, endpoint)
 
-    def response_add(self, request, obj, post_url_continue=None):
-        return self._show_secret(request, obj, request.pms_new_secret)
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:object_id>/secret/",
+                self.admin_site.admin_view(self.secret_view),
+                name="webhooks_webhookendpoint_secret",
+            ),
+            *super().get_urls(),
+        ]
 
-    def _show_secret(self, request, obj, secret: str):
-        # Rendered once, never stored in a message (messages travel in cookies).
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._to_secret_page(request, obj, request.pms_new_secret)
+
+    def _to_secret_page(self, request, endpoint: WebhookEndpoint, secret: str):
+        # The page that shows it is a GET: reloading it sends nothing again.
+        secret_keep(request, slot=NEW_SECRET_SESSION, obj=endpoint, secret=secret)
+        return HttpResponseRedirect(
+            reverse("admin:webhooks_webhookendpoint_secret", args=[endpoint.pk])
+        )
+
+    def secret_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        endpoint = get_object_or_404(WebhookEndpoint, pk=object_id)
+        if not (self.has_add_permission(request) or self.has_change_permission(request, endpoint)):
+            raise PermissionDenied
         return TemplateResponse(
             request,
             "webhooks/secret_shown.html",
             {
                 **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "endpoint": obj,
-                "secret": secret,
+                "opts": self.opts,
+                "endpoint": endpoint,
+                "secret": secret_take(request, slot=NEW_SECRET_SESSION, obj=endpoint),
                 "title": "Webhook signing secret",
             },
         )
@@ -137,7 +179,7 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
         endpoint, secret = services.endpoint_rotate_secret(
             actor=Actor.from_request(request), endpoint_id=queryset.get().pk
         )
-        return self._show_secret(request, endpoint, secret)
+        return self._to_secret_page(request, endpoint, secret)
 
 
 class AttemptInline(admin.TabularInline):
@@ -158,26 +200,49 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
+    # At 1,366 px: the event's type (its ID and payload on the delivery's page), the
+    # endpoint cut to fit, the dates short.
     list_display = [
-        "id",
         "event_type",
-        "endpoint",
+        "endpoint_shown",
         "status",
-        "attempt_count",
-        "last_status_code",
-        "next_attempt_at",
-        "created_at",
+        "attempts",
+        "last_response",
+        "next_try",
+        "created",
     ]
+    list_display_links = ["event_type"]
     list_filter = ["status", "event__type", "endpoint"]
     list_select_related = ["event", "endpoint"]
     search_fields = ["event__event_id"]
+    search_help_text = "An event's ID."
     inlines = [AttemptInline]
     actions = ["redeliver"]
     show_full_result_count = False
 
     @admin.display(description="Event", ordering="event__type")
     def event_type(self, obj: WebhookDelivery) -> str:
-        return f"{obj.event.type} ({obj.event.event_id})"
+        return format_html('<span title="{}">{}</span>', obj.event.event_id, obj.event.type)
+
+    @admin.display(description="Endpoint", ordering="endpoint__url")
+    def endpoint_shown(self, obj: WebhookDelivery) -> str:
+        return cut_to_fit(str(obj.endpoint), 36)
+
+    @admin.display(description="Attempts", ordering="attempt_count")
+    def attempts(self, obj: WebhookDelivery) -> int:
+        return obj.attempt_count
+
+    @admin.display(description="Last answer", ordering="last_status_code")
+    def last_response(self, obj: WebhookDelivery) -> str:
+        return f"HTTP {obj.last_status_code}" if obj.last_status_code else "none"
+
+    @admin.display(description="Next try", ordering="next_attempt_at")
+    def next_try(self, obj: WebhookDelivery) -> str:
+        return short_moment(obj.next_attempt_at)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: WebhookDelivery) -> str:
+        return short_moment(obj.created_at)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -194,4 +259,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             actor=Actor.from_request(request),
             delivery_ids=list(queryset.values_list("pk", flat=True)),
         )
-        self.message_user(request, f"{count} deliver(y/ies) queued again.", messages.SUCCESS)
+        message = ngettext(
+            "%(count)d delivery queued again.", "%(count)d deliveries queued again.", count
+        ) % {"count": count}
+        self.message_user(request, message, messages.SUCCESS)

@@ -14,19 +14,16 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from audit.actors import Actor
+from pms_backend.admin_display import cut_to_fit, short_moment
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.apikeys import services
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.scopes import ALL_SCOPES, PRESETS
-from pms_backend.encryption.ciphers import DecryptionError, decrypt, encrypt
+from pms_backend.secret_shown_once import secret_keep, secret_take
 
 # The new key waits here, encrypted, between the creating POST and the one page that shows
 # it: a reload of that page finds nothing (and creates nothing).
 NEW_KEY_SESSION = "pms_new_api_key"
-
-
-def _new_key_aad(key: ApiKey) -> bytes:
-    return f"apikeys.apikey:{key.pk}:{key.prefix}:shown-once".encode()
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -46,16 +43,8 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "name",
-        "display_prefix",
-        "scope_list",
-        "is_active",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-    ]
+    # At 1,366 px: active, revoked and expired in one column, the dates short.
+    list_display = ["key_name", "display_prefix", "scope_list", "state", "expires", "last_used"]
     list_filter = ["is_active"]
     search_fields = ["name", "prefix"]
     actions = ["revoke_selected"]
@@ -71,13 +60,35 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         "last_used_at",
     ]
 
+    @admin.display(description="Name", ordering="name")
+    def key_name(self, obj: ApiKey) -> str:
+        return cut_to_fit(obj.name, 32)
+
     @admin.display(description="Key")
     def display_prefix(self, obj: ApiKey) -> str:
         return f"pms_{obj.prefix}_…"
 
     @admin.display(description="Scopes")
     def scope_list(self, obj: ApiKey) -> str:
-        return ", ".join(obj.scopes)
+        return cut_to_fit(", ".join(obj.scopes), 40)
+
+    @admin.display(description="State")
+    def state(self, obj: ApiKey) -> str:
+        if obj.revoked_at is not None:
+            return f"Revoked {short_moment(obj.revoked_at)}"
+        if not obj.is_active:
+            return "Inactive"
+        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+            return "Expired"
+        return "Active"
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, obj: ApiKey) -> str:
+        return short_moment(obj.expires_at) or "never"
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, obj: ApiKey) -> str:
+        return short_moment(obj.last_used_at) or "never"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -140,12 +151,13 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
         request.pms_new_raw_key = raw
 
     def response_add(self, request, obj, post_url_continue=None):
-        # Kept encrypted in the session for one display, never in a URL or a message
-        # (messages travel in cookies).
-        request.session[NEW_KEY_SESSION] = {
-            "pk": obj.pk,
-            "token": encrypt(request.pms_new_raw_key, aad=_new_key_aad(obj)),
-        }
+        secret_keep(
+            request,
+            slot=NEW_KEY_SESSION,
+            obj=obj,
+            secret=request.pms_new_raw_key,
+            binding=obj.prefix,
+        )
         return HttpResponseRedirect(reverse("admin:apikeys_apikey_created", args=[obj.pk]))
 
     def created_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -159,22 +171,10 @@ class ApiKeyAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelA
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "key": key,
-                "raw_key": self._take_new_key(request, key),
+                "raw_key": secret_take(request, slot=NEW_KEY_SESSION, obj=key, binding=key.prefix),
                 "title": "API key created",
             },
         )
-
-    @staticmethod
-    def _take_new_key(request: HttpRequest, key: ApiKey) -> str | None:
-        """Return the new key's secret once: it leaves the session as it is read."""
-        waiting = request.session.get(NEW_KEY_SESSION)
-        if not waiting or waiting.get("pk") != key.pk:
-            return None
-        del request.session[NEW_KEY_SESSION]
-        try:
-            return decrypt(waiting["token"], aad=_new_key_aad(key))
-        except DecryptionError:  # the encryption keys changed in between
-            return None
 
     # --- Revoking: always after a confirmation page -------------------------------------
 

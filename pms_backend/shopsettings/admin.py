@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin
 
 from audit.actors import Actor
+from pms_backend.admin_display import breakable, short_moment
 from pms_backend.admin_mixins import AuditHistoryAdminMixin, ServiceRefusalAdminMixin
 from pms_backend.errors import DomainError
 from pms_backend.shopsettings import selectors, services
@@ -188,12 +189,13 @@ def values_column(scope: Scope) -> Callable[[Setting], str]:
         return listed + (f" and {more} more" if more > 0 else "")
 
     column.__name__ = f"{scope.name}_values"  # the column's CSS class: column-product_values
-    return admin.display(description=f"{scope.plural.capitalize()} with their own value")(column)
+    return admin.display(description=f"Per-{scope.name} values")(column)
 
 
 @admin.register(Setting)
 class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
-    list_display = ["key", "type", "value_in_force", "default", "updated_at"]
+    # At 1,366 px: the type is on the setting's page, the date short.
+    list_display = ["key_shown", "value_in_force", "default", "updated"]
     list_filter = ["type", "sensitive"]
     search_fields = ["key", "description"]
     fields = ["key", "description", "type", "sensitive", "default", "use_default", "value"]
@@ -231,6 +233,14 @@ class SettingAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, admin.Model
         state = selectors.setting_state_of(obj)
         shown = selectors.masked(state.tunable, state.effective)
         return f"{shown} (default)" if not state.has_value else shown
+
+    @admin.display(description="Key", ordering="key")
+    def key_shown(self, obj: Setting) -> str:
+        return breakable(obj.key)
+
+    @admin.display(description="Changed", ordering="updated_at")
+    def updated(self, obj: Setting) -> str:
+        return short_moment(obj.updated_at)
 
     @admin.display(description="Default")
     def default(self, obj: Setting) -> Any:

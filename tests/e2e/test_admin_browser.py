@@ -137,7 +137,7 @@ class Session:
 
     def audit_actions(self, object_type: str, object_id) -> list[str]:
         self.goto(f"/admin/audit/auditlog/?object_type={object_type}&object_id={object_id}")
-        return self.page.locator("#result_list td.field-action").all_inner_texts()
+        return self.page.locator("#result_list td.field-action_name").all_inner_texts()
 
     def close(self) -> None:
         self.context.close()
@@ -300,29 +300,30 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
         page.click("a.historylink")
         page.wait_for_url("**/admin/audit/auditlog/**")
         assert f"object_id={order['id']}" in page.url
-        order_actions = page.locator("#result_list td.field-action").all_inner_texts()
+        order_actions = page.locator("#result_list td.field-action_name").all_inner_texts()
+        # In words, as staff read them (the log stores order.created, order.process, …).
         assert sorted(order_actions) == sorted(
-            ["order.created", "order.process", "order.complete", "order.refund"]
+            ["Order placed", "Order processed", "Order completed", "Order refunded"]
         )
         tab.shot("audit-order")
         assert sorted(tab.audit_actions("catalog.product", product_id)) == [
-            "product.created",
-            "product.published",
+            "Product created",
+            "Product published",
         ]
         tab.shot("audit-product")
         stock_actions = tab.audit_actions("inventory.stock", product_id)
         assert sorted(stock_actions) == [
-            "stock.receipt",
-            "stock.reserve",
-            "stock.return",
-            "stock.sale",
+            "Stock received",
+            "Stock reserved",
+            "Stock returned",
+            "Stock sold",
         ]
         actors = page.locator("#result_list td.field-actor").all_inner_texts()
         # As staff say it: the user's name, not the stored "user:boss".
         assert "boss" in actors and not any(a.startswith("user:") for a in actors)
         tab.shot("audit-stock")
         category_id = Product.objects.get(pk=product_id).category_id
-        assert tab.audit_actions("catalog.category", category_id) == ["category.created"]
+        assert tab.audit_actions("catalog.category", category_id) == ["Category created"]
         tab.shot("audit-category")
     except Exception:
         tab.shot("FAILED")
@@ -460,6 +461,59 @@ def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, bro
         assert key.revoked_at is not None
         assert products_with(raw) == 401
         tab.shot("key-revoked")
+    except Exception:
+        tab.shot("FAILED")
+        raise
+    finally:
+        tab.close()
+
+
+def test_a_webhook_signing_secret_is_shown_once_and_a_reload_rotates_nothing(stack, browser, shots):
+    from webhooks.models import WebhookEndpoint
+
+    _staff("hookkeeper", superuser=True)
+    tab = Session(browser, stack["web"].base_url, "webhooks", shots)
+    page = tab.page
+    try:
+        tab.login("hookkeeper", PASSWORD)
+
+        # Create: the POST redirects to the one page that shows the secret.
+        tab.goto("/admin/webhooks/webhookendpoint/add/")
+        page.fill("#id_url", "https://shop.example/hooks")
+        page.fill("#id_description", "Shop EU")
+        page.click("input[name=_save]")
+        page.wait_for_url(re.compile(r".*/admin/webhooks/webhookendpoint/[0-9a-f-]+/secret/$"))
+        secret = page.input_value("#webhook-secret")
+        assert secret.startswith("whsec_")
+        # The server encrypts with its own key: compare what it stores, not the plaintext.
+        endpoint = WebhookEndpoint.objects.get(description="Shop EU")
+        stored = endpoint.secret_ct
+        tab.shot("secret-shown")
+
+        # A reload is a GET of that page: no second endpoint, and the secret is gone.
+        page.reload()
+        assert page.locator("#webhook-secret").count() == 0
+        assert "not shown again" in page.inner_text("#secret-already-shown")
+        assert secret not in page.content()
+        assert WebhookEndpoint.objects.filter(description="Shop EU").count() == 1
+        tab.shot("secret-reloaded")
+
+        # Rotate from the list: the new secret once, and a reload rotates nothing.
+        tab.goto("/admin/webhooks/webhookendpoint/")
+        page.check(f"input[name=_selected_action][value='{endpoint.pk}']")
+        page.select_option("select[name=action]", "rotate_secret")
+        page.click("button[name=index]")
+        page.wait_for_url(f"**/admin/webhooks/webhookendpoint/{endpoint.pk}/secret/")
+        rotated = page.input_value("#webhook-secret")
+        endpoint.refresh_from_db()
+        assert rotated.startswith("whsec_") and rotated != secret
+        assert endpoint.secret_ct != stored
+        stored = endpoint.secret_ct
+        page.reload()
+        assert page.locator("#webhook-secret").count() == 0
+        endpoint.refresh_from_db()
+        assert endpoint.secret_ct == stored  # not rotated again
+        tab.shot("rotated-reloaded")
     except Exception:
         tab.shot("FAILED")
         raise
