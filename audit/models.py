@@ -38,7 +38,7 @@ class AuditLog(models.Model):
             models.Index(fields=["action", "-created_at"]),
         ]
         verbose_name = "audit log entry"
-        verbose_name_plural = "audit log"
+        verbose_name_plural = "audit log entries"
 
     def __str__(self) -> str:
         # The entry's page title and breadcrumb: in words, as the list shows it.

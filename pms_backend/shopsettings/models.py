@@ -10,7 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from pms_backend.encryption.attributes import EncryptedAttribute
-from pms_backend.shopsettings.registry import SettingType
+from pms_backend.shopsettings.registry import TYPE_LABELS, SettingType
 
 # A value is in one column or in none (empty: no value stored).
 PLAIN = ~models.Q(value_json="")
@@ -42,7 +42,7 @@ class Setting(StoredJsonMixin, models.Model):
         validators=[RegexValidator(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")],
         help_text="Dotted name, e.g. orders.reservation_minutes.",
     )
-    type = models.CharField(max_length=16, choices=[(t.value, t.value) for t in SettingType])
+    type = models.CharField(max_length=16, choices=[(t.value, TYPE_LABELS[t]) for t in SettingType])
     description = models.TextField(blank=True)
     sensitive = models.BooleanField(
         default=False, help_text="Kept encrypted; shown and audited only as ***."

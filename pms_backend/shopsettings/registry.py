@@ -37,6 +37,16 @@ class SettingType(StrEnum):
     SECRET = "secret"  # noqa: S105 - a type name, not a password
 
 
+# What staff read for each type (the settings list's filter, a setting's page).
+TYPE_LABELS = {
+    SettingType.INT: "Whole number",
+    SettingType.DECIMAL: "Decimal number",
+    SettingType.BOOL: "Yes or no",
+    SettingType.STRING: "Text",
+    SettingType.JSON: "JSON",
+    SettingType.SECRET: "Secret",
+}
+
 MASK = "***"
 MAX_JSON_CHARS = 10_000
 

@@ -359,6 +359,10 @@ def test_the_audit_log_filters_by_action_and_actor_type(admin_client, make_produ
 
     assert {e.action for e in published.context["cl"].result_list} == {"product.published"}
     assert {e.actor_type for e in system.context["cl"].result_list} == {"system"}
+    # Counted in words staff say: "1 audit log entry", "3 audit log entries" (not "3 audit log").
+    count = len(published.context["cl"].result_list)
+    assert count == 1 and "1 audit log entry" in published.content.decode()
+    assert f"{system.context['cl'].result_count} audit log entries" in system.content.decode()
 
 
 def test_a_keys_history_link_shows_its_audit_entries(admin_client):

@@ -527,6 +527,8 @@ def test_the_admin_lists_settings_with_values_in_force_masked_when_sensitive(
     assert MINUTES in html and "30 (default)" in html
     assert "OWN-1 = 1" in html
     assert "***" in html and TOKEN not in html
+    # The filter by type names types in words, not Python's (int, bool).
+    assert "Whole number" in html and "Yes or no" in html and ">int<" not in html
     page = admin_client.get(f"{ADMIN}{secret_setting}/change/").content.decode()
     assert TOKEN not in page and 'type="password"' in page
 
