@@ -6,14 +6,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0006_keyed_chain'),
+        ("audit", "0006_keyed_chain"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='auditlog',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'audit log entry', 'verbose_name_plural': 'audit log entries'},
+            name="auditlog",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "verbose_name": "audit log entry",
+                "verbose_name_plural": "audit log entries",
+            },
         ),
     ]

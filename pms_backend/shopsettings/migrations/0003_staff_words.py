@@ -6,15 +6,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('settings', '0002_productsetting_to_catalog'),
+        ("settings", "0002_productsetting_to_catalog"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='setting',
-            name='type',
-            field=models.CharField(choices=[('int', 'Whole number'), ('decimal', 'Decimal number'), ('bool', 'Yes or no'), ('string', 'Text'), ('json', 'JSON'), ('secret', 'Secret')], max_length=16),
+            model_name="setting",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("int", "Whole number"),
+                    ("decimal", "Decimal number"),
+                    ("bool", "Yes or no"),
+                    ("string", "Text"),
+                    ("json", "JSON"),
+                    ("secret", "Secret"),
+                ],
+                max_length=16,
+            ),
         ),
     ]
