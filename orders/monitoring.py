@@ -117,6 +117,16 @@ def _pending_live() -> dict[str, int]:
     )
 
 
+def _other_currencies(amounts_by_currency: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Sum the revenue in currencies other than the shop's, per currency."""
+    total: dict[str, Decimal] = {}
+    for amounts in amounts_by_currency:
+        for currency, amount in amounts.items():
+            if currency != settings.PMS_DEFAULT_CURRENCY:
+                total[currency] = total.get(currency, Decimal(0)) + Decimal(amount)
+    return total
+
+
 def orders_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) -> dict[str, Any]:
     """The dashboard's Orders section: today, the last ``days`` days, pending orders.
 
@@ -139,12 +149,8 @@ def orders_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) 
     placed.append((today, Decimal(placed_today)))
     revenue = [(start, snapshot_value(s)) for start, s in series[REVENUE] if start < today]
     revenue.append((today, revenue_today.get(default, Decimal(0))))
-    other_currencies: dict[str, Decimal] = {}
     earlier = [s.data.get("currencies", {}) for t, s in series[REVENUE] if s and t < today]
-    for amounts in [*earlier, revenue_today]:
-        for currency, amount in amounts.items():
-            if currency != default:
-                other_currencies[currency] = other_currencies.get(currency, 0) + Decimal(amount)
+    other_currencies = _other_currencies([*earlier, revenue_today])
     by_status = latest.get(ORDERS_BY_STATUS)
     pending = _pending_live()
     return {
