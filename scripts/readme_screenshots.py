@@ -284,7 +284,17 @@ def main() -> int:
     try:
         log(f"demo shop in {workdir}")
         manage(env, "migrate", "--noinput", "-v0")
-        manage(env, "seed_database", "--products", "200", "--seed", "1", "--no-progress")
+        # The catalog alone: fill_shop() makes the stock and orders these pictures show.
+        manage(
+            env,
+            "seed_database",
+            "--products",
+            "200",
+            "--seed",
+            "1",
+            "--no-progress",
+            "--catalog-only",
+        )
         manage(env, "generate_api_key", "--name", "storefront", "--scopes", "storefront")
         fill_shop()
         from catalog.models import Product
