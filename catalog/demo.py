@@ -113,9 +113,14 @@ class DemoProduct:
     published_days_ago: int
 
 
+def demo_sku_prefix(seed: int) -> str:
+    """Return how the SKUs of the demo catalog for ``seed`` begin."""
+    return f"DEMO{seed}-"
+
+
 def demo_sku(seed: int, index: int) -> str:
     """Return the SKU of product ``index`` of the demo catalog for ``seed``."""
-    return f"DEMO{seed}-{index:07d}"
+    return f"{demo_sku_prefix(seed)}{index:07d}"
 
 
 def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:

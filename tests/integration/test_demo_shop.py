@@ -156,6 +156,19 @@ def test_another_seed_has_its_own_customers_and_orders():
     assert Order.objects.count() == 20
 
 
+def test_a_run_stocks_and_orders_only_the_demo_products_it_names():
+    seed("--products", "40", "--seed", "10", "--catalog-only")
+    seed("--products", "60", "--seed", "1", "--catalog-only")
+
+    seed("--products", "40", "--orders", "20", "--seed", "1")
+
+    touched = Product.objects.filter(stock__isnull=False) | Product.objects.filter(
+        order_items__isnull=False
+    )
+    skus = set(touched.values_list("sku", flat=True))
+    assert skus and all(sku.startswith("DEMO1-") and sku < "DEMO1-0000040" for sku in skus)
+
+
 @pytest.mark.parametrize(
     ("args", "orders"),
     [

@@ -81,11 +81,16 @@ class Command(BaseCommand):
     def _rest_of_the_shop(self, seed: int, products: int, actor: Actor, options) -> None:
         """Run the other apps' seeding steps on this run's products, then collect the
         metric history of the days they cover, as ``collect_metrics --since`` would."""
-        product_ids = list(
-            Product.objects.filter(
-                sku__gte=demo.demo_sku(seed, 0), sku__lt=demo.demo_sku(seed, products)
-            ).values_list("pk", flat=True)
-        )
+        # By prefix, not by a range of SKUs: the database's collation may order "-" and
+        # digits otherwise than code points do.
+        wanted = {demo.demo_sku(seed, index) for index in range(products)}
+        product_ids = [
+            pk
+            for pk, sku in Product.objects.filter(sku__startswith=demo.demo_sku_prefix(seed))
+            .order_by("pk")
+            .values_list("pk", "sku")
+            if sku in wanted
+        ]
         for step in seeding_steps():
             run = DemoRun(
                 seed=seed,
