@@ -34,8 +34,9 @@ from pms_backend.shopsettings.selectors import setting_get, setting_get_many
 
 DEFAULT_ORDERS = 150
 CUSTOMERS = 60
-# Every status within the first orders, then a shop's mix: half completed, the rest
-# spread over cancellations, refunds (with and without restock) and open orders.
+# Every status within the first orders, then a shop's mix: over half completed, the rest
+# cancellations, refunds (with and without restock) and a few open orders. Pending ones
+# are all recent (they hold their stock only minutes), so they are few.
 STATUS_CYCLE = (
     "completed",
     "cancelled",
@@ -48,14 +49,19 @@ STATUS_CYCLE = (
     "cancelled",
     "completed",
     "completed",
+    "completed",
     "processing",
     "completed",
     "refunded_restocked",
     "completed",
-    "pending",
     "completed",
     "cancelled",
     "completed",
+    "completed",
+    "refunded",
+    "completed",
+    "completed",
+    "cancelled",
     "completed",
 )
 CANCEL_REASONS = (
