@@ -118,7 +118,14 @@ def bench_catalog(ctx: Context) -> None:
 
     log(f"seeding up to {ctx.args.large:,} products (server idle)")
     seeded = ctx.run_timed(
-        url, "seed_database", "--products", str(ctx.args.large), "--seed", "1", "--no-progress"
+        url,
+        "seed_database",
+        "--products",
+        str(ctx.args.large),
+        "--seed",
+        "1",
+        "--no-progress",
+        "--catalog-only",
     )
     log(f"top-up seed took {seeded['seconds']:.1f} s")
     vacuum_analyze(url)

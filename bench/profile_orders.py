@@ -60,7 +60,9 @@ def setup(products: int) -> None:
 
     call_command("migrate", verbosity=0)
     if Product.objects.filter(status="published").count() < products:
-        call_command("seed_database", products=products * 2, seed=1, no_progress=True)
+        call_command(
+            "seed_database", products=products * 2, seed=1, no_progress=True, catalog_only=True
+        )
     ids = list(
         Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)
     )

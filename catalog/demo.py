@@ -113,6 +113,16 @@ class DemoProduct:
     published_days_ago: int
 
 
+def demo_sku_prefix(seed: int) -> str:
+    """Return how the SKUs of the demo catalog for ``seed`` begin."""
+    return f"DEMO{seed}-"
+
+
+def demo_sku(seed: int, index: int) -> str:
+    """Return the SKU of product ``index`` of the demo catalog for ``seed``."""
+    return f"{demo_sku_prefix(seed)}{index:07d}"
+
+
 def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:
     """Return product ``index`` of the demo catalog for ``seed`` (same inputs, same product)."""
     rng = random.Random(f"{seed}:{index}")
@@ -130,7 +140,7 @@ def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:
         attributes["size"] = rng.choice(SIZES)
     attributes["weight_g"] = rng.randint(50, 5000)
     return DemoProduct(
-        sku=f"DEMO{seed}-{index:07d}",
+        sku=demo_sku(seed, index),
         name=f"{name} ({colour})",
         description=f"{name} in {colour.lower()}. Part of the demo catalog.",
         price=price,

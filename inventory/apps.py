@@ -9,4 +9,4 @@ class InventoryConfig(AppConfig):
         # Registers this app's parts: into the platform's registries (monitoring, settings,
         # event topics) and the product file's stock column into the catalog's import and
         # export; imported here because they use models, importable only once apps are ready.
-        from inventory import importing, monitoring, settings_registry, topics  # noqa: F401
+        from inventory import demo, importing, monitoring, settings_registry, topics  # noqa: F401

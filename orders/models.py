@@ -1,5 +1,6 @@
 import secrets
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -68,7 +69,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by ``order_place`` (its ``now``: the placement moment, back-dated only by the demo
+    # data), never edited afterwards.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     processing_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
@@ -99,8 +102,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         target=Status.PROCESSING,
         custom={"admin": True, "label": "Process"},
     )
-    def process(self) -> None:
-        self.processing_at = timezone.now()
+    def process(self, at: datetime | None = None) -> None:
+        self.processing_at = at or timezone.now()
         self.reserved_until = None  # staff took it on: it no longer expires
 
     @transition(
@@ -109,8 +112,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         target=Status.COMPLETED,
         custom={"admin": True, "label": "Complete"},
     )
-    def complete(self) -> None:
-        self.completed_at = timezone.now()
+    def complete(self, at: datetime | None = None) -> None:
+        self.completed_at = at or timezone.now()
 
     @transition(
         field=status,
@@ -118,8 +121,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         target=Status.CANCELLED,
         custom={"admin": True, "label": "Cancel"},
     )
-    def cancel(self, reason: str = "") -> None:
-        self.cancelled_at = timezone.now()
+    def cancel(self, reason: str = "", at: datetime | None = None) -> None:
+        self.cancelled_at = at or timezone.now()
         self.cancellation_reason = reason[:200]
         self.reserved_until = None
 
@@ -129,8 +132,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         target=Status.REFUNDED,
         custom={"admin": True, "label": "Refund"},
     )
-    def refund(self, restock: bool = False) -> None:
-        self.refunded_at = timezone.now()
+    def refund(self, restock: bool = False, at: datetime | None = None) -> None:
+        self.refunded_at = at or timezone.now()
         self.restocked = restock
 
 

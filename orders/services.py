@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -103,6 +103,7 @@ def order_place(
     items: list[Mapping[str, int]],
     customer: Mapping[str, str],
     shipping_address: Mapping[str, Any],
+    now: datetime | None = None,
 ) -> Order:
     """Place an order: reserve every line or none, price it from the catalog.
 
@@ -110,6 +111,10 @@ def order_place(
     ordered (unknown, draft or archived), ``insufficient_stock`` naming each short
     line with the quantities requested and available, or ``order_total_too_large`` when
     the total would pass ``MAX_ORDER_TOTAL``.
+
+    ``now`` is the placement moment (default: now); only the demo data gives an earlier
+    one, to spread its orders over past days. The ledger movements, audit entries and
+    events carry the moment they are written all the same.
     """
     lines = merge_lines(items)
     _check_limits(lines, line_count=len(items))
@@ -127,7 +132,7 @@ def order_place(
             }
         _check_orderable(lines, products)
         currency = products[next(iter(lines))].currency
-        now = timezone.now()
+        now = now or timezone.now()
         total = sum((products[pid].price * qty for pid, qty in lines.items()), Decimal("0"))
         if total > MAX_ORDER_TOTAL:
             raise Conflict(
@@ -145,6 +150,7 @@ def order_place(
             reserved_until=now + timedelta(minutes=setting_get("orders.reservation_minutes")),
             api_key=actor.api_key,
             placed_by=actor.user,
+            created_at=now,
         )
         bulk_insert_rows([order])
         # The lines' audit entries and events are written with the order's: one insert
@@ -222,6 +228,7 @@ def order_transition(
     restock: bool = False,
     reason: str = "",
     expected_status: str | None = None,
+    now: datetime | None = None,
 ) -> Order:
     """Move an order along its status machine with the move's stock effect.
 
@@ -230,7 +237,8 @@ def order_transition(
     one that lost a race to another move, raises ``Conflict`` and changes nothing.
     With ``expected_status`` (what the caller saw), a move is refused once the order
     has left that status, so of two moves issued at the same moment exactly one wins
-    even when the second is applied after the first has committed.
+    even when the second is applied after the first has committed. ``now`` dates the
+    move on the order (default: now), as ``order_place`` dates the placement.
     """
     if transition not in TRANSITIONS:
         raise InvalidInput(
@@ -246,7 +254,7 @@ def order_transition(
                 f"The order is {before} now, not {expected_status}; reload and try again.",
                 extra={"current_status": before},
             )
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"at": now}
         if transition == "cancel":
             kwargs["reason"] = reason or "cancelled"
         elif transition == "refund":

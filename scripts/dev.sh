@@ -24,7 +24,10 @@ fi
 set -a; source .env; set +a
 
 .venv/bin/python manage.py migrate --noinput -v0
-.venv/bin/python manage.py seed_database --products "${PMS_DEMO_PRODUCTS:-200}" --no-progress
+# The demo shop: products, their stock, a month of orders and the dashboard's history
+# (adds nothing on a second run).
+.venv/bin/python manage.py seed_database --products "${PMS_DEMO_PRODUCTS:-200}" \
+  --orders "${PMS_DEMO_ORDERS:-150}" --no-progress
 .venv/bin/python manage.py shell -v0 -c "
 import os
 from django.contrib.auth import get_user_model

@@ -3,17 +3,16 @@
     .venv/bin/python scripts/readme_screenshots.py [--out docs/images]
 
 Everything happens in a temporary folder and is thrown away afterwards: an SQLite
-database (no PostgreSQL or Redis needed), the demo catalog (``seed_database``, seed 1),
-stock received for the published products, about 200 orders placed through the order
-service by a storefront key and moved along (processed, completed, some cancelled or
-refunded), then back-dated over the last 30 days so that the dashboard's charts have a
-history, and ``collect_metrics`` over those days. Then ``scripts/start.sh`` (local
+database (no PostgreSQL or Redis needed) holding the demo shop of ``scripts/dev.sh``
+(``seed_database``, seed 1: the catalog, stock for its published products, 150 orders
+placed and moved through the order services over the last 30 days, and the metric
+history of those days). Then ``scripts/start.sh`` (local
 development settings, one process) serves it on a free port of 127.0.0.1 and Debian's
 Chromium, driven by Playwright, logs in and takes screenshots 1280 pixels wide: the
 product page whole, the dashboard and the order list as a 1280x800 window. PNGs are
 optimised with ``optipng`` when it is installed.
 
-Random choices are seeded: the same commit gives the same pictures (but for dates).
+The demo is seeded: the same commit gives the same pictures (but for dates).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import argparse
 import base64
 import contextlib
 import os
-import random
 import secrets
 import shutil
 import signal
@@ -32,7 +30,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +37,6 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 CHROMIUM = "/usr/bin/chromium"
 USERNAME, PASSWORD = "admin", secrets.token_urlsafe(16)
 VIEWPORT = {"width": 1280, "height": 800}
-DAYS = 30
 
 
 def log(message: str) -> None:
@@ -80,106 +76,15 @@ def manage(env: dict[str, str], *argv: str) -> None:
         sys.exit(f"manage.py {' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
 
 
-def fill_shop() -> None:
-    """Stock, orders over the last DAYS days, metric snapshots (runs with Django set up)."""
+def make_admin() -> None:
+    """The superuser the browser logs in as (runs with Django set up)."""
     import django
 
     django.setup()
-    # Django's models load only after setup(): every project import below it.
+    # Django's models load only after setup().
     from django.contrib.auth import get_user_model
-    from django.utils import timezone
 
-    from audit.actors import Actor
-    from catalog.models import Product
-    from orders.models import Order
-    from pms_backend.apikeys.models import ApiKey
-    from pms_backend.monitoring.services import metrics_collect
-
-    rng = random.Random(7)
-    user = get_user_model().objects.create_superuser(USERNAME, "admin@example.com", PASSWORD)
-    staff = Actor(user=user)
-    published = list(
-        Product.objects.filter(status=Product.Status.PUBLISHED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    receive_stock(rng, staff, published)
-    key = ApiKey.objects.filter(name="storefront").first()
-    now = timezone.now()
-    orders = place_orders(rng, Actor(api_key=key), published, now)
-    move_orders(rng, staff, orders)
-    for pk, _, at in orders:
-        Order.objects.filter(pk=pk).update(created_at=at)
-    metrics_collect(since=now - timedelta(days=DAYS))
-    log(f"{len(orders)} orders over {DAYS} days; metrics collected")
-
-
-def receive_stock(rng: random.Random, staff, published: list[int]) -> None:
-    """Most products well stocked, some running low, a few sold out: the stock cards show
-    all three."""
-    from inventory.services import stock_record_movement  # after django.setup()
-
-    for i, pk in enumerate(published):
-        quantity = 3 if i % 17 == 0 else rng.randint(40, 120)
-        if i % 29 == 5:
-            continue
-        stock_record_movement(
-            actor=staff, product_id=pk, kind="receipt", quantity=quantity, reason="Delivery"
-        )
-
-
-def place_orders(rng: random.Random, storefront, published: list[int], now: datetime):
-    """Orders on each of the last DAYS days; return ``(pk, days ago, when)`` of each."""
-    from orders.services import order_place  # after django.setup()
-    from pms_backend.errors import Conflict
-
-    names = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Leslie"]
-    orders = []
-    for day in range(DAYS - 1, -1, -1):
-        # A shop that grows a little, busier at weekends.
-        weekday = (now - timedelta(days=day)).weekday()
-        count = 3 + (DAYS - day) // 5 + (3 if weekday >= 5 else 0) + rng.randint(0, 3)
-        for _ in range(count):
-            lines = [
-                {"product": rng.choice(published), "quantity": rng.randint(1, 2)}
-                for _ in range(rng.choice((1, 1, 2, 3)))
-            ]
-            name = rng.choice(names)
-            try:
-                order = order_place(
-                    actor=storefront,
-                    items=lines,
-                    customer={"email": f"{name.lower()}@example.com", "name": f"{name} Example"},
-                    shipping_address={
-                        "line1": f"{rng.randint(1, 99)} Main Street",
-                        "city": "Berlin",
-                        "postal_code": "10115",
-                        "country": "DE",
-                    },
-                )
-            except Conflict:  # sold out: this customer goes elsewhere
-                continue
-            at = now - timedelta(days=day, hours=rng.randint(0, 10), minutes=rng.randint(0, 59))
-            orders.append((order.pk, day, at))
-    return orders
-
-
-def move_orders(rng: random.Random, staff, orders) -> None:
-    """Most orders processed and completed, some cancelled or refunded; the last two days'
-    partly still open."""
-    from orders.services import order_transition  # after django.setup()
-
-    for pk, day, _ in orders:
-        roll = rng.random()
-        moves = []
-        if day >= 2 or roll < 0.5:
-            moves = ["process", "complete"] if roll < 0.85 else ["cancel"]
-            if roll < 0.05:
-                moves.append("refund")
-        elif roll < 0.75:
-            moves = ["process"]
-        for move in moves:
-            order_transition(actor=staff, order_id=pk, transition=move, restock=True)
+    get_user_model().objects.create_superuser(USERNAME, "admin@example.com", PASSWORD)
 
 
 def free_port() -> int:
@@ -284,9 +189,9 @@ def main() -> int:
     try:
         log(f"demo shop in {workdir}")
         manage(env, "migrate", "--noinput", "-v0")
+        # The demo shop of scripts/dev.sh: stock, a month of orders, the metric history.
         manage(env, "seed_database", "--products", "200", "--seed", "1", "--no-progress")
-        manage(env, "generate_api_key", "--name", "storefront", "--scopes", "storefront")
-        fill_shop()
+        make_admin()
         from catalog.models import Product
 
         product = (

@@ -115,17 +115,10 @@ def test_dev_prints_a_working_admin_login_on_its_port(dev_server):
         assert "DEMO1-" in products.text
 
 
-def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
+def new_key(dev_server, name: str, scopes: str) -> str:
+    """Make an API key as the banner says (``generate_api_key``); return it."""
     made = subprocess.run(
-        [
-            ".venv/bin/python",
-            "manage.py",
-            "generate_api_key",
-            "--name",
-            "me",
-            "--scopes",
-            "storefront",
-        ],
+        [".venv/bin/python", "manage.py", "generate_api_key", "--name", name, "--scopes", scopes],
         cwd=dev_server["project"],
         env=dev_server["env"],
         capture_output=True,
@@ -133,7 +126,11 @@ def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
         timeout=60,
     )
     assert made.returncode == 0, made.stderr
-    key = made.stdout.splitlines()[-1]
+    return made.stdout.splitlines()[-1]
+
+
+def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
+    key = new_key(dev_server, "me", "storefront")
     base = f"http://127.0.0.1:{dev_server['port']}/api/v1"
 
     anonymous = httpx.get(f"{base}/products/")
@@ -144,6 +141,41 @@ def test_dev_serves_the_demo_catalog_to_a_new_key(dev_server):
     body = listed.json()
     assert 0 < body["count"] < 30  # the published part of the 30 demo products
     assert all(p["status"] == "published" for p in body["results"])
+
+
+def test_dev_takes_a_first_order_from_its_demo_stock(dev_server):
+    key = new_key(dev_server, "shop", "storefront")
+    base = f"http://127.0.0.1:{dev_server['port']}/api/v1"
+    headers = {"Authorization": f"Api-Key {key}"}
+    products = httpx.get(f"{base}/products/", headers=headers).json()["results"]
+    ids = ",".join(str(p["id"]) for p in products)
+    stock = httpx.get(f"{base}/stock/", params={"products": ids}, headers=headers).json()
+    in_stock = [s["product"] for s in stock if s["available"] >= 2]
+    assert len(in_stock) > len(products) / 2  # the demo stock: most products well stocked
+
+    placed = httpx.post(
+        f"{base}/orders/",
+        json={
+            "items": [{"product": in_stock[0], "quantity": 2}],
+            "customer": {"email": "first@example.com", "name": "First Customer"},
+            "shipping_address": {
+                "line1": "1 High Street",
+                "city": "London",
+                "postal_code": "N1 9GU",
+                "country": "GB",
+            },
+        },
+        headers=headers | {"Idempotency-Key": "first-order"},
+    )
+
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "pending"
+    # The demo's month of orders is there beside it, for staff to work through.
+    manager = new_key(dev_server, "staff", "admin")
+    with httpx.Client(base_url=base, headers={"Authorization": f"Api-Key {manager}"}) as staff:
+        assert staff.get("/orders/").json()["count"] > 100
+        for status in ("pending", "processing", "completed", "cancelled", "refunded"):
+            assert staff.get("/orders/", params={"status": status}).json()["count"] > 0, status
 
 
 def test_dev_answers_like_production_and_its_log_says_each_thing_once(dev_server):

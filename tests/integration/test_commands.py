@@ -275,7 +275,9 @@ def _catalog_rows() -> list[tuple]:
 
 
 def test_seed_database_builds_a_nested_catalog_in_all_three_statuses():
-    out, _ = run("seed_database", "--products", "300", "--seed", "7", "--no-progress")
+    out, _ = run(
+        "seed_database", "--products", "300", "--seed", "7", "--no-progress", "--catalog-only"
+    )
 
     assert "300 new products" in out
     assert Product.objects.count() == 300
@@ -294,7 +296,7 @@ def test_seed_database_builds_a_nested_catalog_in_all_three_statuses():
 
 
 def test_seed_database_is_audited_as_a_job():
-    run("seed_database", "--products", "50", "--seed", "7", "--no-progress")
+    run("seed_database", "--products", "50", "--seed", "7", "--no-progress", "--catalog-only")
 
     bulk = AuditLog.objects.get(action="product.bulk_created")
     assert (bulk.actor_type, bulk.actor_id) == ("system", "seed_database")
@@ -318,7 +320,7 @@ def test_seed_database_again_adds_nothing():
 
 
 def test_seed_database_rows_are_exactly_the_demo_generator_output():
-    run("seed_database", "--products", "300", "--seed", "7", "--no-progress")
+    run("seed_database", "--products", "300", "--seed", "7", "--no-progress", "--catalog-only")
 
     leaves = demo.leaf_names()
     expected = [demo.demo_product(7, i, leaves) for i in range(300)]
@@ -335,8 +337,10 @@ def test_seed_database_rows_are_exactly_the_demo_generator_output():
 
 
 def test_another_seed_gives_another_catalog_beside_the_first():
-    run("seed_database", "--products", "20", "--seed", "7", "--no-progress")
-    out, _ = run("seed_database", "--products", "20", "--seed", "8", "--no-progress")
+    run("seed_database", "--products", "20", "--seed", "7", "--no-progress", "--catalog-only")
+    out, _ = run(
+        "seed_database", "--products", "20", "--seed", "8", "--no-progress", "--catalog-only"
+    )
 
     assert "20 new products" in out
     assert Product.objects.count() == 40
@@ -377,13 +381,13 @@ def test_the_demo_generator_is_pinned():
 def test_seed_database_uses_the_configured_currency(settings):
     settings.PMS_DEFAULT_CURRENCY = "USD"
 
-    run("seed_database", "--products", "5", "--no-progress")
+    run("seed_database", "--products", "5", "--no-progress", "--catalog-only")
 
     assert set(Product.objects.values_list("currency", flat=True)) == {"USD"}
 
 
 def test_seed_database_shows_progress_on_stderr_unless_told_not_to():
-    out, err = run("seed_database", "--products", "10")
+    out, err = run("seed_database", "--products", "10", "--catalog-only")
 
     assert "10/10" in err
     assert "10/10" not in out

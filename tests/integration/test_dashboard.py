@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -242,6 +243,110 @@ def test_an_empty_shop_says_how_to_collect(client, staff_user):
 
     page = client.get("/admin/").content.decode()
 
-    assert "No metrics collected yet" in page and "collect_metrics" in page
+    assert "no history or levels collected yet" in page and "collect_metrics" in page
     assert metric(page, "orders-total") == "0"
     assert Product.objects.count() == 0
+
+
+def test_orders_placed_now_show_today_without_collecting_metrics(client, staff_user, shop):
+    a, b, _ = shop  # collected a moment ago: today's snapshot counts three orders
+    before = int(metric(client_page(client, staff_user), "orders-today"))
+    just_placed = [
+        order_place(
+            actor=ACTOR,
+            items=[{"product": product.pk, "quantity": 1}],
+            customer=ORDER_CUSTOMER,
+            shipping_address=ORDER_ADDRESS,
+        )
+        for product in (a, a, b)
+    ]
+
+    page = client.get("/admin/").content.decode()
+
+    today = Order.objects.filter(created_at__gte=period_start(timezone.now(), "day"))
+    assert int(metric(page, "orders-today")) == before + 3 == today.count()
+    revenue = sum(o.total for o in today.exclude(status__in=["cancelled", "refunded"]))
+    assert Decimal(metric(page, "revenue-today")) == revenue
+    assert sum(o.total for o in just_placed) == Decimal("28.00")
+    assert int(metric(page, "pending-orders")) == Order.objects.filter(status="pending").count()
+    bars = dict(re.findall(r'<rect class="bar"[^>]*data-day="([\d-]+)" data-value="(\d+)"', page))
+    assert bars[f"{timezone.now():%Y-%m-%d}"] == str(today.count())
+    assert int(metric(page, "orders-total")) == 9
+
+
+def client_page(client, user) -> str:
+    client.force_login(user)
+    return client.get("/admin/").content.decode()
+
+
+def test_an_empty_history_still_counts_todays_orders(client, staff_user, make_product, receive):
+    product = make_product("published", price=Decimal("4.00"))
+    receive(product, 10)
+    for _ in range(3):
+        order_place(
+            actor=ACTOR,
+            items=[{"product": product.pk, "quantity": 2}],
+            customer=ORDER_CUSTOMER,
+            shipping_address=ORDER_ADDRESS,
+        )
+
+    page = client_page(client, staff_user)
+
+    assert not MetricSnapshot.objects.exists()
+    assert "no history or levels collected yet" in page
+    assert metric(page, "orders-today") == metric(page, "orders-total") == "3"
+    assert metric(page, "revenue-today") == "24.00"
+    assert metric(page, "pending-orders") == "3"
+    assert "6 units reserved" in page
+
+
+def test_the_live_cards_cost_the_same_queries_however_many_orders_today(
+    client, staff_user, make_product, receive, django_assert_num_queries
+):
+    product = make_product("published")
+    receive(product, 100)
+    _snapshots(30)
+    client.force_login(staff_user)
+    client.get("/admin/")  # warm the session and the settings cache
+
+    def place(count: int) -> None:
+        for _ in range(count):
+            order_place(
+                actor=ACTOR,
+                items=[{"product": product.pk, "quantity": 1}],
+                customer=ORDER_CUSTOMER,
+                shipping_address=ORDER_ADDRESS,
+            )
+
+    place(1)
+    with django_assert_num_queries(LIVE_DASHBOARD_QUERIES):
+        one = client.get("/admin/").content.decode()
+    place(20)
+    with django_assert_num_queries(LIVE_DASHBOARD_QUERIES):
+        many = client.get("/admin/").content.decode()
+
+    assert (metric(one, "orders-today"), metric(many, "orders-today")) == ("1", "21")
+    assert metric(many, "pending-orders") == "21"
+
+
+def test_the_seeded_demo_fills_the_dashboard_on_first_login(client, staff_user):
+    call_command("seed_database", "--products", "120", "--orders", "80", "--no-progress")
+
+    page = client_page(client, staff_user)
+
+    assert "history and levels as of" in page
+    window = Order.objects.filter(
+        created_at__gte=period_start(timezone.now(), "day") - timedelta(days=29)
+    )
+    assert int(metric(page, "orders-total")) == window.count() > 70
+    bars = re.findall(r'<rect class="bar"[^>]*data-value="(\d+)"', page)
+    assert sum(value != "0" for value in bars) >= 15  # a month, not one busy day
+    assert int(metric(page, "low-stock")) > 0 and int(metric(page, "out-of-stock")) > 0
+    assert Decimal(metric(page, "stock-value")) > 0
+    assert 'data-status="refunded"' in page
+
+
+# Session and user; the latest levels; the orders' series; today's orders and the pending
+# ones, counted live; the webhooks' series, endpoints and oldest undispatched event; the
+# index's recent actions.
+LIVE_DASHBOARD_QUERIES = 10

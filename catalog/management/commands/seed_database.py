@@ -1,5 +1,8 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.text import slugify
 from tqdm import tqdm
@@ -7,14 +10,20 @@ from tqdm import tqdm
 from audit.actors import Actor
 from catalog import demo, services
 from catalog.models import Category, Product
+from pms_backend.monitoring.periods import Granularity, period_start
+from pms_backend.monitoring.services import metrics_collect
+from pms_backend.seeding import HISTORY_DAYS, DemoRun, seeding_steps
 
 BATCH_SIZE = 2000
+MAX_STEP_SIZE = 100_000
 
 
 class Command(BaseCommand):
     help = (
-        "Load a believable demo catalog: a nested category tree and N products in all "
-        "three statuses. Deterministic for a given --seed; re-running adds nothing twice."
+        "Load a believable demo shop: a nested category tree and N products in all three "
+        "statuses, then what the other apps add (stock for the published products, a month "
+        "of orders in every status) and the metric history of that month, so the dashboard "
+        "is full. Deterministic for a given --seed; re-running adds nothing twice."
     )
 
     def add_arguments(self, parser):
@@ -22,13 +31,31 @@ class Command(BaseCommand):
             "--products", type=int, default=200, help="How many products (default 200)."
         )
         parser.add_argument("--seed", type=int, default=1, help="Random seed (default 1).")
+        for step in seeding_steps():
+            if step.size_option:
+                parser.add_argument(
+                    f"--{step.size_option}",
+                    type=int,
+                    default=step.default_size,
+                    help=step.size_help,
+                )
+        parser.add_argument(
+            "--catalog-only",
+            action="store_true",
+            help="Only the categories and products: no stock, orders or metric history.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
-    def handle(self, *args, products: int, seed: int, no_progress: bool, **options):
+    def handle(
+        self, *args, products: int, seed: int, catalog_only: bool, no_progress: bool, **options
+    ):
         if not 0 <= products <= 2_000_000:
             raise CommandError("--products must be from 0 to 2,000,000.")
         if not 0 <= seed <= 2**31:
             raise CommandError("--seed must be from 0 to 2^31.")
+        for step in seeding_steps():
+            if step.size_option and not 0 <= options[step.size_option] <= MAX_STEP_SIZE:
+                raise CommandError(f"--{step.size_option} must be from 0 to {MAX_STEP_SIZE:,}.")
         actor = Actor.system("seed_database")
         categories = self._categories(actor)
         leaves = demo.leaf_names()
@@ -47,6 +74,36 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo catalog ready: {len(categories)} categories, {created} new products "
             f"({products - created} already present), seed {seed}."
+        )
+        if not catalog_only:
+            self._rest_of_the_shop(seed, products, actor, options)
+
+    def _rest_of_the_shop(self, seed: int, products: int, actor: Actor, options) -> None:
+        """Run the other apps' seeding steps on this run's products, then collect the
+        metric history of the days they cover, as ``collect_metrics --since`` would."""
+        # By prefix, not by a range of SKUs: the database's collation may order "-" and
+        # digits otherwise than code points do.
+        wanted = {demo.demo_sku(seed, index) for index in range(products)}
+        product_ids = [
+            pk
+            for pk, sku in Product.objects.filter(sku__startswith=demo.demo_sku_prefix(seed))
+            .order_by("pk")
+            .values_list("pk", "sku")
+            if sku in wanted
+        ]
+        for step in seeding_steps():
+            run = DemoRun(
+                seed=seed,
+                size=options[step.size_option] if step.size_option else 0,
+                product_ids=product_ids,
+                actor=actor,
+                now=timezone.now(),
+            )
+            self.stdout.write(step.run(run))
+        collected = metrics_collect(since=_history_start(timezone.now()))
+        self.stdout.write(
+            f"Metric history: {collected.rows} snapshot{pluralize(collected.rows)} of the last "
+            f"{HISTORY_DAYS} days."
         )
 
     def _categories(self, actor: Actor) -> dict[str, Category]:
@@ -82,3 +139,8 @@ class Command(BaseCommand):
             for p in batch
         ]
         return services.product_bulk_create(actor=actor, products=rows)
+
+
+def _history_start(now: datetime) -> datetime:
+    """The start of the first day of the demo's history."""
+    return period_start(now, Granularity.DAY) - timedelta(days=HISTORY_DAYS)
