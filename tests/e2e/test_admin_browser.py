@@ -103,6 +103,8 @@ class Session:
         self.page.on("websocket", self._watch_socket)
 
     def _watch_socket(self, socket) -> None:
+        # A new page's socket: the last page's frames (its "subscribed") say nothing of it.
+        self.frames.clear()
         socket.on("framereceived", lambda payload: self.frames.append(str(payload)))
 
     def goto(self, path: str) -> None:
