@@ -191,6 +191,12 @@ class OrderAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, FSMAdminMixin
             name
             for name in super().get_fields(request, obj)
             if name not in ONLY_WHEN or (obj is not None and obj.status == ONLY_WHEN[name])
+            # Who placed it: the API key, or a staff member; not an empty line for the other.
+            if not (
+                name in ("api_key", "placed_by")
+                and obj is not None
+                and not getattr(obj, f"{name}_id")
+            )
         ]
 
     def get_search_results(self, request, queryset, search_term):

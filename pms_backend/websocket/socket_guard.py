@@ -168,7 +168,10 @@ async def _watch() -> None:
             logger.warning("websocket key check failed; retrying", exc_info=True)
             continue
         for watched, name, code, reason in ended:
-            for socket in list(watched.get(name, ())):
+            sockets = list(watched.get(name, ()))
+            if sockets:
+                logger.info("closing %d websocket(s): %s", len(sockets), reason)
+            for socket in sockets:
                 try:
                     await socket.end(code, reason)
                 except Exception:

@@ -199,6 +199,9 @@ def test_restocked_shows_only_on_refunded_orders(admin_client, new_order):
     assert "field-restocked" not in pending_page
     assert "field-cancellation_reason" not in pending_page
     assert "field-restocked" in refunded_page
+    # Placed through the API: its key is named, and no empty "Placed by" line for a staff
+    # member who did not place it.
+    assert "field-api_key" in pending_page and "field-placed_by" not in pending_page
 
 
 @pytest.mark.parametrize("moves", [(), ("process",), ("process", "complete"), ("cancel",)])
