@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog, AuditSeal
 from pms_backend.events.services import publish
+from pms_backend.plurals import counted
 
 GENESIS = "0" * 64
 # Entries younger than this are left for the next run: their transaction may still be
@@ -205,7 +206,7 @@ def verify_chain(*, anchor: Anchor | None = None) -> ChainReport:
         return ChainReport(
             verified,
             0,
-            f"the chain does not reach the anchor {anchor}: it has {verified} link(s)"
+            f"the chain does not reach the anchor {anchor}: it has {counted(verified, 'link')}"
             if at_anchor is None
             else f"link {anchor.count} is not the anchor's head: the chain was rewritten",
         )

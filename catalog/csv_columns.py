@@ -5,6 +5,7 @@ generator, which runs without Django."""
 from typing import Any
 
 from catalog.fields import PRODUCT_EDITABLE_FIELDS
+from pms_backend.plurals import noun
 
 # The catalog's own columns: what staff edit, and the status.
 PRODUCT_COLUMNS = (*PRODUCT_EDITABLE_FIELDS, "status")
@@ -65,7 +66,8 @@ class ExtraColumn:
 
     name = ""
     initial: Any = None  # the state of a product the app has no row for (a new one)
-    summary = ""  # counted in the import's summary: "3 stock movement(s)"
+    # Counted in the import's summary, singular and plural: "1 stock movement", "3 stock movements".
+    summary: tuple[str, str] = ("", "")
     only_summary = ""  # rows changing only this column: "1 with only a new stock level"
 
     def parse(self, cell: str) -> tuple[Any, str]:
@@ -120,5 +122,7 @@ def extra_columns() -> list[ExtraColumn]:
     others = [name for name in COLUMNS if name not in PRODUCT_COLUMNS]
     missing = [name for name in others if name not in _EXTRA_COLUMNS]
     if missing:
-        raise RuntimeError(f"No app has registered the product file's column(s) {missing}")
+        raise RuntimeError(
+            f"No app has registered the product file's {noun(missing, 'column')} {missing}"
+        )
     return [_EXTRA_COLUMNS[name] for name in COLUMNS if name in _EXTRA_COLUMNS]

@@ -55,6 +55,7 @@ from catalog.services import (
     product_bulk_save,
 )
 from pms_backend.errors import InvalidInput
+from pms_backend.plurals import counted, noun
 
 BATCH_SIZE = 2000
 MAX_LINE_BYTES = 1024 * 1024
@@ -134,24 +135,24 @@ class ImportReport:
         """Return one line of counts, e.g. for a command's output or an admin message."""
         extras = extra_columns()
         parts = [
-            f"{self.created} new",
-            f"{self.updated} updated",
+            f"{self.created:,} new",
+            f"{self.updated:,} updated",
             # One count of the rows changing only registered columns, in the first's words.
-            *(f"{self.extra_only} {c.only_summary}" for c in extras[:1]),
-            f"{self.unchanged} unchanged",
-            *(f"{self.extra_changes[c.name]} {c.summary}" for c in extras),
+            *(f"{self.extra_only:,} {c.only_summary}" for c in extras[:1]),
+            f"{self.unchanged:,} unchanged",
+            *(counted(self.extra_changes[c.name], *c.summary) for c in extras),
         ]
         if self.transitions:
-            parts.append(", ".join(f"{n} {t}" for t, n in sorted(self.transitions.items())))
+            parts.append(", ".join(f"{n:,} {t}" for t, n in sorted(self.transitions.items())))
         if self.new_categories:
             parts.append(f"new categories: {', '.join(self.new_categories[:10])}")
         if self.dry_run:
             return (
-                f"Dry run of {self.file_name}, {self.rows} row(s): would make "
+                f"Dry run of {self.file_name}, {counted(self.rows, 'row')}: would make "
                 + ", ".join(parts)
                 + ". Nothing was written."
             )
-        return f"Imported {self.file_name}, {self.rows} row(s): " + ", ".join(parts) + "."
+        return f"Imported {self.file_name}, {counted(self.rows, 'row')}: " + ", ".join(parts) + "."
 
 
 class ImportRejected(InvalidInput):
@@ -162,7 +163,8 @@ class ImportRejected(InvalidInput):
         more = f" (the first {shown} are listed)" if report.error_count > shown else ""
         super().__init__(
             Code.IMPORT_REJECTED,
-            f"{report.file_name}: {report.error_count} error(s){more}; nothing was imported.",
+            f"{report.file_name}: {counted(report.error_count, 'error')}{more}; "
+            "nothing was imported.",
             extra={"errors": [str(e) for e in report.errors]},
         )
         self.report = report
@@ -397,7 +399,7 @@ def _record_fits(
     if bad:
         problem = bad[0]
     elif len(cells) != len(header):
-        problem = f"Has {len(cells)} cells where the header has {len(header)}."
+        problem = f"Has {counted(len(cells), 'cell')} where the header has {len(header):,}."
     else:
         return True
     report.rows += 1
@@ -417,9 +419,13 @@ def _header_problems(header: list[str], report: ImportReport) -> bool:
     missing = [c for c in COLUMNS if c not in seen]
     unknown = [c for c in header if c not in COLUMNS]
     if missing:
-        report.add_error(1, "", f"Missing column(s) {', '.join(missing)}; expected {expected}.")
+        report.add_error(
+            1, "", f"Missing {noun(missing, 'column')} {', '.join(missing)}; expected {expected}."
+        )
     if unknown:
-        report.add_error(1, "", f"Unknown column(s) {', '.join(unknown)}; expected {expected}.")
+        report.add_error(
+            1, "", f"Unknown {noun(unknown, 'column')} {', '.join(unknown)}; expected {expected}."
+        )
     return found or bool(missing or unknown)
 
 

@@ -25,6 +25,7 @@ from catalog.payloads import category_payload, product_payload
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish, publish_many
+from pms_backend.plurals import counted
 
 PRODUCT_FIELDS = list(PRODUCT_EDITABLE_FIELDS)
 # The editable fields by column (``category_id``), less the SKU (the key of a bulk write).
@@ -196,7 +197,8 @@ def category_delete(*, actor: Actor, category_id: int) -> None:
         if product_count:
             raise Conflict(
                 Code.CATEGORY_IN_USE,
-                f"{category.name!r} still holds {product_count} product(s); move them first.",
+                f"{category.name!r} still holds {counted(product_count, 'product')}; "
+                f"move {'it' if product_count == 1 else 'them'} first.",
             )
         if category.children.exists():
             raise Conflict(

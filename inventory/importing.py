@@ -22,7 +22,7 @@ class StockLevelColumn(ExtraColumn):
 
     name = "on_hand"
     initial = (0, 0)  # (on_hand, reserved) of a product never stocked
-    summary = "stock movement(s)"
+    summary = ("stock movement", "stock movements")
     only_summary = "with only a new stock level"
 
     def parse(self, cell: str) -> tuple[int | None, str]:

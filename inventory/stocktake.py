@@ -22,6 +22,7 @@ from inventory.services import MAX_MOVEMENT_QUANTITY
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish_many
+from pms_backend.plurals import counted
 from pms_backend.shopsettings.selectors import setting_get_many
 
 Kind = InventoryMovement.Kind
@@ -65,7 +66,7 @@ def stock_set_levels(
         if short:
             raise Conflict(
                 Code.INSUFFICIENT_STOCK,
-                f"{len(short)} product(s) would go below what open orders have reserved: "
+                f"{counted(len(short), 'product')} would go below what open orders have reserved: "
                 + ", ".join(
                     f"product {s['product']} ({s['requested']} wanted, {s['reserved']} reserved)"
                     for s in short[:20]

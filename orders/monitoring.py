@@ -24,6 +24,7 @@ from pms_backend.monitoring.registry import (
 )
 from pms_backend.monitoring.selectors import metric_series
 from pms_backend.monitoring.services import grouped_by_period, money, snapshot_row
+from pms_backend.plurals import counted
 
 # Flows: what happened during the period.
 ORDERS_PLACED = "orders.placed"
@@ -163,9 +164,11 @@ def orders_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) 
         "by_status_at": by_status.collected_at if by_status else None,
         "pending_orders": pending["orders"],
         "reserved_units": pending["units"],
-        "orders_chart": chart(f"Orders per day, last {days} days", "bar", placed, digits=0),
+        "orders_chart": chart(
+            f"Orders per day, last {counted(days, 'day')}", "bar", placed, digits=0
+        ),
         "revenue_chart": chart(
-            f"Revenue per day ({settings.PMS_DEFAULT_CURRENCY}), last {days} days",
+            f"Revenue per day ({settings.PMS_DEFAULT_CURRENCY}), last {counted(days, 'day')}",
             "line",
             revenue,
             digits=2,

@@ -23,6 +23,7 @@ from pms_backend.bulk_insert import bulk_insert_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish, publish_many
 from pms_backend.monitoring import metrics
+from pms_backend.plurals import counted
 from pms_backend.shopsettings.selectors import setting_get
 
 TRANSITIONS = ("process", "complete", "cancel", "refund")
@@ -58,7 +59,7 @@ def _check_limits(lines: dict[int, int], *, line_count: int) -> None:
     if max(len(lines), line_count) > max_lines:
         raise InvalidInput(
             Code.INVALID_ORDER,
-            f"An order may hold at most {max_lines} lines.",
+            f"An order may hold at most {counted(max_lines, 'line')}.",
             errors={"items": ["Too many lines."]},
         )
     max_quantity = setting_get("orders.max_quantity_per_line")

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from audit.actors import Actor
 from orders.services import order_expire_reservations
+from pms_backend.plurals import counted
 
 logger = logging.getLogger(__name__)
 
@@ -13,5 +14,9 @@ def expire_reservations() -> int:
     """Cancel Pending orders whose reservation ran out (the seed's inventory cleanup job)."""
     expired = order_expire_reservations(actor=Actor.system("cleanup_inventory"))
     if expired:
-        logger.info("cancelled %d expired order(s), their stock released", expired)
+        logger.info(
+            "cancelled %s, %s stock released",
+            counted(expired, "expired order"),
+            "its" if expired == 1 else "their",
+        )
     return expired

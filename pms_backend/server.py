@@ -44,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 
+from pms_backend.plurals import counted
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 GRACEFUL_SECONDS = 20
@@ -621,8 +623,9 @@ def main() -> None:
     scheme = "https" if options["cert"] else "http"
     print(
         f"==> serving {scheme}://{options['host']}:{options['port']}: nginx, "
-        f"{options['http_workers']} HTTP process(es) ({options['http_server']}), "
-        f"{options['ws_workers']} websocket process(es) (uvicorn)",
+        f"{counted(options['http_workers'], 'HTTP process', 'HTTP processes')} "
+        f"({options['http_server']}), "
+        f"{counted(options['ws_workers'], 'websocket process', 'websocket processes')} (uvicorn)",
         file=sys.stderr,
     )
     _become_subreaper()

@@ -43,6 +43,7 @@ from pms_backend.monitoring import metrics, redis_outage
 from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.coordination import shared
+from pms_backend.plurals import counted, noun
 from webhooks import signing
 from webhooks.errors import WebhookErrorCode as Code
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -85,7 +86,7 @@ def _validate(url: str | None, event_types: list[str] | None) -> None:
         if unknown:
             raise InvalidInput(
                 Code.UNKNOWN_EVENT_TYPE,
-                f"Unknown event type(s): {', '.join(unknown)}.",
+                f"Unknown {noun(unknown, 'event type')}: {', '.join(unknown)}.",
                 errors={"event_types": [f"Known: {', '.join(sorted(EVENT_TOPICS))}."]},
             )
 
@@ -715,7 +716,8 @@ def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = froz
                 ):
                     _disable(
                         endpoint,
-                        f"failing for {settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS} days straight",
+                        f"failing for {counted(settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS, 'day')} "
+                        "straight",
                     )
             # The batch's later deliveries to this endpoint share its instance.
             for name in ("is_active", "failing_since", "disabled_at", "disabled_reason"):
@@ -839,5 +841,8 @@ def queue_batches(batches: list[list[int]]) -> None:
             if redis_outage.unreachable(exc):
                 redis_outage.report("broker", exc)
             else:
-                logger.exception("could not queue %d deliveries; the sweep will", len(rest))
+                logger.exception(
+                    "could not queue %s; the sweep will",
+                    counted(len(rest), "delivery", "deliveries"),
+                )
             return

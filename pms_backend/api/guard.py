@@ -14,6 +14,7 @@ from django.urls import is_valid_path
 
 from pms_backend.api import ratelimit
 from pms_backend.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from pms_backend.plurals import counted
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -40,7 +41,8 @@ def record_verdict(request: HttpRequest, verdict: ratelimit.Verdict) -> None:
 
 
 def address_refusal_detail(verdict: ratelimit.Verdict) -> str:
-    return f"More than {verdict.limit} requests from this address; retry in {verdict.reset} s."
+    requests = counted(verdict.limit, "request")
+    return f"More than {requests} from this address; retry in {verdict.reset} s."
 
 
 def _problem(status: int, code: str, title: str, detail: str, **headers) -> JsonResponse:

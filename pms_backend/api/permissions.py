@@ -6,6 +6,7 @@ from rest_framework.permissions import BasePermission
 
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.scopes import staff_has_permissions, staff_has_scope
+from pms_backend.plurals import noun
 
 
 def principal_has_scope(request, scope: str) -> bool:
@@ -61,7 +62,9 @@ class HasScope(BasePermission):
             if perms is not None:
                 if staff_has_permissions(request.user, perms):
                     return True
-                self.message = f"Your staff account lacks the permission(s) {', '.join(perms)}."
+                self.message = (
+                    f"Your staff account lacks the {noun(perms, 'permission')} {', '.join(perms)}."
+                )
                 return False
         if principal_has_scope(request, scope):
             return True

@@ -1,5 +1,7 @@
 """API scopes, their presets, and what a staff session needs to hold each one."""
 
+from pms_backend.plurals import noun
+
 CATALOG_READ = "catalog:read"
 CATALOG_WRITE = "catalog:write"
 INVENTORY_READ = "inventory:read"
@@ -66,7 +68,8 @@ def expand_scopes(names: list[str] | tuple[str, ...]) -> list[str]:
             unknown.append(name)
     if unknown:
         raise ValueError(
-            f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)} "
+            f"unknown {noun(unknown, 'scope')}: {', '.join(unknown)}; "
+            f"known: {', '.join(ALL_SCOPES)} "
             f"and presets {', '.join(PRESETS)}"
         )
     if not scopes:

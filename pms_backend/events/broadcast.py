@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 
 from pms_backend.events import registry
 from pms_backend.events.models import PERSONAL_FIELDS, Event
+from pms_backend.plurals import counted
 
 logger = logging.getLogger(__name__)
 
@@ -119,4 +120,6 @@ def broadcast(events: list[Event], *, timeout: float = 10.0) -> None:
             future = asyncio.run_coroutine_threadsafe(send_all(layer, pairs), _sending_loop())
             future.result(timeout)
     except Exception:
-        logger.warning("websocket broadcast failed for %d event(s)", len(events), exc_info=True)
+        logger.warning(
+            "websocket broadcast failed for %s", counted(len(events), "event"), exc_info=True
+        )

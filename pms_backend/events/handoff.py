@@ -15,6 +15,7 @@ from django.db import transaction
 
 from pms_backend.events.tasks import dispatch
 from pms_backend.monitoring import redis_outage
+from pms_backend.plurals import counted
 
 logger = logging.getLogger(__name__)
 
@@ -54,5 +55,5 @@ def enqueue_dispatch(event_ids: list[int]) -> None:
             redis_outage.report("broker", exc)
         else:
             logger.exception(
-                "could not queue dispatch of %d event(s); the sweep will", len(event_ids)
+                "could not queue dispatch of %s; the sweep will", counted(len(event_ids), "event")
             )

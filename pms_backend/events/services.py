@@ -12,6 +12,7 @@ from pms_backend.events.handoff import schedule_dispatch
 from pms_backend.events.models import Event
 from pms_backend.events.registry import EVENT_TOPICS
 from pms_backend.monitoring.request_context import current_request_id
+from pms_backend.plurals import noun
 
 __all__ = ["EVENT_TOPICS", "publish", "publish_many"]
 
@@ -61,7 +62,7 @@ def publish_many(events: list[tuple[str, dict[str, Any], str]]) -> int:
         raise RuntimeError("publish_many must run inside the business transaction")
     unknown = {type for type, _data, _subject in events} - set(EVENT_TOPICS)
     if unknown:
-        raise ValueError(f"unknown event type(s) {sorted(unknown)!r}")
+        raise ValueError(f"unknown {noun(unknown, 'event type')} {sorted(unknown)!r}")
     encoder = DjangoJSONEncoder()
     request_id = current_request_id()
     for start in range(0, len(events), 1000):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from pms_backend.outbound.coordination import shared
+from pms_backend.plurals import counted
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def admit(url: str, *, timeout: float) -> Passage:
         return Passage(key, failures)
     left = shared.ttl(open_key)
     if left:
-        raise CircuitOpen(key, left, f"{failures} failures in a row")
+        raise CircuitOpen(key, left, f"{counted(failures, 'failure')} in a row")
     token = uuid.uuid4().hex
     if shared.add(probe_key, token, timeout + PROBE_MARGIN_SECONDS):
         logger.info("circuit for %s half-open: probing", key)
@@ -90,7 +91,9 @@ def record(passage: Passage, *, ok: bool) -> None:
     if failures >= settings.PMS_CIRCUIT_FAILURES:
         shared.set(open_key, "1", settings.PMS_CIRCUIT_OPEN_SECONDS)
         if passage.probe or failures == settings.PMS_CIRCUIT_FAILURES:
-            logger.warning("circuit for %s opened after %d failures", passage.origin, failures)
+            logger.warning(
+                "circuit for %s opened after %s", passage.origin, counted(failures, "failure")
+            )
     if passage.probe:
         shared.delete_if(probe_key, passage.probe)
 

@@ -12,6 +12,7 @@ from audit.actors import Actor
 from audit.services import audit_record
 from pms_backend.errors import InvalidInput, NotFound
 from pms_backend.events.services import publish
+from pms_backend.plurals import noun
 from pms_backend.shopsettings.cache import settings_changed
 from pms_backend.shopsettings.errors import SettingErrorCode as Code
 from pms_backend.shopsettings.models import Setting
@@ -83,7 +84,8 @@ def settings_set_many(*, actor: Actor, values: Mapping[str, Any]) -> list[Settin
     if unknown:
         raise NotFound(
             Code.UNKNOWN_SETTING,
-            f"Unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(TUNABLES))}.",
+            f"Unknown {noun(unknown, 'setting')}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(TUNABLES))}.",
             errors={key: ["Unknown setting."] for key in unknown},
         )
     cleaned, errors = {}, {}
@@ -183,10 +185,11 @@ def _check_objects(tunable: Tunable, given: dict[str, Iterable[int] | None]) -> 
     missing = [i for i in ids if i not in found]
     if missing:
         listed = ", ".join(map(str, missing))
+        which = f"the id {listed}" if len(missing) == 1 else f"any of the ids {listed}"
         raise NotFound(
             scope.unknown_code,
-            f"No {scope.name} has id(s) {listed}.",
-            errors={scope.plural: [f"Unknown {scope.name} id(s): {listed}."]},
+            f"No {scope.name} has {which}.",
+            errors={scope.plural: [f"Unknown {scope.name} {noun(missing, 'id')}: {listed}."]},
         )
     return scope, ids
 

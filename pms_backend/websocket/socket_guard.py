@@ -24,6 +24,7 @@ from audit.services import audit_record
 from pms_backend.api import ratelimit
 from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.selectors import api_key_authenticate, api_key_parse_prefix
+from pms_backend.plurals import counted
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ async def _watch() -> None:
         for watched, name, code, reason in ended:
             sockets = list(watched.get(name, ()))
             if sockets:
-                logger.info("closing %d websocket(s): %s", len(sockets), reason)
+                logger.info("closing %s: %s", counted(len(sockets), "websocket"), reason)
             for socket in sockets:
                 try:
                     await socket.end(code, reason)

@@ -130,8 +130,9 @@ def test_an_admin_key_from_the_command_can_publish(make_product):
 @pytest.mark.parametrize(
     ("scopes", "message"),
     [
-        ("bogus", "unknown scope(s): bogus"),
-        ("catalog:read,catalog:wirte", "unknown scope(s): catalog:wirte"),
+        ("bogus", "unknown scope: bogus;"),
+        ("catalog:read,catalog:wirte", "unknown scope: catalog:wirte;"),
+        ("catalog:reed,orders:rite", "unknown scopes: catalog:reed, orders:rite;"),
         ("", "at least one scope is required"),
     ],
 )
@@ -156,7 +157,7 @@ def test_generate_api_key_as_a_process_fails_cleanly_on_bad_scopes(manage):
 
     assert result.returncode != 0
     assert result.stdout == ""
-    assert "unknown scope(s): bogus" in result.stderr
+    assert "unknown scope: bogus" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -103,7 +103,7 @@ def assert_expired_orders_were_cancelled(orders, shelf) -> None:
 def test_cleanup_cancels_expired_orders_and_releases_their_stock(orders, shelf):
     out, _ = run("cleanup_inventory")
 
-    assert "Cancelled 2 expired order(s)" in out
+    assert "Cancelled 2 expired orders; their stock" in out
     assert_expired_orders_were_cancelled(orders, shelf)
     assert Event.objects.filter(type="order.status_changed").count() == 3  # 1 process + 2
 
@@ -111,7 +111,7 @@ def test_cleanup_cancels_expired_orders_and_releases_their_stock(orders, shelf):
 def test_cleanup_in_small_batches_cancels_them_all(orders, shelf):
     out, _ = run("cleanup_inventory", "--batch-size", "1")
 
-    assert "Cancelled 2 expired order(s)" in out
+    assert "Cancelled 2 expired orders; their stock" in out
     assert_expired_orders_were_cancelled(orders, shelf)
 
 
@@ -121,7 +121,7 @@ def test_cleanup_again_finds_nothing(orders):
     with writes_nothing():
         out, _ = run("cleanup_inventory")
 
-    assert "Cancelled 0 expired order(s)" in out
+    assert "Cancelled 0 expired orders" in out
 
 
 def test_dry_run_lists_the_expired_orders_and_changes_nothing(orders):
@@ -135,7 +135,7 @@ def test_dry_run_lists_the_expired_orders_and_changes_nothing(orders):
     assert orders["processing"]["number"] not in out
     # The oldest expiry first.
     assert out.index(expired_numbers[0]) < out.index(expired_numbers[1])
-    assert "2 expired reservation(s) would be cancelled" in out
+    assert "2 expired reservations would be cancelled" in out
     assert all(status_of(o) == "pending" for o in orders["expired"])
 
 
@@ -244,7 +244,7 @@ def test_check_inventory_names_a_stock_row_changed_behind_the_ledger(orders, she
     assert f"product {a.pk}:" in err
     assert "on_hand=15" in err and "on_hand=10" in err
     assert f"product {b.pk}:" not in err
-    assert "1 inventory mismatch(es)" in err
+    assert "1 inventory mismatch found." in err
     assert "Inventory OK" not in out
     assert check_integrity() == 1
 
@@ -264,7 +264,7 @@ def test_check_inventory_prints_every_mismatch(orders, shelf):
         f"MISMATCH product {b.pk}",
         f"MISMATCH product {b.pk}",
     ]
-    assert "3 inventory mismatch(es)" in err
+    assert "3 inventory mismatches found." in err
 
 
 def test_check_inventory_notices_a_lost_ledger_line(orders, shelf):

@@ -221,7 +221,8 @@ def test_unknown_keys_products_and_scopes_are_refused_and_nothing_written(
 
     assert unknown_key.value.code == "unknown_setting"
     assert unknown_product.value.code == "unknown_product"
-    assert "99999" in unknown_product.value.detail
+    assert unknown_product.value.detail == "No product has the id 99999."
+    assert unknown_product.value.errors == {"products": ["Unknown product id: 99999."]}
     assert shop_wide.value.code == "setting_not_product_scoped"
     assert writes() == before
 

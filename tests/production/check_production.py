@@ -25,6 +25,7 @@ import websockets
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from pms_backend.plurals import counted
 from tests.receiver import Receiver
 
 EVENT_TIMEOUT = 30.0
@@ -222,7 +223,7 @@ def check_event_flow(results: Results, base_url: str, admin_key: str, shop_key: 
             "order.created reached the webhook receiver with a valid signature",
             f"{time.monotonic() - started:.1f} s"
             if envelope
-            else f"{len(receiver.received)} request(s) received in {EVENT_TIMEOUT:.0f} s, "
+            else f"{counted(len(receiver.received), 'request')} received in {EVENT_TIMEOUT:.0f} s, "
             f"signature refused: {unverified}",
         )
 
@@ -235,7 +236,7 @@ def check_event_flow(results: Results, base_url: str, admin_key: str, shop_key: 
         results.check(
             bool(wait_for(pushed, EVENT_TIMEOUT)),
             "order.created reached the websocket subscriber",
-            subscriber.error or f"{len(subscriber.events)} event(s) seen",
+            subscriber.error or f"{counted(len(subscriber.events), 'event')} seen",
         )
     finally:
         subscriber.stop()

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.chain import Anchor, audit_seal, current_anchor, verify_chain
+from pms_backend.plurals import counted
 
 
 def _anchor(text: str) -> Anchor:
@@ -33,16 +34,16 @@ class Command(BaseCommand):
     def handle(self, *args, seal: bool, anchor: str | None, **options):
         expected = _anchor(anchor) if anchor else None
         if seal:
-            self.stdout.write(f"Sealed {audit_seal()} new entr(y/ies).")
+            self.stdout.write(f"Sealed {counted(audit_seal(), 'new entry', 'new entries')}.")
         report = verify_chain(anchor=expected)
         if not report.ok:
             self.stderr.write(f"TAMPERED: {report.problem}")
             raise CommandError(
-                f"Audit chain broken after {report.verified} good link(s).", returncode=1
+                f"Audit chain broken after {counted(report.verified, 'good link')}.", returncode=1
             )
         self.stdout.write(
-            f"Audit chain intact: {report.verified} sealed entr(y/ies) verified; "
-            f"{report.unsealed} not sealed yet."
+            f"Audit chain intact: {counted(report.verified, 'sealed entry', 'sealed entries')} "
+            f"verified; {report.unsealed:,} not sealed yet."
             + (f" It reaches the anchor {expected}." if expected else "")
         )
         if seal:

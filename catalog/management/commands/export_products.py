@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from catalog.exporting import export_csv
 from catalog.models import Product
+from pms_backend.plurals import counted
 
 
 class Command(BaseCommand):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             else:
                 self._to_file(file, progress)
         # With '-' stdout carries the CSV, so the summary goes to stderr.
-        summary = f"Exported {written} product(s) to {'stdout' if file == '-' else file}."
+        summary = f"Exported {counted(written, 'product')} to {'stdout' if file == '-' else file}."
         (self.stderr if file == "-" else self.stdout).write(summary)
 
     def _to_file(self, file: str, progress) -> None:

@@ -12,6 +12,7 @@ from catalog import demo, services
 from catalog.models import Category, Product
 from pms_backend.monitoring.periods import Granularity, period_start
 from pms_backend.monitoring.services import metrics_collect
+from pms_backend.plurals import counted
 from pms_backend.seeding import HISTORY_DAYS, DemoRun, seeding_steps
 
 BATCH_SIZE = 2000
@@ -72,7 +73,8 @@ class Command(BaseCommand):
                 created += self._insert(batch, categories, actor, now)
                 bar.update(len(batch))
         self.stdout.write(
-            f"Demo catalog ready: {len(categories)} categories, {created} new products "
+            f"Demo catalog ready: {counted(len(categories), 'category', 'categories')}, "
+            f"{counted(created, 'new product')} "
             f"({products - created} already present), seed {seed}."
         )
         if not catalog_only:

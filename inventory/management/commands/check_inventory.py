@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.integrity import inventory_drift
+from pms_backend.plurals import counted
 
 
 class Command(BaseCommand):
@@ -14,5 +15,8 @@ class Command(BaseCommand):
         for item in drift:
             self.stderr.write(f"MISMATCH {item}")
         if drift:
-            raise CommandError(f"{len(drift)} inventory mismatch(es) found.", returncode=1)
+            raise CommandError(
+                f"{counted(len(drift), 'inventory mismatch', 'inventory mismatches')} found.",
+                returncode=1,
+            )
         self.stdout.write("Inventory OK: stock, ledger and open orders agree.")

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.actors import Actor
 from orders.services import expired_reservations, order_expire_reservations
+from pms_backend.plurals import counted
 
 
 class Command(BaseCommand):
@@ -25,9 +26,12 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{order.number}  reserved until {order.reserved_until:%Y-%m-%d %H:%M:%S}"
                 )
-            self.stdout.write(f"{len(orders)} expired reservation(s) would be cancelled.")
+            self.stdout.write(f"{counted(len(orders), 'expired reservation')} would be cancelled.")
             return
         expired = order_expire_reservations(
             actor=Actor.system("cleanup_inventory"), batch_size=batch_size
         )
-        self.stdout.write(f"Cancelled {expired} expired order(s); their stock is available again.")
+        self.stdout.write(
+            f"Cancelled {counted(expired, 'expired order')}; "
+            f"{'its' if expired == 1 else 'their'} stock is available again."
+        )

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from audit.actors import Actor
+from pms_backend.plurals import counted
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         if delivery is not None and not ids:
             raise CommandError(f"No delivery {delivery}.")
         count = delivery_redeliver(actor=Actor.system("redeliver_webhooks"), delivery_ids=ids)
-        self.stdout.write(f"Queued {count} deliver(y/ies) again.")
+        self.stdout.write(f"Queued {counted(count, 'delivery', 'deliveries')} again.")
 
 
 def _uuid(value: str):

@@ -4,6 +4,7 @@ from tqdm import tqdm
 from pms_backend.encryption.ciphers import DecryptionError
 from pms_backend.encryption.keyring import current_key
 from pms_backend.encryption.services import rotate_encryption, rotation_backlog
+from pms_backend.plurals import counted
 
 
 class Command(BaseCommand):
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be from 1 to 10,000.")
         backlog = rotation_backlog(reindex=reindex)
         total = sum(backlog.values())
-        self.stdout.write(f"Newest key {current_key().kid}: {total} row(s) to re-encrypt.")
+        self.stdout.write(f"Newest key {current_key().kid}: {counted(total, 'row')} to re-encrypt.")
         bars = {
             model: tqdm(
                 total=count,
@@ -52,4 +53,4 @@ class Command(BaseCommand):
         finally:
             for bar in bars.values():
                 bar.close()
-        self.stdout.write(f"Re-encrypted {done} row(s) with key {current_key().kid}.")
+        self.stdout.write(f"Re-encrypted {counted(done, 'row')} with key {current_key().kid}.")

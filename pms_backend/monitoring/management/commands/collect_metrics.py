@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pms_backend.errors import InvalidInput
 from pms_backend.monitoring.periods import parse_moment
 from pms_backend.monitoring.services import metrics_collect
+from pms_backend.plurals import counted
 
 
 class Command(BaseCommand):
@@ -36,6 +37,6 @@ class Command(BaseCommand):
         except InvalidInput as exc:
             raise CommandError(exc.detail) from exc
         self.stdout.write(
-            f"Wrote {collected.rows} metric snapshot(s) for "
+            f"Wrote {counted(collected.rows, 'metric snapshot')} for "
             f"{collected.since:%Y-%m-%d %H:%M} to {collected.until:%Y-%m-%d %H:%M} UTC."
         )
