@@ -5,7 +5,6 @@ generator, which runs without Django."""
 from typing import Any
 
 from catalog.fields import PRODUCT_EDITABLE_FIELDS
-from pms_backend.plurals import noun
 
 # The catalog's own columns: what staff edit, and the status.
 PRODUCT_COLUMNS = (*PRODUCT_EDITABLE_FIELDS, "status")
@@ -122,7 +121,6 @@ def extra_columns() -> list[ExtraColumn]:
     others = [name for name in COLUMNS if name not in PRODUCT_COLUMNS]
     missing = [name for name in others if name not in _EXTRA_COLUMNS]
     if missing:
-        raise RuntimeError(
-            f"No app has registered the product file's {noun(missing, 'column')} {missing}"
-        )
+        # Plain words without pms_backend.plurals: this module runs without the project.
+        raise RuntimeError(f"No app has registered these columns of the product file: {missing}")
     return [_EXTRA_COLUMNS[name] for name in COLUMNS if name in _EXTRA_COLUMNS]
