@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, http_get, log
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, counted, http_get, log
 from harness.context import Context, benchmark
 from harness.fixtures import seeded_catalog
 from harness.loadgen import Load
@@ -37,7 +37,8 @@ def _project_server(ctx: Context, url: str, name: str, command: list[str]) -> Se
     server = Server(env, TMP_DIR / f"server-{name}.log", command)
     server.pid_file = f"server-{name}.pid"
     ctx.servers.append(server)
-    log(f"starting the project on {name} alone ({ctx.args.workers} worker process(es))")
+    workers = counted(ctx.args.workers, "worker process", "worker processes")
+    log(f"starting the project on {name} alone ({workers})")
     server.start()
     return server
 

@@ -403,7 +403,11 @@ def _count_calls(args, loads: dict, results: dict[str, dict]) -> None:
 
 
 def _line(name: str, row: dict, ping: dict, in_process: bool) -> str:
-    label = "GET /api/v1/ping/" if name == "ping" else f"POST /orders/ {name[6:]} line(s)"
+    label = (
+        "GET /api/v1/ping/"
+        if name == "ping"
+        else f"POST /orders/ {name[6:]} line{'' if name[6:] == '1' else 's'}"
+    )
     line = (
         f"{label:<24} CPU {row['cpu_ms']:6.2f} ms/req ({row['cpu_ms'] / ping['cpu_ms']:4.1f}x "
         f"ping, median {row['median_cpu_ms']:.2f})"

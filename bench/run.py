@@ -112,7 +112,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        named = "benchmark" if len(unknown) == 1 else "benchmarks"
+        parser.error(f"unknown {named} {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     if args.deliveries is None:
         args.deliveries = 3_000 if args.quick else 10_000
     if not BENCH_DATABASE.fullmatch(args.database):

@@ -20,6 +20,12 @@ class BenchError(RuntimeError):
     """A benchmark could not run (as opposed to: it ran and missed a target)."""
 
 
+def counted(n: int, singular: str, plural: str = "") -> str:
+    """Return ``n`` with its noun: "1 worker process", "2 worker processes" (the harness
+    runs without the project, so not pms_backend.plurals)."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def log(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import loadgen
-from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, http_get, log
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, counted, http_get, log
 from harness.loadgen import Load
 from harness.servers import AppServer, Server, ceiling_command
 from harness.stats import aggregate, ratio_to
@@ -110,7 +110,7 @@ class Context:
         self.servers.append(server)
         log(
             f"starting scripts/start.sh on 127.0.0.1:{server.port} "
-            f"({self.args.workers} worker process(es))"
+            f"({counted(self.args.workers, 'worker process', 'worker processes')})"
         )
         server.start()
         return server
@@ -123,7 +123,8 @@ class Context:
             TMP_DIR / f"server-ceiling-{server}.log",
         )
         self.servers.append(app)
-        log(f"starting the ceiling page on {server} ({self.args.workers} worker process(es))")
+        workers = counted(self.args.workers, "worker process", "worker processes")
+        log(f"starting the ceiling page on {server} ({workers})")
         app.start()
         return app
 

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from harness.common import RESULTS_DIR, ROOT
+from harness.common import RESULTS_DIR, ROOT, counted
 from harness.context import BENCHMARKS, NOTES, Context
 
 
@@ -52,7 +52,8 @@ def _run_line(section: dict[str, Any]) -> str:
         f"Run {section['finished_at']} at commit `{cfg['commit']}` on {cfg['machine']} "
         f"(load average {cfg['load_before']} before, {cfg['load_after']} after)"
         + (
-            f"; {cfg['workers']} uvicorn worker process(es); each load {cfg['rounds']} "
+            f"; {counted(cfg['workers'], 'uvicorn worker process', 'uvicorn worker processes')}; "
+            f"each load {cfg['rounds']} "
             f"rounds of wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s,"
             f" interleaved, after {cfg['warmup']} s of warm-up; figures are medians over "
             "the rounds"
@@ -114,7 +115,7 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} CPU(s), {model}"
+    return f"{counted(os.cpu_count() or 1, 'CPU')}, {model}"
 
 
 def write_report(ctx: Context, names: list[str], started: dt.datetime) -> dict[str, Any]:

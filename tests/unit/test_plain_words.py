@@ -13,7 +13,7 @@ from pms_backend.plurals import counted, noun
 ROOT = Path(__file__).resolve().parents[2]
 # Everything whose words reach a person: the apps, the operators' scripts and the production
 # check (its lines are quoted in scripts.md).
-SOURCES = ["pms_backend", "catalog", "orders", "inventory", "webhooks", "audit", "scripts"]
+SOURCES = ["pms_backend", "catalog", "orders", "inventory", "webhooks", "audit", "scripts", "bench"]
 OPERATOR_FILES = ["tests/production/check_production.py"]
 HEDGED = re.compile(r"[A-Za-z]\((?:s|es|ies|y/ies)\)")
 
