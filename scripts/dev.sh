@@ -52,5 +52,7 @@ cat <<MSG
     API key:  .venv/bin/python manage.py generate_api_key --name me --scopes storefront
 
 MSG
+# As start.sh's websocket processes: a frame over the limit is refused from its header
+# (uvicorn's default, 16 MiB, is read into memory first).
 .venv/bin/uvicorn pms_backend.asgi:application --host 127.0.0.1 --port "$port" \
-  --reload --log-level warning
+  --ws-max-size "${PMS_WEBSOCKET_MAX_MESSAGE_BYTES:-5120}" --reload --log-level warning

@@ -203,3 +203,16 @@ def test_dev_answers_like_production_and_its_log_says_each_thing_once(dev_server
     assert "No hostname was supplied" not in log
     worker_log = (dev_server["project"] / "var" / "worker.log").read_text()
     assert "No hostname was supplied" not in worker_log, worker_log
+
+
+def test_dev_refuses_an_oversized_websocket_frame_from_its_header(dev_server):
+    """As production does: a frame announcing 15 MB is refused (1009) before it is read;
+    uvicorn's own default (16 MiB) waited for all of it."""
+    from types import SimpleNamespace
+
+    from tests.e2e.test_websocket_guards import BIG, masked_header, raw_upgrade, server_close_code
+
+    sock = raw_upgrade(SimpleNamespace(base_url=f"http://127.0.0.1:{dev_server['port']}"))
+    sock.sendall(masked_header(BIG) + b"x" * 16)
+    assert server_close_code(sock) == 1009
+    sock.close()
