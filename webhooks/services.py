@@ -62,6 +62,10 @@ BATCH_SEND_WINDOW = timedelta(seconds=25)
 WAIT_FOR_EARLIER = timedelta(seconds=1)
 # A queued delivery task not run by then is taken for lost and queued again by the sweep.
 QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
+# How long "a task for this endpoint is queued and not started" holds back queueing
+# another (queue_batches). Short: a task lost with its worker delays the endpoint's new
+# deliveries this long at most; one waiting longer in a busy queue only gets a twin.
+ENDPOINT_TASK_QUEUED_FOR = timedelta(seconds=5)
 MAX_RETRY_AFTER = timedelta(hours=24)
 # A delivery skipped by an open circuit is tried again when the circuit may let a probe
 # through, spread over this much more so the waiting deliveries do not all come at once.
@@ -517,7 +521,8 @@ def _due_rows(delivery_ids: list[int], now: datetime, endpoint_id) -> tuple[list
     else:
         limit = BATCH_SIZE + 1
         # The batch's queued flag is down: deliveries made from now on queue a task of
-        # their own (queue_batches), those made before are among these rows.
+        # their own (queue_batches), those made before are among these rows (queued:
+        # taken whatever their next_attempt_at, which another process's clock set).
         shared.delete(_queued_key(endpoint_id))
     deliveries = (
         statements.lease_rows(delivery_ids, endpoint_id, now, limit)
@@ -529,12 +534,15 @@ def _due_rows(delivery_ids: list[int], now: datetime, endpoint_id) -> tuple[list
 
 def _lease_rows(delivery_ids: list[int], endpoint_id, now: datetime, limit: int | None) -> list:
     """:func:`webhooks.statements.lease_rows` with the ORM (SQLite, for development)."""
-    chosen = Q(pk__in=delivery_ids) if endpoint_id is None else Q(endpoint_id=endpoint_id)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    if endpoint_id is None:
+        chosen = Q(pk__in=delivery_ids)
+    else:
+        chosen, due = Q(endpoint_id=endpoint_id), due | Q(queued_at__isnull=False)
     rows = (
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("event", "endpoint")
-        .filter(chosen, status__in=OPEN)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(chosen, due, status__in=OPEN)
         .annotate(earlier_open=_earlier_open())
         .order_by("event_id")
     )
@@ -689,26 +697,13 @@ def _claim_slot(endpoint_id) -> tuple[str, str] | None:
 
 
 def _release_slot(endpoint_id, slot: tuple[str, str]) -> None:
-    """Free the slot, and queue the deliveries that found the endpoint busy meanwhile: as
-    many as its slots can take at once (more would only find it busy again); the next
-    holder to finish queues the rest."""
+    """Free the slot, and if deliveries found the endpoint busy meanwhile, queue a task
+    for the endpoint: it takes its due deliveries, a batch at a time (queue_batches)."""
     shared.delete_if(*slot)
     waiting = f"slot:{endpoint_id}:waiting"
     if shared.get(waiting):
-        room = BATCH_SIZE * settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY
-        due = list(
-            WebhookDelivery.objects.filter(
-                endpoint_id=endpoint_id,
-                status__in=OPEN,
-                next_attempt_at__lte=timezone.now(),
-                queued_at__isnull=True,
-            )
-            .order_by("event_id")
-            .values_list("pk", flat=True)[: room + 1]
-        )
-        if len(due) <= room:
-            shared.delete(waiting)
-        enqueue_deliveries(due[:room])
+        shared.delete(waiting)
+        queue_batches([(endpoint_id, [])])
 
 
 def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = frozenset()) -> str:
@@ -938,7 +933,7 @@ def queue_batches(batches: list[tuple[Any, list[int]]]) -> None:
         try:
             if redis_outage.paused():
                 raise redis_outage.RedisPaused("Redis paused after a failure in this process")
-            if not shared.add_among_processes(key, "1", QUEUED_TASK_LOST_AFTER.total_seconds()):
+            if not shared.add_among_processes(key, "1", ENDPOINT_TASK_QUEUED_FOR.total_seconds()):
                 continue
             # By name: webhooks/tasks.py calls this module (the app's ready() loads it).
             current_app.tasks[DELIVER_BATCH_TASK].apply_async(

@@ -60,7 +60,9 @@ def record_success(params: dict[str, Any]) -> tuple[int | None, int | None]:
 def lease_sql(by_endpoint: bool) -> str:
     """Lock the due deliveries (of an endpoint, or among given ids) that no other worker
     holds, earliest event first, with their events and endpoints and how many earlier
-    events about the same object are still open for the same endpoint."""
+    events about the same object are still open for the same endpoint. An endpoint's task
+    also takes those queued for a task (due when queued, whatever the clocks of the
+    processes that queued them say)."""
     deliveries, d = quoted(WebhookDelivery)
     events, e = quoted(Event)
     endpoints, p = quoted(WebhookEndpoint)
@@ -68,9 +70,12 @@ def lease_sql(by_endpoint: bool) -> str:
         select_list(model, alias)
         for model, alias in ((WebhookDelivery, "d"), (Event, "e"), (WebhookEndpoint, "p"))
     )
-    chosen = (
-        f"d.{d['endpoint_id']} = %(endpoint)s" if by_endpoint else f"d.{d['id']} = ANY(%(ids)s)"
-    )
+    due = f"d.{d['next_attempt_at']} IS NULL OR d.{d['next_attempt_at']} <= %(now)s"
+    if by_endpoint:
+        chosen = f"d.{d['endpoint_id']} = %(endpoint)s"
+        due += f" OR d.{d['queued_at']} IS NOT NULL"
+    else:
+        chosen = f"d.{d['id']} = ANY(%(ids)s)"
     return (
         f"SELECT {columns}, CASE WHEN d.{d['subject']} = '' THEN 0 ELSE "  # noqa: S608 -- model names
         f"(SELECT count(*) FROM {deliveries} o WHERE o.{d['endpoint_id']} = d.{d['endpoint_id']} "
@@ -78,9 +83,8 @@ def lease_sql(by_endpoint: bool) -> str:
         f"AND o.{d['status']} IN {OPEN!r}) END "
         f"FROM {deliveries} d JOIN {events} e ON e.{e['id']} = d.{d['event_id']} "
         f"JOIN {endpoints} p ON p.{p['id']} = d.{d['endpoint_id']} "
-        f"WHERE {chosen} AND d.{d['status']} IN {OPEN!r} AND (d.{d['next_attempt_at']} IS NULL "
-        f"OR d.{d['next_attempt_at']} <= %(now)s) ORDER BY d.{d['event_id']} LIMIT %(limit)s "
-        "FOR UPDATE OF d SKIP LOCKED"
+        f"WHERE {chosen} AND d.{d['status']} IN {OPEN!r} AND ({due}) "
+        f"ORDER BY d.{d['event_id']} LIMIT %(limit)s FOR UPDATE OF d SKIP LOCKED"
     )
 
 

@@ -16,3 +16,11 @@ def deliver_batch(delivery_ids: list[int], endpoint_id: str | None = None) -> di
     ``delivery_ids`` only, for tasks queued without ``endpoint_id``)."""
     outcome = services.deliver_batch(delivery_ids, endpoint_id=endpoint_id)
     return {str(k): v for k, v in outcome.items()}
+
+
+@shared_task(name="webhooks.deliver_due")
+def deliver_due() -> int:
+    """Queue every delivery whose next attempt is due (retries, waits, lost tasks)."""
+    ids = services.due_deliveries()
+    services.enqueue_deliveries(ids)
+    return len(ids)

@@ -276,6 +276,15 @@ def test_a_batch_of_deliveries_costs_a_few_queries_each(receiver, django_assert_
     assert len(receiver.received) == 40
 
 
+@pytest.mark.django_db
+def test_every_scheduled_task_is_a_registered_task(settings):
+    from pms_backend.celery import app
+
+    app.autodiscover_tasks(force=True)  # as a worker does at start
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+
+
 @pytest.fixture
 def broker_queue():
     """Tasks go to the real broker (Redis) instead of running inline; return a function
