@@ -44,7 +44,7 @@ from pms_backend.outbound import client
 from pms_backend.outbound.addresses import DisallowedDestination, check_url
 from pms_backend.outbound.coordination import shared
 from pms_backend.plurals import counted, noun
-from webhooks import signing
+from webhooks import signing, statements
 from webhooks.errors import WebhookErrorCode as Code
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -63,6 +63,10 @@ BATCH_SEND_WINDOW = timedelta(seconds=25)
 WAIT_FOR_EARLIER = timedelta(seconds=1)
 # A queued delivery task not run by then is taken for lost and queued again by the sweep.
 QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
+# How long "a task for this endpoint is queued and not started" holds back queueing
+# another (queue_batches). Short: a task lost with its worker delays the endpoint's new
+# deliveries this long at most; one waiting longer in a busy queue only gets a twin.
+ENDPOINT_TASK_QUEUED_FOR = timedelta(seconds=5)
 MAX_RETRY_AFTER = timedelta(hours=24)
 # A delivery skipped by an open circuit is tried again when the circuit may let a probe
 # through, spread over this much more so the waiting deliveries do not all come at once.
@@ -223,15 +227,19 @@ def _get(endpoint_id, *, lock: bool = False) -> WebhookEndpoint:
 # --- deliveries ------------------------------------------------------------------------
 
 
-def deliveries_for_events(events: list[Event]) -> list[list[int]]:
+def deliveries_for_events(events: list[Event]) -> list[tuple[Any, list[int]]]:
     """Create one delivery per (event, interested active endpoint); return the ids of those
-    still pending, in batches for :func:`queue_batches`.
+    made (without PostgreSQL: of those still pending), in batches for :func:`queue_batches`.
 
     The unique constraint makes this idempotent: dispatching an event twice (a retried
     task, the sweep racing the relay) never makes a second delivery. They are created as
     queued: the caller queues them once its transaction commits.
     """
-    endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+    endpoints = (
+        statements.active_endpoints()
+        if statements.available()
+        else list(WebhookEndpoint.objects.filter(is_active=True))
+    )
     now = timezone.now()
     rows = [
         WebhookDelivery(
@@ -247,8 +255,10 @@ def deliveries_for_events(events: list[Event]) -> list[list[int]]:
     ]
     if not rows:
         return []
+    if statements.available():
+        return _grouped(statements.insert_deliveries(rows, now))
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-    return _batches(
+    return _endpoint_batches(
         WebhookDelivery.objects.filter(event__in=events, status=WebhookDelivery.Status.PENDING)
     )
 
@@ -267,22 +277,29 @@ def events_still_owed() -> QuerySet:
     )
 
 
-def _batches(deliveries) -> list[list[int]]:
-    """Delivery ids grouped by endpoint, in event order, in chunks of at most BATCH_SIZE."""
-    rows = deliveries.order_by("endpoint_id", "event_id").values_list("endpoint_id", "pk")
+def _endpoint_batches(deliveries) -> list[tuple[Any, list[int]]]:
+    """``(endpoint id, delivery ids)``: grouped by endpoint, in event order, in chunks of
+    at most BATCH_SIZE."""
+    return _grouped(deliveries.order_by("endpoint_id", "event_id").values_list("endpoint_id", "pk"))
+
+
+def _grouped(rows) -> list[tuple[Any, list[int]]]:
+    """:func:`_endpoint_batches` of ``(endpoint id, delivery id)`` rows in that order."""
     groups: dict[Any, list[int]] = {}
     for endpoint_id, pk in rows:
         groups.setdefault(endpoint_id, []).append(pk)
     return [
-        ids[start : start + BATCH_SIZE]
-        for ids in groups.values()
+        (endpoint_id, ids[start : start + BATCH_SIZE])
+        for endpoint_id, ids in groups.items()
         for start in range(0, len(ids), BATCH_SIZE)
     ]
 
 
 def deliveries_by_endpoint(delivery_ids: list[int]) -> list[list[int]]:
     """Group delivery ids by endpoint, in event order, in chunks of at most BATCH_SIZE."""
-    return _batches(WebhookDelivery.objects.filter(pk__in=delivery_ids))
+    return [
+        ids for _, ids in _endpoint_batches(WebhookDelivery.objects.filter(pk__in=delivery_ids))
+    ]
 
 
 @dataclass(frozen=True)
@@ -421,9 +438,13 @@ def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> str:
     return deliver_batch([delivery_id], now=now)[delivery_id]
 
 
-def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> dict[int, str]:
+def deliver_batch(
+    delivery_ids: list[int], *, now: datetime | None = None, endpoint_id=None
+) -> dict[int, str]:
     """Send the due deliveries among ``delivery_ids`` in event order; return each outcome
-    (as :func:`delivery_attempt` names them).
+    (as :func:`delivery_attempt` names them). Given ``endpoint_id`` (the endpoint of every
+    one of them: a task of :func:`queue_batches`), send that endpoint's earliest due
+    deliveries instead, ``delivery_ids`` among them if still due, at most BATCH_SIZE.
 
     The relay queues a batch per endpoint, so one task sends them over one kept-alive
     connection and leases them with one query. Per object, order holds: a delivery waits
@@ -432,11 +453,13 @@ def deliver_batch(delivery_ids: list[int], *, now: datetime | None = None) -> di
     rest back to the due sweep, so the lease (:func:`lease`) outlasts every send it made.
     """
     now = now or timezone.now()
+    if endpoint_id is not None:
+        endpoint_id = uuid.UUID(str(endpoint_id))
     outcome = dict.fromkeys(delivery_ids, "skipped")
     # endpoint -> its sending slot, None when all were taken
     slots: dict[int, tuple[str, str] | None] = {}
     try:
-        sending = _lease(delivery_ids, now, slots, outcome)
+        sending = _lease(delivery_ids, now, slots, outcome, endpoint_id)
         _send_leased(sending, outcome, slots)
     finally:
         for endpoint_id, slot in slots.items():
@@ -453,34 +476,34 @@ def _flag_waiting(endpoint_ids) -> None:
 
 
 def _lease(
-    delivery_ids: list[int], now: datetime, slots: dict, outcome: dict[int, str]
+    delivery_ids: list[int], now: datetime, slots: dict, outcome: dict[int, str], endpoint_id
 ) -> list[WebhookDelivery]:
-    """Take the due deliveries no other worker holds and their endpoints' sending slots;
-    return those to send now, in event order, each endpoint one shared instance (kept
-    current by :func:`_record`)."""
+    """Take the due deliveries no other worker holds (those of ``endpoint_id``: see
+    :func:`deliver_batch`) and their endpoints' sending slots; return those to send now,
+    in event order, each endpoint one shared instance (kept current by :func:`_record`)."""
     with transaction.atomic():
-        # Annotated rows (earlier_open) read by _in_subject_order.
-        deliveries: list[Any] = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "endpoint")
-            .filter(pk__in=delivery_ids, status__in=OPEN)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .annotate(earlier_open=_earlier_open())
-            .order_by("event_id")
-        )
+        deliveries, more = _due_rows(delivery_ids, now, endpoint_id)
         if not deliveries:
             return []
+        outcome.update(dict.fromkeys((d.pk for d in deliveries), "skipped"))
         endpoints: dict = {}
         for delivery in deliveries:
             delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
         deliveries = _without_busy(deliveries, endpoints, slots, now, outcome)
+        if more and slots.get(endpoint_id):
+            # The rest of the endpoint's backlog: another task, maybe on another slot. (Not
+            # when all slots are taken: their holders wake what waits for them.)
+            transaction.on_commit(lambda: queue_batches([(endpoint_id, [])]))
         deliveries = _without_disabled(deliveries, outcome)
         sending, waiting = _in_subject_order(deliveries)
         # The queued task is running: from here on, next_attempt_at alone says when.
         # Leased: another worker will not pick these up while this one is sending.
-        WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
-            next_attempt_at=now + lease(), queued_at=None
-        )
+        if sending and statements.available():
+            statements.set_leased([d.pk for d in sending], now + lease())
+        elif sending:
+            WebhookDelivery.objects.filter(pk__in=[d.pk for d in sending]).update(
+                next_attempt_at=now + lease(), queued_at=None
+            )
         if waiting:
             WebhookDelivery.objects.filter(pk__in=waiting).update(
                 next_attempt_at=now + WAIT_FOR_EARLIER, queued_at=None
@@ -488,6 +511,43 @@ def _lease(
             outcome.update(dict.fromkeys(waiting, "waiting"))
     _flag_waiting(pk for pk, slot in slots.items() if not slot)
     return sending
+
+
+def _due_rows(delivery_ids: list[int], now: datetime, endpoint_id) -> tuple[list[Any], bool]:
+    """Lock the due deliveries to lease (in the caller's transaction), in event order,
+    annotated with ``earlier_open`` (read by :func:`_in_subject_order`); for an endpoint,
+    at most BATCH_SIZE. Return them and whether more are due."""
+    if endpoint_id is None:
+        limit = None
+    else:
+        limit = BATCH_SIZE + 1
+        # The batch's queued flag is down: deliveries made from now on queue a task of
+        # their own (queue_batches), those made before are among these rows (queued:
+        # taken whatever their next_attempt_at, which another process's clock set).
+        shared.delete(_queued_key(endpoint_id))
+    deliveries = (
+        statements.lease_rows(delivery_ids, endpoint_id, now, limit)
+        if statements.available()
+        else _lease_rows(delivery_ids, endpoint_id, now, limit)
+    )
+    return deliveries[:BATCH_SIZE], len(deliveries) > BATCH_SIZE
+
+
+def _lease_rows(delivery_ids: list[int], endpoint_id, now: datetime, limit: int | None) -> list:
+    """:func:`webhooks.statements.lease_rows` with the ORM (SQLite, for development)."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    if endpoint_id is None:
+        chosen = Q(pk__in=delivery_ids)
+    else:
+        chosen, due = Q(endpoint_id=endpoint_id), due | Q(queued_at__isnull=False)
+    rows = (
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("event", "endpoint")
+        .filter(chosen, due, status__in=OPEN)
+        .annotate(earlier_open=_earlier_open())
+        .order_by("event_id")
+    )
+    return list(rows if limit is None else rows[:limit])
 
 
 def _without_busy(
@@ -638,26 +698,13 @@ def _claim_slot(endpoint_id) -> tuple[str, str] | None:
 
 
 def _release_slot(endpoint_id, slot: tuple[str, str]) -> None:
-    """Free the slot, and queue the deliveries that found the endpoint busy meanwhile: as
-    many as its slots can take at once (more would only find it busy again); the next
-    holder to finish queues the rest."""
+    """Free the slot, and if deliveries found the endpoint busy meanwhile, queue a task
+    for the endpoint: it takes its due deliveries, a batch at a time (queue_batches)."""
     shared.delete_if(*slot)
     waiting = f"slot:{endpoint_id}:waiting"
     if shared.get(waiting):
-        room = BATCH_SIZE * settings.PMS_WEBHOOK_ENDPOINT_CONCURRENCY
-        due = list(
-            WebhookDelivery.objects.filter(
-                endpoint_id=endpoint_id,
-                status__in=OPEN,
-                next_attempt_at__lte=timezone.now(),
-                queued_at__isnull=True,
-            )
-            .order_by("event_id")
-            .values_list("pk", flat=True)[: room + 1]
-        )
-        if len(due) <= room:
-            shared.delete(waiting)
-        enqueue_deliveries(due[:room])
+        shared.delete(waiting)
+        queue_batches([(endpoint_id, [])])
 
 
 def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = frozenset()) -> str:
@@ -668,6 +715,17 @@ def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = froz
     successes to a healthy endpoint do not queue behind each other on its row.
     """
     now = timezone.now()
+    code = result.status_code or 0
+    succeeded = 200 <= code < 300
+    if succeeded and statements.available():
+        return _record_success(leased, result, batch, now)
+    return _record_in_transaction(leased, result, batch, now)
+
+
+def _record_in_transaction(
+    leased: WebhookDelivery, result: SendResult, batch: frozenset, now: datetime
+) -> str:
+    """:func:`_record` of a failure (or of any outcome, without PostgreSQL)."""
     code = result.status_code or 0
     succeeded = 200 <= code < 300
     with transaction.atomic():
@@ -735,6 +793,42 @@ def _record(leased: WebhookDelivery, result: SendResult, batch: frozenset = froz
     leased.status, leased.last_status_code = delivery.status, delivery.last_status_code
     metrics.count_webhook_delivery(delivery.status)
     return delivery.status
+
+
+def _record_success(
+    leased: WebhookDelivery, result: SendResult, batch: frozenset, now: datetime
+) -> str:
+    """:func:`_record` of a success, in one statement (webhooks/statements.py): the
+    attempt, the delivery done, and the next delivery about the same object, woken."""
+    attempts, following = statements.record_success(
+        {
+            "id": leased.pk,
+            "now": now,
+            "code": result.status_code,
+            "latency": result.latency_ms,
+            "excerpt": result.excerpt,
+            "subject": leased.subject,
+            "endpoint": leased.endpoint_id,
+            "event": leased.event_id,
+            "batch": list(batch),
+        }
+    )
+    if attempts is None:
+        raise WebhookDelivery.DoesNotExist(f"delivery {leased.pk} is gone")
+    endpoint = leased.endpoint
+    if endpoint.failing_since is not None or _stale(endpoint.last_success_at, now):
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            failing_since=None, last_success_at=now
+        )
+        endpoint.failing_since, endpoint.last_success_at = None, now
+    if following is not None:
+        # Sent right away, not at the next sweep (unless in this batch: it sends it next).
+        WebhookDelivery.objects.filter(pk=following).update(next_attempt_at=now)
+        enqueue_deliveries([following])
+    leased.status, leased.last_status_code = WebhookDelivery.Status.SUCCEEDED, result.status_code
+    leased.attempt_count = attempts
+    metrics.count_webhook_delivery(leased.status)
+    return leased.status
 
 
 def _stale(moment: datetime | None, now: datetime) -> bool:
@@ -824,19 +918,32 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
         return
     # Marked as queued, the due sweep leaves them alone unless the task is lost.
     WebhookDelivery.objects.filter(pk__in=delivery_ids).update(queued_at=timezone.now())
-    queue_batches(deliveries_by_endpoint(delivery_ids))
+    queue_batches(_endpoint_batches(WebhookDelivery.objects.filter(pk__in=delivery_ids)))
 
 
-def queue_batches(batches: list[list[int]]) -> None:
-    """Queue a ``webhooks.deliver_batch`` task per batch (deliveries marked as queued)."""
-    for number, ids in enumerate(batches):
+def _queued_key(endpoint_id) -> str:
+    return f"batch:{endpoint_id}:queued"
+
+
+def queue_batches(batches: list[tuple[Any, list[int]]]) -> None:
+    """Queue a ``webhooks.deliver_batch`` task per ``(endpoint id, delivery ids)`` batch
+    (deliveries marked as queued), unless one for that endpoint is queued and not yet
+    started: that task takes the endpoint's due deliveries when it starts, these among
+    them. So a backlog costs a task per BATCH_SIZE deliveries, not one per event."""
+    for number, (endpoint_id, ids) in enumerate(batches):
+        key = _queued_key(endpoint_id)
         try:
             if redis_outage.paused():
                 raise redis_outage.RedisPaused("Redis paused after a failure in this process")
+            if not shared.add_among_processes(key, "1", ENDPOINT_TASK_QUEUED_FOR.total_seconds()):
+                continue
             # By name: webhooks/tasks.py calls this module (the app's ready() loads it).
-            current_app.tasks[DELIVER_BATCH_TASK].apply_async((ids,), retry=False)
+            current_app.tasks[DELIVER_BATCH_TASK].apply_async(
+                (ids,), {"endpoint_id": str(endpoint_id)}, retry=False
+            )
         except Exception as exc:  # broker down: the due-delivery sweep sends them next run
-            rest = [pk for batch in batches[number:] for pk in batch]
+            shared.delete(key)
+            rest = [pk for _, batch in batches[number:] for pk in batch]
             WebhookDelivery.objects.filter(pk__in=rest).update(queued_at=None)
             if redis_outage.unreachable(exc):
                 redis_outage.report("broker", exc)

@@ -11,9 +11,11 @@ def deliver(delivery_id: int) -> str:
 
 
 @shared_task(name=services.DELIVER_BATCH_TASK, acks_late=True)
-def deliver_batch(delivery_ids: list[int]) -> dict[str, str]:
-    """Send one endpoint's due deliveries in event order, over one connection."""
-    return {str(k): v for k, v in services.deliver_batch(delivery_ids).items()}
+def deliver_batch(delivery_ids: list[int], endpoint_id: str | None = None) -> dict[str, str]:
+    """Send one endpoint's due deliveries in event order, over one connection (those of
+    ``delivery_ids`` only, for tasks queued without ``endpoint_id``)."""
+    outcome = services.deliver_batch(delivery_ids, endpoint_id=endpoint_id)
+    return {str(k): v for k, v in outcome.items()}
 
 
 @shared_task(name="webhooks.deliver_due")

@@ -137,7 +137,9 @@ class SharedState:
         self.local = _Local()
         self._redis: _Redis | None = None
 
-    def _call(self, operation: str, key: str, *args):
+    def _call(self, operation: str, key: str, *args, alone=None):
+        """Run ``operation`` in Redis; without it, in this process, or (``alone`` not None)
+        not at all, returning ``alone``."""
         from redis.exceptions import RedisError
 
         key = PREFIX + key
@@ -151,6 +153,8 @@ class SharedState:
                     redis_outage.report("webhook circuits", exc)
                 else:
                     logger.exception("Redis refused %s; kept in this process", operation)
+        if alone is not None:
+            return alone
         return getattr(self.local, operation)(key, *args)
 
     def get(self, key: str) -> str | None:
@@ -167,6 +171,11 @@ class SharedState:
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         return self._call("add", key, value, ttl)
+
+    def add_among_processes(self, key: str, value: str, ttl: float) -> bool:
+        """``add`` in Redis only: without it (or while it does not answer) True, since a
+        flag of this process alone would be invisible to the others that clear it."""
+        return self._call("add", key, value, ttl, alone=True)
 
     def delete(self, *keys: str) -> None:
         for key in keys:
