@@ -156,8 +156,13 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
         )
 
     def secret_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
         endpoint = get_object_or_404(WebhookEndpoint, pk=object_id)
-        if not (self.has_add_permission(request) or self.has_change_permission(request, endpoint)):
+        secret = secret_take(request, slot=NEW_SECRET_SESSION, obj=endpoint)
+        # Someone who may only add endpoints sees the one they just made, never another's
+        # (its URL may carry a token).
+        if secret is None and not self.has_view_or_change_permission(request, endpoint):
             raise PermissionDenied
         return TemplateResponse(
             request,
@@ -166,7 +171,7 @@ class WebhookEndpointAdmin(ServiceRefusalAdminMixin, AuditHistoryAdminMixin, adm
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "endpoint": endpoint,
-                "secret": secret_take(request, slot=NEW_SECRET_SESSION, obj=endpoint),
+                "secret": secret,
                 "title": "Webhook signing secret",
             },
         )

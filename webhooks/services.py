@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import (
     Case,
     Count,
+    Exists,
     IntegerField,
     OuterRef,
     Q,
@@ -64,8 +65,10 @@ WAIT_FOR_EARLIER = timedelta(seconds=1)
 # A queued delivery task not run by then is taken for lost and queued again by the sweep.
 QUEUED_TASK_LOST_AFTER = timedelta(seconds=60)
 # How long "a task for this endpoint is queued and not started" holds back queueing
-# another (queue_batches). Short: a task lost with its worker delays the endpoint's new
-# deliveries this long at most; one waiting longer in a busy queue only gets a twin.
+# another (queue_batches). Short: after a task lost with its worker, the endpoint's next
+# delivery queues a new one (which takes the lost task's deliveries too) once this has
+# passed; with no next delivery, the sweep takes them after QUEUED_TASK_LOST_AFTER. A task
+# waiting longer in a busy queue only gets a twin.
 ENDPOINT_TASK_QUEUED_FOR = timedelta(seconds=5)
 MAX_RETRY_AFTER = timedelta(hours=24)
 # A delivery skipped by an open circuit is tried again when the circuit may let a probe
@@ -539,7 +542,16 @@ def _lease_rows(delivery_ids: list[int], endpoint_id, now: datetime, limit: int 
     if endpoint_id is None:
         chosen = Q(pk__in=delivery_ids)
     else:
-        chosen, due = Q(endpoint_id=endpoint_id), due | Q(queued_at__isnull=False)
+        held = WebhookDelivery.objects.filter(
+            endpoint_id=OuterRef("endpoint_id"),
+            subject=OuterRef("subject"),
+            event_id__lt=OuterRef("event_id"),
+            status__in=OPEN,
+            queued_at__isnull=True,
+            next_attempt_at__gt=now,
+        ).exclude(subject="")
+        chosen = Q(endpoint_id=endpoint_id) & ~Exists(held)
+        due = due | Q(queued_at__isnull=False)
     rows = (
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("event", "endpoint")
@@ -769,6 +781,9 @@ def _record_in_transaction(
                 else:
                     delivery.status = WebhookDelivery.Status.RETRYING
                     delivery.next_attempt_at = now + delay
+                # Queued meanwhile ("Send again now" while it was in flight): the retry
+                # waits its delay, not the next task of the endpoint.
+                delivery.queued_at = None
                 if now - endpoint.failing_since >= timedelta(
                     days=settings.PMS_WEBHOOK_DISABLE_AFTER_DAYS
                 ):
@@ -788,6 +803,7 @@ def _record_in_transaction(
                 "last_error",
                 "delivered_at",
                 "next_attempt_at",
+                "queued_at",
             ]
         )
     leased.status, leased.last_status_code = delivery.status, delivery.last_status_code

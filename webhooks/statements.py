@@ -72,7 +72,17 @@ def lease_sql(by_endpoint: bool) -> str:
     )
     due = f"d.{d['next_attempt_at']} IS NULL OR d.{d['next_attempt_at']} <= %(now)s"
     if by_endpoint:
-        chosen = f"d.{d['endpoint_id']} = %(endpoint)s"
+        # Not the deliveries held behind an earlier one about the same object that is
+        # neither due nor queued (failing, in its backoff; or in another worker's hands):
+        # they would fill every batch and starve the endpoint's other objects. That one's
+        # success wakes the next (success_sql); its giving up leaves them to the due sweep.
+        chosen = (
+            f"d.{d['endpoint_id']} = %(endpoint)s AND NOT EXISTS (SELECT 1 FROM {deliveries} b "  # noqa: S608 -- model names
+            f"WHERE b.{d['endpoint_id']} = d.{d['endpoint_id']} AND d.{d['subject']} <> '' "
+            f"AND b.{d['subject']} = d.{d['subject']} AND b.{d['event_id']} < d.{d['event_id']} "
+            f"AND b.{d['status']} IN {OPEN!r} AND b.{d['queued_at']} IS NULL "
+            f"AND b.{d['next_attempt_at']} > %(now)s)"
+        )
         due += f" OR d.{d['queued_at']} IS NOT NULL"
     else:
         chosen = f"d.{d['id']} = ANY(%(ids)s)"

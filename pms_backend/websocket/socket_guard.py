@@ -6,18 +6,20 @@ session once it has ended (logged out, expired, password changed, no longer staf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from importlib import import_module
-from types import SimpleNamespace
 from typing import Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from audit.actors import Actor
 from audit.services import audit_record
@@ -207,14 +209,22 @@ def _ended_keys(prefixes: list[str]) -> dict[str, int]:
 def _ended_sessions(session_keys: list[str]) -> list[str]:
     """Return the ``session_keys`` that no longer sign in active staff.
 
-    Django's own ``get_user`` decides, as for the next page the browser loads: the session
-    must exist and be unexpired in the configured store, name an active user, and carry the
-    hash of that user's current password.
+    As Django's ``get_user`` decides for the next page the browser loads: the session
+    exists and is unexpired in the configured store, names an active staff user, and
+    carries the hash of that user's current password. Read only: ``get_user`` itself may
+    flush a session or cycle its key, which a watcher must never do to a live browser's.
     """
     store = import_module(settings.SESSION_ENGINE).SessionStore
+    users = get_user_model()._default_manager
     ended = []
     for session_key in session_keys:
-        user = get_user(SimpleNamespace(session=store(session_key)))  # type: ignore[arg-type]
-        if not (user.is_authenticated and user.is_active and user.is_staff):
+        data = store(session_key).load()  # empty when missing or expired
+        user = None
+        if data.get(SESSION_KEY) is not None:
+            with contextlib.suppress(ValidationError, ValueError):
+                user = users.filter(pk=data[SESSION_KEY], is_active=True, is_staff=True).first()
+        if user is None or not constant_time_compare(
+            str(data.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()
+        ):
             ended.append(session_key)
     return ended

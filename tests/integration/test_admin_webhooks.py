@@ -85,6 +85,19 @@ def test_a_view_only_clerk_cannot_open_a_secret_page(make_staff):
     assert clerk.get(f"{ENDPOINTS}{endpoint.pk}/secret/").status_code == 403
 
 
+def test_who_may_only_add_endpoints_sees_no_other_endpoints_page(make_staff):
+    """Its URL may carry a token: someone who may add endpoints, and not view them, sees
+    only the secret of the one they just made."""
+    theirs, _ = services.endpoint_create(
+        actor=Actor.system("tests"), url="https://hooks.example.com/in?token=s3cret"
+    )
+    adder = make_staff("webhooks.add_webhookendpoint")
+
+    page = adder.get(f"{ENDPOINTS}{theirs.pk}/secret/")
+
+    assert page.status_code == 403 and b"s3cret" not in page.content
+
+
 @pytest.mark.parametrize("bad", ["abc", "1", str(uuid.uuid4())])
 def test_a_secret_page_of_no_endpoint_is_not_an_error(admin_client, bad):
     response = admin_client.get(f"{ENDPOINTS}{bad}/secret/", follow=True)

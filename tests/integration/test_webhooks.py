@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 from standardwebhooks import Webhook
@@ -354,6 +355,42 @@ def test_a_backlog_longer_than_a_batch_goes_on_in_another_task(receiver, broker_
     assert broker_queue() == 2  # and one more for the third delivery
     assert services.deliver_batch([], endpoint_id=endpoint.pk) != {}
     assert len(receiver.received) == 3
+
+
+def test_deliveries_held_behind_a_failing_one_leave_room_for_other_objects(
+    receiver, broker_queue, monkeypatch
+):
+    """One product's first event keeps failing (in its backoff); its later events wait
+    behind it, in order. They must not fill every batch of the endpoint's task: another
+    product's event goes out at once. (They did: each task leased the held ones first,
+    parked them a second, and queued itself again.)"""
+    from pms_backend.events.relay import dispatch_events
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 2)
+    endpoint, _ = services.endpoint_create(
+        actor=ACTOR, url=receiver.url, event_types=["stock.updated"]
+    )
+    _publish_in_one_transaction(
+        [("stock.updated", {"product": 1, "on_hand": n}, "product:1") for n in range(4)]
+        + [("stock.updated", {"product": 2, "on_hand": 9}, "product:2")]
+    )
+    dispatch_events(list(Event.objects.filter(dispatched_at=None).values_list("pk", flat=True)))
+    rows = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("event_id"))
+    failing, held, other = rows[0], rows[1:4], rows[4]
+    WebhookDelivery.objects.filter(pk=failing.pk).update(
+        status="retrying",
+        attempt_count=1,
+        next_attempt_at=timezone.now() + timedelta(hours=1),
+        queued_at=None,
+    )
+
+    outcome = services.deliver_batch([], endpoint_id=endpoint.pk)
+
+    assert outcome == {other.pk: "succeeded"}
+    assert [json.loads(r.body)["data"]["product"] for r in receiver.received] == [2]
+    assert set(
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in held]).values_list("status", flat=True)
+    ) == {"pending"}
 
 
 def test_deliveries_are_grouped_by_endpoint_in_event_order(make_product):

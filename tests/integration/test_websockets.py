@@ -198,12 +198,18 @@ async def test_a_staff_socket_ends_with_its_session(staff_user, client, settings
         username="demoted", password="a long passphrase 42", is_staff=True
     )
     demoted = await _session_socket(Client(), demoted_user)
+    rekeyed_user = await sync_to_async(get_user_model().objects.create_user)(
+        username="rekeyed", password="a long passphrase 42", is_staff=True
+    )
+    rekeyed = await _session_socket(Client(), rekeyed_user)
 
     await sync_to_async(client.logout)()
     demoted_user.is_staff = False
     await sync_to_async(demoted_user.save)(update_fields=["is_staff"])
+    rekeyed_user.set_password("another long passphrase 43")  # signs out every session
+    await sync_to_async(rekeyed_user.save)(update_fields=["password"])
 
-    for comm in (signed_out, demoted):
+    for comm in (signed_out, demoted, rekeyed):
         closed = await comm.receive_output(timeout=3)
         assert closed == {"type": "websocket.close", "code": 4401, "reason": "session ended"}
     await still_in.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
