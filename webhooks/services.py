@@ -550,7 +550,7 @@ def _lease_rows(delivery_ids: list[int], endpoint_id, now: datetime, limit: int 
             queued_at__isnull=True,
             next_attempt_at__gt=now,
         ).exclude(subject="")
-        chosen = Q(endpoint_id=endpoint_id) & ~Exists(held)
+        chosen = Q(Q(endpoint_id=endpoint_id), ~Exists(held))
         due = due | Q(queued_at__isnull=False)
     rows = (
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
