@@ -551,7 +551,10 @@ def _lease_rows(delivery_ids: list[int], endpoint_id, now: datetime, limit: int 
             next_attempt_at__gt=now,
         ).exclude(subject="")
         chosen = Q(Q(endpoint_id=endpoint_id), ~Exists(held))
-        due = due | Q(queued_at__isnull=False)
+        within = Q(next_attempt_at__isnull=True) | Q(
+            next_attempt_at__lte=now + statements.QUEUED_HORIZON
+        )
+        due = within & (due | Q(queued_at__isnull=False))
     rows = (
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("event", "endpoint")
