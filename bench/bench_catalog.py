@@ -8,7 +8,7 @@ import json
 
 from harness.common import BenchError, http_get, log
 from harness.context import Context, benchmark
-from harness.fixtures import seeded_catalog
+from harness.fixtures import catalog_seed, seeded_catalog
 from harness.loadgen import Load
 from harness.services import drop_database, vacuum_analyze
 from harness.stats import ratio_to
@@ -117,16 +117,7 @@ def bench_catalog(ctx: Context) -> None:
     )
 
     log(f"seeding up to {ctx.args.large:,} products (server idle)")
-    seeded = ctx.run_timed(
-        url,
-        "seed_database",
-        "--products",
-        str(ctx.args.large),
-        "--seed",
-        "1",
-        "--no-progress",
-        "--catalog-only",
-    )
+    seeded = ctx.run_timed(url, *catalog_seed(ctx.args.large))
     log(f"top-up seed took {seeded['seconds']:.1f} s")
     vacuum_analyze(url)
     # The seed bumped the catalog version: the storefront list is rebuilt on first read.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from harness.common import log
 from harness.context import Context, benchmark
+from harness.fixtures import catalog_seed
 from harness.services import drop_database, recreate_database
 
 SEED_MAX_SECONDS = 60.0
@@ -21,16 +22,7 @@ def bench_seed(ctx: Context) -> None:
     ctx.manage(url, "migrate", "--noinput", "-v0")
     log(f"timing seed_database --products {ctx.args.large:,}")
     # The catalog, as this target has always measured (no demo stock, orders or history).
-    m = ctx.run_timed(
-        url,
-        "seed_database",
-        "--products",
-        str(ctx.args.large),
-        "--seed",
-        "1",
-        "--no-progress",
-        "--catalog-only",
-    )
+    m = ctx.run_timed(url, *catalog_seed(ctx.args.large))
     name = f"seed_database --products {ctx.args.large}"
     ctx.row(
         f"{name}: wall time",

@@ -66,8 +66,14 @@ def seeded_catalog(ctx: Context, db: str, products: int) -> str:
     log(f"database {db}: migrate, seed {products:,} products")
     ctx.manage(url, "migrate", "--noinput", "-v0")
     # The catalog alone: the benchmarks stock what they need themselves (seed_stock).
-    ctx.manage(
-        url,
+    ctx.manage(url, *catalog_seed(products))
+    return url
+
+
+def catalog_seed(products: int) -> list[str]:
+    """``manage.py`` arguments loading ``products`` demo products, the catalog alone (no
+    demo stock, orders or history: what the benchmarks have always measured)."""
+    return [
         "seed_database",
         "--products",
         str(products),
@@ -75,8 +81,7 @@ def seeded_catalog(ctx: Context, db: str, products: int) -> str:
         "1",
         "--no-progress",
         "--catalog-only",
-    )
-    return url
+    ]
 
 
 def seeded_database(
