@@ -306,13 +306,27 @@ def test_seed_database_is_audited_as_a_job():
     assert created.count() == Category.objects.count()
 
 
+def test_seed_database_refuses_demo_orders_in_production_before_writing_anything():
+    """With DEBUG off (a production shop, perhaps live) the demo orders would reach every
+    active webhook endpoint: refused, nothing written; the catalog alone is allowed."""
+    with pytest.raises(CommandError, match="--allow-production"):
+        run("seed_database", "--products", "30", "--seed", "7", "--no-progress")
+    assert not Product.objects.exists() and not Category.objects.exists()
+
+    run("seed_database", "--products", "30", "--seed", "7", "--no-progress", "--catalog-only")
+    assert Product.objects.count() == 30
+
+
 def test_seed_database_again_adds_nothing():
-    run("seed_database", "--products", "300", "--seed", "7", "--no-progress")
+    # pytest-django runs with DEBUG off, as production does: the demo orders need the flag.
+    run("seed_database", "--products", "300", "--seed", "7", "--no-progress", "--allow-production")
     first = _catalog_rows()
     categories = Category.objects.count()
     audit = AuditLog.objects.count()
 
-    out, _ = run("seed_database", "--products", "300", "--seed", "7", "--no-progress")
+    out, _ = run(
+        "seed_database", "--products", "300", "--seed", "7", "--no-progress", "--allow-production"
+    )
 
     assert "0 new products (300 already present)" in out
     assert _catalog_rows() == first

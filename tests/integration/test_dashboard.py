@@ -330,7 +330,15 @@ def test_the_live_cards_cost_the_same_queries_however_many_orders_today(
 
 
 def test_the_seeded_demo_fills_the_dashboard_on_first_login(client, staff_user):
-    call_command("seed_database", "--products", "120", "--orders", "80", "--no-progress")
+    call_command(  # DEBUG is off under pytest-django: the demo orders need the flag
+        "seed_database",
+        "--products",
+        "120",
+        "--orders",
+        "80",
+        "--no-progress",
+        "--allow-production",
+    )
 
     page = client_page(client, staff_user)
 

@@ -35,7 +35,15 @@ THRESHOLD = 5  # the shop's low-stock threshold (PMS_LOW_STOCK_THRESHOLD's defau
 
 def seed(*args: str) -> str:
     out = io.StringIO()
-    call_command("seed_database", "--no-progress", *args, stdout=out, stderr=io.StringIO())
+    # pytest-django runs with DEBUG off, as production does: the demo orders need the flag.
+    call_command(
+        "seed_database",
+        "--no-progress",
+        "--allow-production",
+        *args,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     return out.getvalue()
 
 

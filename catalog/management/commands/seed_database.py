@@ -45,6 +45,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Only the categories and products: no stock, orders or metric history.",
         )
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Place the demo stock and orders with DJANGO_DEBUG=false too: their events, "
+            "demo customers included, reach every active webhook endpoint and live feed.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(
@@ -57,6 +63,13 @@ class Command(BaseCommand):
         for step in seeding_steps():
             if step.size_option and not 0 <= options[step.size_option] <= MAX_STEP_SIZE:
                 raise CommandError(f"--{step.size_option} must be from 0 to {MAX_STEP_SIZE:,}.")
+        if not (catalog_only or settings.DEBUG or options["allow_production"]):
+            # Checked before anything is written: a production shop gets nothing half-made.
+            raise CommandError(
+                "With DJANGO_DEBUG=false this would place demo orders in what may be a live "
+                "shop, and send their events (demo customers included) to every active webhook "
+                "endpoint. Pass --catalog-only for the products alone, or --allow-production."
+            )
         actor = Actor.system("seed_database")
         categories = self._categories(actor)
         leaves = demo.leaf_names()
