@@ -144,6 +144,17 @@ class Session:
     def close(self) -> None:
         self.context.close()
 
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        """Photograph the page a step failed on (``…-FAILED.png``), then close the tab."""
+        try:
+            if error is not None:
+                self.shot("FAILED")
+        finally:
+            self.close()
+
 
 @pytest.fixture
 def shots(capsys):
@@ -183,7 +194,7 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
     _staff("boss", superuser=True)
     tab = Session(browser, stack["web"].base_url, "staff", shots)
     page = tab.page
-    try:
+    with tab:
         # Log in.
         tab.login("boss", PASSWORD)
         assert page.url.endswith("/admin/")
@@ -327,11 +338,6 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
         category_id = Product.objects.get(pk=product_id).category_id
         assert tab.audit_actions("catalog.category", category_id) == ["Category created"]
         tab.shot("audit-category")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()
 
 
 def test_warehouse_staff_receive_stock_but_cannot_change_prices(
@@ -345,7 +351,7 @@ def test_warehouse_staff_receive_stock_but_cannot_change_prices(
     tab = Session(browser, stack["web"].base_url, "warehouse", shots)
     page = tab.page
     change_url = f"/admin/catalog/product/{product.pk}/change/"
-    try:
+    with tab:
         tab.login("keeper", PASSWORD)
         tab.shot("logged-in")
 
@@ -392,11 +398,6 @@ def test_warehouse_staff_receive_stock_but_cannot_change_prices(
         assert "receipt of +12 recorded; 12 on hand" in tab.messages()
         assert Stock.objects.get(product_id=product.pk).on_hand == 12
         tab.shot("stock-received")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()
 
 
 def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, browser, shots):
@@ -416,7 +417,7 @@ def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, bro
                 "/api/v1/products/", headers={"Authorization": f"Api-Key {raw}"}
             ).status_code
 
-    try:
+    with tab:
         tab.login("keyholder", PASSWORD)
 
         # Create: the form's POST redirects to the one page that shows the secret.
@@ -463,11 +464,6 @@ def test_a_new_api_key_is_shown_once_and_revoked_after_a_confirmation(stack, bro
         assert key.revoked_at is not None
         assert products_with(raw) == 401
         tab.shot("key-revoked")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()
 
 
 def test_a_webhook_signing_secret_is_shown_once_and_a_reload_rotates_nothing(stack, browser, shots):
@@ -476,7 +472,7 @@ def test_a_webhook_signing_secret_is_shown_once_and_a_reload_rotates_nothing(sta
     _staff("hookkeeper", superuser=True)
     tab = Session(browser, stack["web"].base_url, "webhooks", shots)
     page = tab.page
-    try:
+    with tab:
         tab.login("hookkeeper", PASSWORD)
 
         # Create: the POST redirects to the one page that shows the secret.
@@ -516,8 +512,3 @@ def test_a_webhook_signing_secret_is_shown_once_and_a_reload_rotates_nothing(sta
         endpoint.refresh_from_db()
         assert endpoint.secret_ct == stored  # not rotated again
         tab.shot("rotated-reloaded")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()

@@ -50,7 +50,7 @@ def test_staff_confirm_a_cancel_with_a_reason_and_a_bulk_archive(
     _staff("chief", superuser=True)
     tab = Session(browser, stack["web"].base_url, "confirm", shots)
     page = tab.page
-    try:
+    with tab:
         tab.login("chief", PASSWORD)
 
         # Cancel asks why on a page of its own; nothing changes until it is sent.
@@ -84,8 +84,3 @@ def test_staff_confirm_a_cancel_with_a_reason_and_a_bulk_archive(
             Product.objects.filter(pk__in=[lamp.pk, spare.pk]).values_list("status", flat=True)
         ) == {"archived"}
         tab.shot("archived")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()

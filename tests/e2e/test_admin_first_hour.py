@@ -178,7 +178,7 @@ def test_a_new_staff_members_first_hour(
 
     tab = FirstHour(browser, stack["web"].base_url, shots)
     page = tab.page
-    try:
+    with tab:
         # Log in: the dashboard, with this morning's figures.
         tab.login("grace", PASSWORD)
         assert page.url.endswith("/admin/")
@@ -320,11 +320,6 @@ def test_a_new_staff_members_first_hour(
             "Order refunded",
         }, by_grace
         tab.key_page("audit-log", curated=True)
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()
 
 
 def test_an_order_placed_while_staff_change_pages_still_shows_its_notice(
@@ -339,7 +334,7 @@ def test_an_order_placed_while_staff_change_pages_still_shows_its_notice(
     _staff("ada", superuser=True)
     tab = Session(browser, stack["web"].base_url, "between-pages", shots)
     page = tab.page
-    try:
+    with tab:
         tab.login("ada", PASSWORD)
         tab.goto("/admin/catalog/product/")
         tab.wait_for_frame('"subscribed"')
@@ -351,8 +346,3 @@ def test_an_order_placed_while_staff_change_pages_still_shows_its_notice(
         assert f"New order {order['number']}" in notice.inner_text()
         page.wait_for_timeout(1_000)  # a live copy of a replayed event would show by now
         assert notice.count() == 1
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()

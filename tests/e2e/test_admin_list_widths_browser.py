@@ -179,7 +179,7 @@ def test_every_list_fits_a_1366_px_screen_with_long_data(stack, browser, make_ke
     tab.page.set_viewport_size({"width": WIDTH, "height": 900})
     page = tab.page
     problems = []
-    try:
+    with tab:
         tab.login("lister", PASSWORD)
         for name, url in LISTS.items():
             tab.goto(url)
@@ -201,9 +201,4 @@ def test_every_list_fits_a_1366_px_screen_with_long_data(stack, browser, make_ke
                 )
             if measured["nameLines"] > 2:
                 problems.append(f"{name}: a product name takes {measured['nameLines']} lines")
-    except Exception:
-        tab.shot("FAILED")
-        raise
-    finally:
-        tab.close()
     assert not problems, "\n".join(problems)
