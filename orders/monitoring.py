@@ -37,6 +37,12 @@ NOT_REVENUE = (Order.Status.CANCELLED, Order.Status.REFUNDED)
 PERMISSION = "orders.view_order"
 
 
+def _placed_and_revenue() -> dict[str, Any]:
+    """The aggregates of orders placed and their revenue (cancelled and refunded excluded),
+    for the snapshots and for today's live count alike."""
+    return {"placed": Count("id"), "revenue": Sum("total", filter=~Q(status__in=NOT_REVENUE))}
+
+
 @register_flow_metrics
 def order_flows(starts: list[datetime], granularity: str, now: datetime) -> list[MetricSnapshot]:
     """Orders placed and revenue (cancelled and refunded orders excluded) per period."""
@@ -47,10 +53,7 @@ def order_flows(starts: list[datetime], granularity: str, now: datetime) -> list
     grouped = (
         grouped_by_period(Order.objects, "created_at", starts, granularity)
         .values("period", "currency")
-        .annotate(
-            placed=Count("id"),
-            revenue=Sum("total", filter=~Q(status__in=NOT_REVENUE)),
-        )
+        .annotate(**_placed_and_revenue())
     )
     for row in grouped:
         period = row["period"].astimezone(UTC)
@@ -101,7 +104,7 @@ def _today_live(today: datetime) -> tuple[int, dict[str, Decimal]]:
         Order.objects.filter(created_at__gte=today)
         .order_by()
         .values("currency")
-        .annotate(placed=Count("id"), revenue=Sum("total", filter=~Q(status__in=NOT_REVENUE)))
+        .annotate(**_placed_and_revenue())
     )
     placed, revenue = 0, {}
     for row in rows:
