@@ -1,6 +1,7 @@
 """Orders benchmark (issue "Inventory and orders"): the stock status endpoint against the
 ceiling; order placement against pgbench's simple-update TPS on the same PostgreSQL; 16
-clients racing for one scarce product (no oversell, no deadlock)."""
+clients racing for one scarce product (no oversell, no deadlock); refunds against order
+placement (issue "Refunds and returns")."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ import json
 import re
 import secrets
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from harness.common import PYTHON, ROOT, BenchError, log
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, log
 from harness.context import Context, benchmark
-from harness.fixtures import seed_stock
+from harness.fixtures import seed_spread, seed_stock, shell_json
 from harness.loadgen import Load
-from harness.servers import Server
+from harness.servers import Server, Worker
 from harness.services import (
     database_url,
     db_scalar,
     deadlocks,
     drop_database,
     flush_redis,
+    mark_events_dispatched,
     recreate_database,
     vacuum_analyze,
 )
@@ -34,6 +37,32 @@ ORDERS_MIN_PING_RATIO = 0.25
 ORDERS_MAX_CPU_RATIO = 4.0
 ORDERS_MAX_DB_CPU_MS = 2.0
 STOCK_MIN_RPS_RATIO = 0.50
+ORDERS3_MIN_RATIO = 0.90
+# Issue 17: shipping (a fulfilment POST) at least half as fast as placing an order.
+FULFIL_MIN_RATIO = 0.50
+FULFIL_ORDERS, FULFIL_UNITS = 400, 1000
+REFUNDS_MIN_ORDERS_RATIO = 0.50
+REFUNDABLE_ORDERS = 200
+LOCATIONS = ["main", "store", "outlet"]
+SCARCE3_UNITS = [20, 20, 10]
+BACKORDER_LIMIT = 20
+# A product taking backorders up to a limit, set through the catalog's service.
+BACKORDER_SNIPPET = """
+import json
+from audit.actors import Actor
+from catalog.models import Product
+from catalog.services import product_update
+from catalog.variants import variant_update
+
+product = Product.objects.get(pk={product})
+data = {{"allow_backorder": True, "backorder_limit": {limit}}}
+actor = Actor.system("bench")
+if product.parent_id:
+    variant_update(actor=actor, variant_id=product.pk, data=data)
+else:
+    product_update(actor=actor, product_id=product.pk, data=data)
+print("BENCH_JSON " + json.dumps(product.pk))
+"""
 
 NOTES = [
     "Order loads: wrk -t1 -c16 (not -c32), one line per order, a fresh Idempotency-Key "
@@ -51,7 +80,74 @@ NOTES = [
     "be met by making order placement cheaper.",
     "Oversell: 16 clients race for one product until well past its stock; wrk counts "
     "only the answers it waited for, the database counts every order.",
+    "Three locations: 2,000 other products hold 1 unit at main, 1 at store and 1,000 at "
+    "outlet (allocation by priority, main first), so orders of one unit take main's, then "
+    "store's, then outlet's; 2,000 more stocked the same get orders of 2 units, whose "
+    "first for each product splits over main and store (in a short run nearly every "
+    "order: the worst case, shown without a target). The 50-unit race: 20 + 20 + 10 "
+    "units, 200 wrk connections for 5 s.",
+    f"Fulfilments: {FULFIL_ORDERS} orders of {FULFIL_UNITS} units of one product each, "
+    "placed and processed with the services before the load; each request ships 1 unit "
+    "of the next order (POST /orders/{id}/fulfillments/, admin key, 16 clients), sold "
+    "from its reservation: a partial shipment, the order stays in processing. Measured "
+    "interleaved with order placement on the same server; the ratio is fulfilments per "
+    "second over orders per second.",
+    "Backorders (issue 17): another product with the same 20 + 20 + 10 units takes up to "
+    "20 more as backorders; 200 wrk connections for 5 s: exactly 70 orders, 50 reserved "
+    "and 20 backordered, whatever the race; the rest 409 backorder_limit_reached.",
 ]
+
+# Each request ships one unit of the next order of ``orders`` (id and product pairs, from a
+# random start): an order holds so many units that no run ships them all.
+LUA_FULFIL = """local orders = {}
+for id, pid in ("ORDERS"):gmatch("([%w-]+):(%d+)") do orders[#orders + 1] = {id, pid} end
+local urandom = io.open("/dev/urandom", "rb")
+local seed = urandom:read(2)
+urandom:close()
+local start = seed:byte(1) * 256 + seed:byte(2)
+local k = 0
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  k = k + 1
+  local order = orders[(start + k) % #orders + 1]
+  local body = string.format('{"lines":[{"product":%s,"quantity":1}],"carrier":"DHL",' ..
+    '"tracking_number":"B%d"}', order[2], k)
+  return wrk.format("POST", "/api/v1/orders/" .. order[1] .. "/fulfillments/", nil, body)
+end"""
+
+# Places and processes the fulfilment load's orders through the services (as staff would
+# over the API, without the HTTP round trips): products after those the other loads use.
+FULFIL_SNIPPET = """
+import json
+from audit.actors import Actor
+from catalog.models import Product
+from inventory.models import InventoryMovement
+from inventory.stocktake import stock_set_levels
+from orders.services import order_place, order_transition
+
+count, units, skip = json.loads({args!r})
+actor = Actor.system("bench")
+sellable = Product.objects.filter(status="published", variants__isnull=True)
+ids = list(sellable.order_by("pk").values_list("pk", flat=True)[skip : skip + count])
+stock_set_levels(
+    actor=actor,
+    targets=dict.fromkeys(ids, units),
+    kind=InventoryMovement.Kind.RECEIPT,
+    reason="benchmark stock",
+)
+out = []
+for pid in ids:
+    order = order_place(
+        actor=actor,
+        items=[{{"product": pid, "quantity": units}}],
+        customer={{"email": "ship@example.com", "name": "Bench Customer"}},
+        shipping_address={{"line1": "1 Main Street", "city": "Berlin",
+                          "postal_code": "10115", "country": "DE"}},
+    )
+    order_transition(actor=actor, order_id=order.pk, transition="process")
+    out.append([str(order.pk), pid])
+print("BENCH_JSON " + json.dumps(out))
+"""
 
 # Each request places a one-line order for the next product of ``ids`` (from a random
 # start), under an Idempotency-Key made of 8 random bytes and a counter: unique across
@@ -69,12 +165,55 @@ request = function()
   k = k + 1
   local pid = ids[(start + k) % #ids + 1]
   wrk.headers["Idempotency-Key"] = "bench-" .. prefix .. "-" .. k
-  local body = string.format('{"items":[{"product":%d,"quantity":1}],' ..
+  local body = string.format('{"items":[{"product":%d,"quantity":QTY}],' ..
     '"customer":{"email":"c%d@example.com","name":"Bench Customer"},' ..
     '"shipping_address":{"line1":"1 Main Street","city":"Berlin",' ..
     '"postal_code":"10115","country":"DE"}}', pid, k)
   return wrk.format("POST", "/api/v1/orders/", nil, body)
 end"""
+
+
+# Each request refunds one unit of the next of ``orders`` (order id, its line's product),
+# from a random start, under a fresh Idempotency-Key.
+LUA_REFUND = """local orders = {}
+for id, pid in ("ORDERS"):gmatch("([%w-]+):(%d+)") do orders[#orders + 1] = {id, pid} end
+local urandom = io.open("/dev/urandom", "rb")
+local seed = urandom:read(8)
+urandom:close()
+local prefix = (seed:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+local start = seed:byte(1) * 256 + seed:byte(2)
+local k = 0
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  k = k + 1
+  local order = orders[(start + k) % #orders + 1]
+  wrk.headers["Idempotency-Key"] = "refund-" .. prefix .. "-" .. k
+  local body = '{"lines":[{"product":' .. order[2] .. ',"quantity":1}]}'
+  return wrk.format("POST", "/api/v1/orders/" .. order[1] .. "/refunds/", nil, body)
+end"""
+
+# Completed orders to refund: one line of 1,000 units of each product, placed, processed
+# and completed through the services (their audit entries and events like any order's).
+REFUNDABLE_SNIPPET = """
+import json
+from audit.actors import Actor
+from orders.services import order_place, order_transition
+
+actor = Actor.system("bench")
+address = {{"line1": "1 Main Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}}
+out = []
+for pid in json.loads({ids!r}):
+    order = order_place(
+        actor=actor,
+        items=[{{"product": pid, "quantity": 1000}}],
+        customer={{"email": "refunds@example.com", "name": "Bench Refunds"}},
+        shipping_address=address,
+    )
+    for move in ("process", "complete"):
+        order_transition(actor=actor, order_id=order.pk, transition=move)
+    out.append([str(order.pk), pid])
+print("BENCH_JSON " + json.dumps(out))
+"""
 
 
 def pgbench_runner(db: str, clients: int = 16, threads: int = 2) -> Callable[[int], dict]:
@@ -114,11 +253,11 @@ def pgbench_runner(db: str, clients: int = 16, threads: int = 2) -> Callable[[in
     return run
 
 
-def _order_probe(key: str, product: int) -> Callable[[Server], None]:
+def _order_probe(key: str, product: int, quantity: int = 1) -> Callable[[Server], None]:
     def probe(server: Server) -> None:
         body = json.dumps(
             {
-                "items": [{"product": product, "quantity": 1}],
+                "items": [{"product": product, "quantity": quantity}],
                 "customer": {"email": "probe@example.com", "name": "Probe"},
                 "shipping_address": {
                     "line1": "1 Main Street",
@@ -150,13 +289,50 @@ def _order_probe(key: str, product: int) -> Callable[[Server], None]:
     return probe
 
 
-def _order_load(name: str, key: str, ids: list[int], server: Server) -> Load:
+def _order_load(name: str, key: str, ids: list[int], server: Server, *, quantity: int = 1) -> Load:
     return Load(
         name,
         ["/api/v1/orders/"],
         key,
-        request_lua=LUA_ORDER.replace("IDS", " ".join(map(str, ids))),
-        probe=_order_probe(key, ids[0]),
+        request_lua=LUA_ORDER.replace("IDS", " ".join(map(str, ids))).replace("QTY", str(quantity)),
+        # The probe orders the last product: the loads start from a random one.
+        probe=_order_probe(key, ids[-1], quantity),
+        server=server,
+        connections=16,
+    )
+
+
+def _refund_probe(key: str, order: list) -> Callable[[Server], None]:
+    def probe(server: Server) -> None:
+        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+            f"{server.base}/api/v1/orders/{order[0]}/refunds/",
+            data=json.dumps({"lines": [{"product": order[1], "quantity": 1}]}).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Api-Key {key}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"probe-{secrets.token_hex(8)}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:500]
+            raise BenchError(f"POST …/refunds/ answered {exc.code}: {detail!r}") from None
+        if status != 201:
+            raise BenchError(f"POST …/refunds/ answered {status}, expected 201")
+
+    return probe
+
+
+def _refund_load(key: str, orders: list[list], server: Server) -> Load:
+    return Load(
+        "refunds",
+        ["/api/v1/orders/"],
+        key,
+        request_lua=LUA_REFUND.replace("ORDERS", " ".join(f"{o}:{p}" for o, p in orders)),
+        probe=_refund_probe(key, orders[-1]),
         server=server,
         connections=16,
     )
@@ -177,7 +353,7 @@ def bench_orders(ctx: Context) -> None:
     url = recreate_database(db)
     pg_url = recreate_database(pg_db)
     flush_redis(ctx.base_env["REDIS_URL"])
-    log(f"database {db}: migrate, seed 3,000 products; {pg_db}: pgbench -i -s 10")
+    log(f"database {db}: migrate, seed 9,500 products; {pg_db}: pgbench -i -s 10")
     init = subprocess.run(  # noqa: S603
         ["pgbench", "-i", "-q", "-s", "10", pg_url],  # noqa: S607
         capture_output=True,
@@ -189,25 +365,91 @@ def bench_orders(ctx: Context) -> None:
     ctx.manage(url, "migrate", "--noinput", "-v0")
     # The catalog alone: the benchmark stocks its own products and places its own orders.
     ctx.manage(
-        url, "seed_database", "--products", "3000", "--seed", "1", "--no-progress", "--catalog-only"
+        url, "seed_database", "--products", "9500", "--seed", "1", "--no-progress", "--catalog-only"
     )
     hot_stock, scarce_stock = 1_000_000, (100 if ctx.args.quick else 200)
     spread, (hot,), (scarce,) = seed_stock(
         ctx, url, [(2000, 1000), (1, hot_stock), (1, scarce_stock)]
     )
+    # Issue "Variants and stock locations": the same orders over three locations. Each
+    # product holds 1 at main, 1 at store and 1,000 at outlet: its first order takes
+    # main's unit, its second store's, the later ones outlet's (orders of 1 unit); the
+    # "split" products' first order of 2 units takes one at main and one at store. The
+    # scarce one holds 50 units over the three.
+    spread3, split3, (scarce3,), (backordered3,) = seed_spread(
+        ctx,
+        url,
+        LOCATIONS,
+        [(2000, [1, 1, 1000]), (2000, [1, 1, 1000]), (1, SCARCE3_UNITS), (1, SCARCE3_UNITS)],
+        skip=2002,
+    )
+    # Issue 17: the same 50 units, and up to BACKORDER_LIMIT more taken as backorders.
+    shell_json(ctx, url, BACKORDER_SNIPPET.format(product=backordered3, limit=BACKORDER_LIMIT))
+    # Issue "Refunds and returns": completed orders to refund, of products no load orders
+    # (after the 2,002 above and the 4,002 over three locations).
+    (refundable,) = seed_spread(
+        ctx, url, LOCATIONS[:1], [(REFUNDABLE_ORDERS, [1000])], skip=2002 + 4002
+    )
+    orders = shell_json(ctx, url, REFUNDABLE_SNIPPET.format(ids=json.dumps(refundable)))
     vacuum_analyze(url)
     storefront = ctx.api_key(url, "storefront")
+    staff = ctx.api_key(url, "admin")
     _stock_reads(ctx, url, storefront, spread)
 
     # Writes: one client may place only so many orders a minute, so limits are off here.
     server = ctx.server(url, label="orders-writes", extra_env={"PMS_RATE_LIMITS_ENABLED": "false"})
+    worker = _start_worker(ctx, url)
     deadlocks_before = deadlocks(db)
-    m = _order_writes(ctx, server, storefront, pg_db, spread, hot)
+    refunds = _refund_load(staff, orders, server)
+    events_before, worker_cpu = _events_written(url), worker.cpu_seconds()
+    m = _order_writes(ctx, server, storefront, pg_db, spread, hot, (spread3, split3), refunds)
+    _worker_row(ctx, worker, url, events_before, worker_cpu)
+    _fulfilments(ctx, server, url, storefront, spread)
     _scarce_race(ctx, server, url, storefront, scarce, scarce_stock, hot, m["hot"]["rps"])
+    _scarce3_race(ctx, server, url, storefront, scarce3)
+    _backorder_race(ctx, server, url, storefront, backordered3)
     _after_writes(ctx, server, url, db, deadlocks_before)
     if not ctx.args.keep:
         drop_database(db)
         drop_database(pg_db)
+
+
+def _start_worker(ctx: Context, url: str) -> Worker:
+    """A worker drains what the orders leave behind (the events' dispatch to websocket
+    groups; no webhook endpoint here), as in production: its CPU shares the machine with
+    the server's, and the hand-off is measured as it costs with a worker taking tasks."""
+    env = {
+        **ctx.env_for(url),
+        "WORKER_CONCURRENCY": str(ctx.args.worker_concurrency),
+        "PMS_BEAT_SCHEDULE_FILE": str(TMP_DIR / "celerybeat-schedule"),
+        "PMS_METRICS_DIR": str(TMP_DIR / "metrics"),
+    }
+    mark_events_dispatched(url)  # the seed's events are history, not load
+    worker = Worker(env, TMP_DIR / "worker-orders.log")
+    ctx.servers.append(worker)
+    worker.start()
+    return worker
+
+
+def _events_written(url: str) -> int:
+    return int(db_scalar(url, "SELECT count(*) FROM events_event") or 0)
+
+
+def _worker_row(
+    ctx: Context, worker: Worker, url: str, events_before: int, cpu_before: float
+) -> None:
+    """The worker's CPU per event the order loads wrote, once it has dispatched them all."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and db_scalar(
+        url, "SELECT count(*) FROM events_event WHERE dispatched_at IS NULL"
+    ):
+        time.sleep(0.5)
+    events = _events_written(url) - events_before
+    cpu_ms = (worker.cpu_seconds() - cpu_before) * 1000 / max(events, 1)
+    ctx.row(
+        "worker CPU per event of the order loads (dispatch; no webhook endpoint)",
+        value=f"{cpu_ms:.2f} ms ({events:,} events)",
+    )
 
 
 def _stock_reads(ctx: Context, url: str, storefront: str, spread: list[int]) -> None:
@@ -227,13 +469,23 @@ def _stock_reads(ctx: Context, url: str, storefront: str, spread: list[int]) -> 
 
 
 def _order_writes(
-    ctx: Context, server: Server, storefront: str, pg_db: str, spread: list[int], hot: int
+    ctx: Context,
+    server: Server,
+    storefront: str,
+    pg_db: str,
+    spread: list[int],
+    hot: int,
+    three: tuple[list[int], list[int]],
+    refunds: Load,
 ) -> dict[str, dict[str, Any]]:
-    """Orders over many products and on one hot product, the ping ceiling and pgbench,
-    interleaved; return the measurements by load."""
+    """Orders over many products and on one hot product, refunds, the ping ceiling and
+    pgbench, interleaved; return the measurements by load."""
     loads = [
         Load("pgbench", [], runner=pgbench_runner(pg_db)),
         _order_load("orders", storefront, spread, server),
+        refunds,
+        _order_load("orders3", storefront, three[0], server),
+        _order_load("split3", storefront, three[1], server, quantity=2),
         _order_load("hot", storefront, [hot], server),
         # What this server answers at best, to put the orders' ratio in proportion.
         Load("ceiling", ["/api/v1/ping/"], server=server, connections=16),
@@ -253,6 +505,23 @@ def _order_writes(
         m["orders"],
         m["pgbench"],
         minimum=ORDERS_MIN_PGBENCH_RATIO,
+    )
+    ctx.rps_ratio_row(
+        "POST /orders/ over three locations / one location",
+        m["orders3"],
+        m["orders"],
+        minimum=ORDERS3_MIN_RATIO,
+    )
+    ctx.row(
+        "POST /orders/ of 2 units split over two locations / one location",
+        m["split3"],
+        ratio=ratio_to(m["split3"], m["orders"], "rps"),
+    )
+    ctx.rps_ratio_row(
+        "POST /orders/{id}/refunds/ (1 unit, 200 orders, 16 clients) / POST /orders/",
+        m["refunds"],
+        m["orders"],
+        minimum=REFUNDS_MIN_ORDERS_RATIO,
     )
     ctx.row(
         "POST /orders/ (one hot product, 16 clients) / pgbench TPS",
@@ -286,6 +555,56 @@ def _order_writes(
         passed=m["orders"]["db_cpu_ms"] <= ORDERS_MAX_DB_CPU_MS,
     )
     return m
+
+
+def _fulfil_probe(key: str, order_id: str, product: int) -> Callable[[Server], None]:
+    def probe(server: Server) -> None:
+        body = json.dumps({"lines": [{"product": product, "quantity": 1}]}).encode()
+        path = f"/api/v1/orders/{order_id}/fulfillments/"
+        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+            server.base + path,
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise BenchError(f"POST {path} answered {exc.code}: {exc.read()[:500]!r}") from None
+        if status != 201:
+            raise BenchError(f"POST {path} answered {status}, expected 201")
+
+    return probe
+
+
+def _fulfilments(
+    ctx: Context, server: Server, url: str, storefront: str, spread: list[int]
+) -> None:
+    """Fulfilment POSTs per second against order placement, interleaved on one server."""
+    # After the products the other loads stock: 2,002 here, 4,002 over three locations (the
+    # backorder race's included), then the refundable orders'.
+    skip = 2002 + 4002 + REFUNDABLE_ORDERS
+    orders = shell_json(
+        ctx, url, FULFIL_SNIPPET.format(args=json.dumps([FULFIL_ORDERS, FULFIL_UNITS, skip]))
+    )
+    staff = ctx.api_key(url, "admin")
+    fulfil = Load(
+        "fulfil",
+        ["/api/v1/orders/"],
+        staff,
+        request_lua=LUA_FULFIL.replace("ORDERS", " ".join(f"{o}:{p}" for o, p in orders)),
+        probe=_fulfil_probe(staff, *orders[-1]),
+        server=server,
+        connections=16,
+    )
+    m = ctx.measure(server, [_order_load("orders", storefront, spread, server), fulfil])
+    ctx.rps_ratio_row(
+        "POST /orders/{id}/fulfillments/ (1 unit, 16 clients) / POST /orders/",
+        m["fulfil"],
+        m["orders"],
+        minimum=FULFIL_MIN_RATIO,
+    )
 
 
 def _scarce_race(
@@ -332,6 +651,81 @@ def _scarce_race(
         ),
         target="orders = stock, no oversell",
         passed=ok and raced["requests"] > scarce_stock,
+        status_errors=raced["status_errors"],
+    )
+
+
+def _scarce3_race(ctx: Context, server: Server, url: str, storefront: str, scarce3: int) -> None:
+    """200 buyers (connections) for 50 units spread over three locations: exactly 50
+    orders of one unit, each location's reservation within what it holds."""
+    units = sum(SCARCE3_UNITS)
+    script = ctx.wrk_script(_order_load("scarce3", storefront, [scarce3], server))
+    raced = ctx._wrk(server, script, 5, connections=200)
+    placed = _order_count(url, scarce3)
+    levels = [
+        tuple(int(x) for x in row.split("|"))
+        for row in db_scalar(
+            url,
+            "SELECT string_agg(on_hand || '|' || reserved, ',' ORDER BY location_id) "
+            "FROM inventory_stocklevel WHERE product_id = %s",
+            [scarce3],
+        ).split(",")
+    ]
+    reserved = sum(r for _, r in levels)
+    ok = placed == units and reserved == units and all(r <= h for h, r in levels)
+    ctx.row(
+        f"{units} units over three locations, 200 buyers: orders vs stock (oversell)",
+        value=(
+            f"{raced['requests']} attempts in 5 s, {placed} orders in the database, "
+            f"reserved {reserved} (on hand/reserved per location: "
+            + ", ".join(f"{h}/{r}" for h, r in levels)
+            + ")"
+        ),
+        target=f"exactly {units} orders, no location oversold",
+        passed=ok and raced["requests"] > units,
+        status_errors=raced["status_errors"],
+    )
+
+
+def _backorder_race(ctx: Context, server: Server, url: str, storefront: str, product: int) -> None:
+    """200 buyers (connections) for 50 units over three locations that take up to
+    ``BACKORDER_LIMIT`` more as backorders: exactly 50 + the limit orders, 50 reserved,
+    the limit's units waiting, none past it."""
+    units = sum(SCARCE3_UNITS)
+    wanted = units + BACKORDER_LIMIT
+    script = ctx.wrk_script(_order_load("backorder", storefront, [product], server))
+    raced = ctx._wrk(server, script, 5, connections=200)
+    placed = _order_count(url, product)
+    on_hand, reserved, backordered = (
+        int(x)
+        for x in db_scalar(
+            url,
+            "SELECT on_hand || '|' || reserved || '|' || backordered FROM inventory_stock "
+            "WHERE product_id = %s",
+            [product],
+        ).split("|")
+    )
+    waiting_lines = int(
+        db_scalar(
+            url,
+            "SELECT coalesce(sum(backordered), 0) FROM orders_orderitem WHERE product_id = %s",
+            [product],
+        )
+    )
+    ok = (
+        placed == wanted
+        and (on_hand, reserved) == (units, units)
+        and backordered == waiting_lines == BACKORDER_LIMIT
+    )
+    ctx.row(
+        f"{units} units + backorder limit {BACKORDER_LIMIT}, 200 buyers: orders vs stock + limit",
+        value=(
+            f"{raced['requests']} attempts in 5 s, {placed} orders in the database, "
+            f"reserved {reserved} of {on_hand}, backordered {backordered} "
+            f"(lines waiting: {waiting_lines})"
+        ),
+        target=f"exactly {wanted} orders, never past the limit",
+        passed=ok and raced["requests"] > wanted,
         status_errors=raced["status_errors"],
     )
 

@@ -59,12 +59,14 @@ def setup(products: int) -> None:
     from inventory.stocktake import stock_set_levels
 
     call_command("migrate", verbosity=0)
-    if Product.objects.filter(status="published").count() < products:
+    if Product.objects.filter(status="published", variants__isnull=True).count() < products:
         call_command(
             "seed_database", products=products * 2, seed=1, no_progress=True, catalog_only=True
         )
     ids = list(
-        Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)
+        Product.objects.filter(status="published", variants__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     # The stocktake service: rows locked in pk order, in batches, ledger and audit kept.
     stock_set_levels(

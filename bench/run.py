@@ -44,6 +44,8 @@ BENCHMARK_MODULES = (
     "bench_memory",
     "bench_operations",
     "bench_serving",
+    "bench_variants",
+    "bench_search",
 )
 
 

@@ -35,6 +35,7 @@ from catalog.admin_uploads import (
     upload_take,
     upload_ticket,
 )
+from catalog.csv_columns import VARIANT_COLUMNS
 from catalog.exporting import export_csv
 from catalog.importing import COLUMNS, ImportRejected, ImportReport, product_import
 from catalog.models import Product
@@ -146,6 +147,10 @@ def _invalid_rows(result: Result, report: ImportReport) -> None:
 
 def _preview(result: Result, report: ImportReport) -> None:
     result.pms_report = report
+    columns = list(COLUMNS)
+    if any(row.values.get("product_sku") for row in report.preview):
+        columns += VARIANT_COLUMNS  # a variant's own columns, shown when the file has any
+        result.diff_headers = columns
     result.totals[RowResult.IMPORT_TYPE_NEW] = report.created
     result.totals[RowResult.IMPORT_TYPE_UPDATE] = report.updated + report.extra_only
     result.totals[RowResult.IMPORT_TYPE_SKIP] = report.unchanged
@@ -159,7 +164,7 @@ def _preview(result: Result, report: ImportReport) -> None:
             format_html("<del>{}</del> <ins>{}</ins>", *row.changes[column])
             if column in row.changes
             else row.values.get(column, "")
-            for column in COLUMNS
+            for column in columns
         ]
         result.append_row_result(row_result)
 

@@ -15,5 +15,9 @@ register_action_names(
         "product.restored": "Product restored to draft",
         "product.bulk_created": "Product created (bulk)",
         "product.imported": "Products imported",
+        "variant.created": "Variant created",
+        "variant.updated": "Variant changed",
+        "variant.deleted": "Variant deleted",
+        "variant.bulk_created": "Variant created (bulk)",
     }
 )

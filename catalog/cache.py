@@ -12,6 +12,7 @@ import uuid
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 
 VERSION_KEY = "catalog:version"
 
@@ -63,24 +64,31 @@ _counted_small: set[str] = set()
 _COUNTED_SMALL_MAX = 10_000
 
 
-def cached_count(queryset) -> int:
-    """Return ``queryset.count()``, remembered per catalog version when it is large.
+def cached_count(queryset, *, min_rows: int | None = None) -> int:
+    """Return ``queryset.count()``, remembered per catalog version when it is large
+    (``min_rows`` or more, by default ``COUNT_CACHE_MIN_ROWS``; 0: always, for counts
+    that cost as much as their page).
 
     A list's COUNT(*) visits every matching row, so on a big catalog it costs more than
     the page itself. Any committed catalog change replaces the version, so a remembered
     count is as fresh as the storefront's cached pages; without a cache it is counted.
     """
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # a query that can match nothing (queryset.none()) has no SQL
+        return 0
+    if min_rows is None:
+        min_rows = COUNT_CACHE_MIN_ROWS
     digest = hashlib.blake2b(repr((sql, params)).encode(), digest_size=16).hexdigest()
     key = f"catalog:count:{digest}"
-    if digest not in _counted_small:
+    if min_rows == 0 or digest not in _counted_small:
         # One round trip for the version and the remembered count.
         found = cache.get_many([VERSION_KEY, key])
         remembered = found.get(key)
         if remembered is not None and remembered[0] == found.get(VERSION_KEY):
             return remembered[1]
     count = queryset.count()
-    if count < COUNT_CACHE_MIN_ROWS:
+    if count < min_rows:
         if len(_counted_small) >= _COUNTED_SMALL_MAX:
             _counted_small.clear()
         _counted_small.add(digest)

@@ -17,6 +17,24 @@ COLUMNS = (
     "attributes",
 )
 
+# The columns of a product sold in variants, after those (docs/import-export.md): such a
+# product is one row per variant, its own columns repeated on each, ``sku``, ``price`` and
+# ``on_hand`` the variant's, ``product_sku`` its product's SKU (empty on a product's own
+# row). A file without them (every file before variants) is read as it always was, and a
+# shop without variants exports without them.
+MAX_OPTION_COLUMNS = 3
+OPTION_COLUMNS = tuple(
+    f"option{n}_{part}" for n in range(1, MAX_OPTION_COLUMNS + 1) for part in ("name", "value")
+)
+VARIANT_COLUMNS = (
+    "product_sku",
+    "product_price",
+    *OPTION_COLUMNS,
+    "barcode",
+    "weight_grams",
+    "track_stock",
+)
+
 # A spreadsheet takes a cell starting with one of these as a formula (OWASP's list):
 # a product name "=HYPERLINK(...)" would run in the shop manager's spreadsheet.
 FORMULA_START = frozenset("=+-@\t\r")

@@ -1,8 +1,11 @@
-"""A believable, deterministic demo catalog: a category tree and generated products."""
+"""A believable, deterministic demo catalog: a category tree and generated products, a
+share of them sold in variants (apparel by Size and Colour, the rest by Colour)."""
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,6 +63,11 @@ MATERIALS = [
 ]
 COLOURS = ["Black", "White", "Navy", "Olive", "Sand", "Charcoal", "Rust", "Sky", "Forest"]
 SIZES = ["XS", "S", "M", "L", "XL"]
+APPAREL = frozenset({"Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Coats", "Kids"})
+# How many things product ``index`` sells, by ``index % 5``: one (a product without
+# variants, its own single variant) or 2 to 5 variants. Five products in a row sell
+# 1 + 2 + 3 + 4 + 5 = 15: three on average, so ``--products 100000`` makes 300,000.
+VARIANT_COUNTS = (1, 2, 3, 4, 5)
 NOUNS_BY_LEAF = {
     "Shirts": ["Oxford Shirt", "Flannel Shirt", "Polo", "Henley"],
     "Trousers": ["Chinos", "Cargo Trousers", "Jeans", "Joggers"],
@@ -111,6 +119,11 @@ class DemoProduct:
     attributes: dict
     status: str
     published_days_ago: int
+    # Declared options ([{"name", "values"}]) and the variants' combinations, in making
+    # order; both empty for a product without variants.
+    options: tuple = ()
+    variants: tuple = ()
+    weight_grams: int | None = None
 
 
 def demo_sku_prefix(seed: int) -> str:
@@ -136,19 +149,65 @@ def demo_product(seed: int, index: int, leaves: list[str]) -> DemoProduct:
     roll = rng.random()
     status = "published" if roll < 0.7 else ("draft" if roll < 0.9 else "archived")
     attributes: dict[str, object] = {"colour": colour}
-    if leaf in {"Shirts", "Trousers", "Jackets", "Dresses", "Tops", "Coats", "Kids"}:
+    if leaf in APPAREL:
         attributes["size"] = rng.choice(SIZES)
-    attributes["weight_g"] = rng.randint(50, 5000)
+    weight = attributes["weight_g"] = rng.randint(50, 5000)
+    published_days_ago = rng.randint(0, 365)
+    count = VARIANT_COUNTS[index % len(VARIANT_COUNTS)]
+    if count == 1:
+        return DemoProduct(
+            sku=demo_sku(seed, index),
+            name=f"{name} ({colour})",
+            description=f"{name} in {colour.lower()}. Part of the demo catalog.",
+            price=price,
+            category=leaf,
+            attributes=attributes,
+            status=status,
+            published_days_ago=published_days_ago,
+        )
+    options, variants = _demo_options(random.Random(f"{seed}:{index}:options"), leaf, count)
     return DemoProduct(
         sku=demo_sku(seed, index),
-        name=f"{name} ({colour})",
-        description=f"{name} in {colour.lower()}. Part of the demo catalog.",
+        name=name,
+        description=f"{name}, in {counted_options(options)}. Part of the demo catalog.",
         price=price,
         category=leaf,
-        attributes=attributes,
+        attributes={"weight_g": weight},
         status=status,
-        published_days_ago=rng.randint(0, 365),
+        published_days_ago=published_days_ago,
+        options=options,
+        variants=variants,
+        weight_grams=weight,
     )
+
+
+def _demo_options(rng: random.Random, leaf: str, count: int) -> tuple[tuple, tuple]:
+    """Return the options and ``count`` combinations of a product sold in variants:
+    apparel by Size (consecutive sizes) and Colour, anything else by Colour."""
+    if leaf in APPAREL:
+        colours = rng.sample(COLOURS, 1 if count <= 3 else 2)
+        size_count = -(-count // len(colours))
+        start = rng.randint(0, len(SIZES) - size_count)
+        sizes = SIZES[start : start + size_count]
+        options = ({"name": "Size", "values": sizes}, {"name": "Colour", "values": colours})
+        combinations = itertools.islice(itertools.product(sizes, colours), count)
+        return options, tuple({"Size": s, "Colour": c} for s, c in combinations)
+    colours = rng.sample(COLOURS, count)
+    return ({"name": "Colour", "values": colours},), tuple({"Colour": c} for c in colours)
+
+
+def counted_options(options) -> str:
+    """Return the options as a phrase: "3 sizes and 2 colours"."""
+    return " and ".join(
+        f"{len(o['values'])} {o['name'].lower()}{'s' if len(o['values']) > 1 else ''}"
+        for o in options
+    )
+
+
+def demo_variant_sku(product_sku: str, values: dict[str, str]) -> str:
+    """Return the SKU of a demo variant: ``<product SKU>-<VALUE>-<VALUE>``."""
+    parts = (re.sub(r"[^A-Za-z0-9]", "", value).upper() for value in values.values())
+    return "-".join([product_sku, *parts])
 
 
 def published_at_for(product: DemoProduct, now):

@@ -16,7 +16,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from catalog.csv_columns import COLUMNS, ExtraColumn, cell_for_export, extra_columns
+from catalog.csv_columns import (
+    COLUMNS,
+    OPTION_COLUMNS,
+    VARIANT_COLUMNS,
+    ExtraColumn,
+    cell_for_export,
+    extra_columns,
+)
 from catalog.models import Product
 from catalog.selectors import category_paths
 
@@ -24,25 +31,110 @@ CHUNK_SIZE = 2000
 
 
 def export_rows(products: QuerySet[Product] | None = None) -> Iterator[list[str]]:
-    """Yield the header, then one row of cells per product (in primary-key order).
+    """Yield the header, then one row of cells per product (in primary-key order), or
+    one per variant for a product sold in variants (its variants in making order).
 
     The columns other apps own (the stock level) come from their ``ExtraColumn``: an
-    annotation of the same query, so the export stays one streamed query.
+    annotation of the same query, so the export stays one streamed query (and one more
+    per chunk of products for the variants, when the selection has any). The variant
+    columns are written only when it has: a shop without variants gets the file it
+    always got.
     """
     paths = category_paths()
     extras = {column.name: column for column in extra_columns()}
-    queryset = (Product.objects.all() if products is None else products).order_by("pk")
-    queryset = queryset.annotate(
+    queryset = (Product.objects.all() if products is None else products).filter(parent__isnull=True)
+    queryset = queryset.order_by("pk").annotate(
         **{f"extra_{name}": column.export_expression() for name, column in extras.items()}
     )
-    yield list(COLUMNS)
     fields = [
         "category_id" if name == "category" else (f"extra_{name}" if name in extras else name)
         for name in COLUMNS
     ]
     cells = [_formatter(name, paths, extras) for name in COLUMNS]
-    for values in queryset.values_list(*fields).iterator(chunk_size=CHUNK_SIZE):
-        yield [cell(value) for cell, value in zip(cells, values, strict=True)]
+    if not Product.objects.filter(parent__in=queryset.values("pk")).exists():
+        yield list(COLUMNS)
+        for values in queryset.values_list(*fields).iterator(chunk_size=CHUNK_SIZE):
+            yield [cell(value) for cell, value in zip(cells, values, strict=True)]
+        return
+    yield [*COLUMNS, *VARIANT_COLUMNS]
+    chunk: list[tuple] = []
+    for values in queryset.values_list(*fields, "pk", "options").iterator(chunk_size=CHUNK_SIZE):
+        chunk.append(values)
+        if len(chunk) >= CHUNK_SIZE:
+            yield from _rows_with_variants(chunk, cells, extras)
+            chunk = []
+    yield from _rows_with_variants(chunk, cells, extras)
+
+
+_PLAIN_TAIL = [""] * len(VARIANT_COLUMNS)
+
+
+def _rows_with_variants(
+    chunk: list[tuple], cells: list[Callable[[Any], str]], extras: dict[str, ExtraColumn]
+) -> Iterator[list[str]]:
+    """Yield the rows of a chunk of products (values, then pk and options): a product
+    without variants as one row, a product sold in variants as one row per variant."""
+    if not chunk:
+        return
+    variants: dict[int, list[dict[str, Any]]] = {}
+    sold_in_variants = [values[-2] for values in chunk if values[-1]]
+    if sold_in_variants:
+        rows = (
+            Product.objects.filter(parent_id__in=sold_in_variants)
+            .order_by("parent_id", "pk")
+            .annotate(
+                **{f"extra_{name}": column.export_expression() for name, column in extras.items()}
+            )
+            .values(
+                "parent_id",
+                "sku",
+                "price",
+                "option_values",
+                "barcode",
+                "weight_grams",
+                "track_stock",
+                *(f"extra_{name}" for name in extras),
+            )
+        )
+        for row in rows:
+            variants.setdefault(row["parent_id"], []).append(row)
+    for values in chunk:
+        own = [cell(value) for cell, value in zip(cells, values[:-2], strict=True)]
+        if values[-2] not in variants:
+            yield [*own, *_PLAIN_TAIL]
+            continue
+        options = [option["name"] for option in values[-1]]
+        for variant in variants[values[-2]]:
+            yield _variant_row(own, variant, options, extras)
+
+
+_POSITIONS = {name: i for i, name in enumerate(COLUMNS)}
+
+
+def _variant_row(
+    own: list[str], variant: dict[str, Any], options: list[str], extras: dict[str, ExtraColumn]
+) -> list[str]:
+    """Return a variant's row: its product's cells (``own``) with the variant's SKU, price
+    and registered columns, then the variant columns."""
+    row = list(own)
+    row[_POSITIONS["sku"]] = variant["sku"]
+    row[_POSITIONS["price"]] = f"{variant['price']:.2f}"
+    for name, column in extras.items():
+        row[_POSITIONS[name]] = column.export_cell(variant[f"extra_{name}"])
+    pairs: list[str] = []
+    for name in options:
+        pairs += [name, variant["option_values"].get(name, "")]
+    pairs += [""] * (len(OPTION_COLUMNS) - len(pairs))
+    weight = variant["weight_grams"]
+    return [
+        *row,
+        own[_POSITIONS["sku"]],
+        own[_POSITIONS["price"]],
+        *pairs,
+        variant["barcode"] or "",
+        "" if weight is None else str(weight),
+        "true" if variant["track_stock"] else "false",
+    ]
 
 
 def _formatter(

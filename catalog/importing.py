@@ -24,7 +24,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import IO, Any, cast
 
@@ -35,13 +35,23 @@ from django.utils.text import slugify
 
 from audit.actors import Actor
 from audit.services import audit_record
-from catalog.csv_columns import COLUMNS, ExtraColumn, cell_from_import, extra_columns
+from catalog.csv_columns import (
+    COLUMNS,
+    MAX_OPTION_COLUMNS,
+    VARIANT_COLUMNS,
+    ExtraColumn,
+    cell_from_import,
+    extra_columns,
+)
 from catalog.errors import CatalogErrorCode as Code
 from catalog.models import (
     CURRENCY_VALIDATOR,
     SKU_VALIDATOR,
     Category,
     Product,
+    gtin_problem,
+    options_key,
+    options_problem,
     publish_problems_of,
     status_path,
     validate_attributes,
@@ -54,6 +64,7 @@ from catalog.services import (
     category_create,
     product_bulk_save,
 )
+from catalog.variants import MAX_VARIANTS, VariantChanges, variants_bulk_save
 from pms_backend.errors import InvalidInput
 from pms_backend.plurals import counted, noun
 
@@ -63,6 +74,19 @@ MAX_DESCRIPTION = 10_000
 MAX_ATTRIBUTES_TEXT = 20_000
 MAX_PRICE = Decimal("9999999999.99")
 MAX_REPORTED_ERRORS = 1000
+MAX_WEIGHT = 10**9
+# What a product sold in variants gives on each of its rows, which must agree.
+_PRODUCT_CELLS = (
+    "name",
+    "slug",
+    "description",
+    "currency",
+    "category",
+    "status",
+    "attributes",
+    "product_price",
+    *(f"option{n}_name" for n in range(1, MAX_OPTION_COLUMNS + 1)),
+)
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 # Django compiles a RegexValidator's pattern; typed here as what it is.
@@ -196,7 +220,7 @@ def product_import(
     limit = settings.PMS_IMPORT_MAX_BYTES if max_bytes is None else max_bytes
     with _seekable(source, limit) as (stream, size):
         categories = _Categories()
-        claims: dict[str, dict[str, str]] = {"sku": {}, "slug": {}}
+        claims: dict[str, dict[str, str]] = {"sku": {}, "slug": {}, "group": {}, "barcode": {}}
         for batch in _batches(stream, report, size, "checking", progress, claims=claims):
             _plan(batch, categories, report, create_categories=create_categories, claims=claims)
         del claims
@@ -277,6 +301,16 @@ class _Row:
     status: str
     attributes: dict[str, Any]
     extras: dict[str, Any]  # registered column → value (None: leave as it is)
+    # A variant row (``product_sku`` given): its product's SKU and price (None: keep, or
+    # for a new product its cheapest variant's), its options as (name, value) pairs, and
+    # its barcode, weight (None: none) and stock tracking (None: keep, new: tracked).
+    product_sku: str = ""
+    product_price: Decimal | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    barcode: str | None = None
+    weight_grams: int | None = None
+    track_stock: bool | None = None
+    head: bool = False  # the product of variant rows (made from its first), not a file row
 
 
 def _batches(
@@ -297,24 +331,78 @@ def _batches(
     """
     consumed = [0]
     batch: list[_Row] = []
+    previous = ""  # the product SKU of the row before (a product's rows follow each other)
     for line, cells in _records(stream, report, consumed):
         if only is not None and line not in only:
             continue
         report.rows += 1
-        sku = cell_from_import(cells["sku"])
-        first = claims is None or not sku or _claim(claims["sku"], sku, line, cells, report)
+        group = cell_from_import(cells["product_sku"])
+        first = _claims_kept(claims, cells, group, previous, line, report)
+        previous = group
         row = _parse(line, cells, report)
-        if row is not None and first:
-            batch.append(row)
-        if len(batch) >= BATCH_SIZE:
+        if row is None or not first:
+            continue
+        # A batch ends between two products: a product's rows are checked and written together.
+        if len(batch) >= BATCH_SIZE and not (group and batch[-1].product_sku == group):
             yield batch
             batch = []
             if progress:
                 progress(phase, consumed[0], size)
+        batch.append(row)
     if batch:
         yield batch
     if progress:
         progress(phase, consumed[0], size)
+
+
+def _claims_kept(
+    claims: dict[str, dict[str, str]] | None,
+    cells: dict[str, str],
+    group: str,
+    previous: str,
+    line: int,
+    report: ImportReport,
+) -> bool:
+    """First pass: claim the row's SKU (and its product's, on a product's first row);
+    return False after reporting one an earlier row holds."""
+    if claims is None:
+        return True
+    sku = cell_from_import(cells["sku"])
+    first = not sku or _claim(claims["sku"], sku, line, cells, report)
+    if group and group != previous:
+        first = _claim_group(claims, group, line, cells, report) and first
+    return first
+
+
+def _claim_group(
+    claims: dict[str, dict[str, str]],
+    group: str,
+    line: int,
+    cells: dict[str, str],
+    report: ImportReport,
+) -> bool:
+    """Remember that the rows of product ``group`` begin on ``line``; report a product
+    whose rows do not follow each other, or one that also has a row of its own."""
+    first = claims["group"].setdefault(group, str(line))
+    if first != str(line):
+        report.add_error(
+            line,
+            "product_sku",
+            f"The rows of product {group} must follow each other (they begin on line {first}).",
+            cells,
+        )
+        return False
+    own = claims["sku"].setdefault(group, f"@{line}")
+    if own != f"@{line}":
+        report.add_error(
+            line,
+            "product_sku",
+            f"{group} is also the SKU of line {own.rsplit('@', 1)[1]}: a product sold in "
+            "variants has no row of its own (its columns repeat on its variants' rows).",
+            cells,
+        )
+        return False
+    return True
 
 
 def _records(
@@ -350,6 +438,8 @@ def _records(
     header = _header(reader, bad_lines, report)
     if header is None:
         return
+    # A file without the variant columns (every file before variants) reads them as empty.
+    padding = {name: "" for name in VARIANT_COLUMNS if name not in header}
     end = reader.line_num
     while True:
         start = end + 1
@@ -372,7 +462,7 @@ def _records(
             start,
             report,
         ):
-            yield start, dict(zip(header, cells, strict=True))
+            yield start, dict(zip(header, cells, strict=True)) | padding
 
 
 def _header(reader, bad_lines: dict[int, str], report: ImportReport) -> list[str] | None:
@@ -417,14 +507,17 @@ def _header_problems(header: list[str], report: ImportReport) -> bool:
             found = True
         seen.add(name)
     missing = [c for c in COLUMNS if c not in seen]
-    unknown = [c for c in header if c not in COLUMNS]
+    unknown = [c for c in header if c not in COLUMNS and c not in VARIANT_COLUMNS]
     if missing:
         report.add_error(
             1, "", f"Missing {noun(missing, 'column')} {', '.join(missing)}; expected {expected}."
         )
     if unknown:
         report.add_error(
-            1, "", f"Unknown {noun(unknown, 'column')} {', '.join(unknown)}; expected {expected}."
+            1,
+            "",
+            f"Unknown {noun(unknown, 'column')} {', '.join(unknown)}; expected {expected} "
+            f"(and for variants {', '.join(VARIANT_COLUMNS)}).",
         )
     return found or bool(missing or unknown)
 
@@ -452,11 +545,13 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
     for column in ("name", "description"):
         if "\x00" in cells[column]:
             errors.append((column, "Contains a NUL character."))
+    variant = _variant_cells(cells, sku, errors)
     for column, message in errors:
         report.add_error(line, column, message, cells)
     if errors:
         return None
     return _Row(
+        **variant,
         line=line,
         cells=cells,
         sku=sku,
@@ -470,6 +565,77 @@ def _parse(line: int, cells: dict[str, str], report: ImportReport) -> _Row | Non
         attributes=attributes,
         extras=extras,
     )
+
+
+def _variant_cells(cells: dict[str, str], sku: str, errors: list) -> dict[str, Any]:
+    """Return the variant columns' values; report bad cells, and variant cells on a row
+    that is no variant's (``product_sku`` empty)."""
+    group = cells["product_sku"]
+    if not group:
+        given = [name for name in VARIANT_COLUMNS if cells[name]]
+        errors.extend(
+            (name, "Only a variant's row (one with a product_sku) has this column.")
+            for name in given
+        )
+        return {}
+    if len(group) > 64 or not _SKU.fullmatch(group):
+        errors.append(("product_sku", str(SKU_VALIDATOR.message)))
+    elif group == sku:
+        errors.append(("product_sku", "A variant's SKU is not its product's (give each its own)."))
+    product_price = None
+    if cells["product_price"]:
+        product_price = _price(cells["product_price"], errors, column="product_price")
+    barcode = cells["barcode"] or None
+    if barcode and gtin_problem(barcode):
+        errors.append(("barcode", gtin_problem(barcode)))
+    track = cells["track_stock"].lower()
+    if track not in ("", "true", "false"):
+        errors.append(("track_stock", "true or false (or empty to keep)."))
+    return {
+        "product_sku": group,
+        "product_price": product_price,
+        "options": _options(cells, errors),
+        "barcode": barcode,
+        "weight_grams": _weight(cells["weight_grams"], errors),
+        "track_stock": None if not track else track == "true",
+    }
+
+
+def _options(cells: dict[str, str], errors: list) -> tuple[tuple[str, str], ...]:
+    """Return a variant row's (option name, value) pairs; report a half or a gap."""
+    options: list[tuple[str, str]] = []
+    problems = len(errors)
+    for n in range(1, MAX_OPTION_COLUMNS + 1):
+        name, value = cells[f"option{n}_name"], cells[f"option{n}_value"]
+        column = f"option{n}_name"
+        if not name and not value:
+            continue
+        if not name or not value:
+            errors.append(
+                (column if not name else f"option{n}_value", "An option has a name and a value.")
+            )
+        elif len(options) != n - 1:
+            errors.append((column, "Options are given from option1 on (no gap)."))
+        elif len(name) > 100 or len(value) > 100:
+            errors.append((column, "Option names and values are at most 100 characters."))
+        elif name.lower() in {known.lower() for known, _ in options}:
+            errors.append((column, f"The option {name!r} is given twice."))
+        else:
+            options.append((name, value))
+    if not options and len(errors) == problems:
+        errors.append(
+            ("option1_name", "A variant's row names its options (option1_name, option1_value).")
+        )
+    return tuple(options)
+
+
+def _weight(text: str, errors: list) -> int | None:
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_WEIGHT:
+        errors.append(("weight_grams", f"A whole number of grams from 0 to {MAX_WEIGHT:,}."))
+        return None
+    return int(text)
 
 
 def _text(
@@ -504,20 +670,20 @@ def _extras(cells: dict[str, str], errors: list) -> dict[str, Any]:
     return extras
 
 
-def _price(value: str, errors: list) -> Decimal:
+def _price(value: str, errors: list, column: str = "price") -> Decimal:
     if not value:
-        errors.append(("price", "Required."))
+        errors.append((column, "Required."))
     elif value.startswith("-") and _NUMBER.fullmatch(value[1:]):
-        errors.append(("price", "Must not be negative."))
+        errors.append((column, "Must not be negative."))
     elif not _NUMBER.fullmatch(value):
-        errors.append(("price", f"{value[:20]!r} is not a number like 19.90."))
+        errors.append((column, f"{value[:20]!r} is not a number like 19.90."))
     else:
         price = Decimal(value)
         exponent = price.as_tuple().exponent  # an int: _NUMBER admits no NaN or Infinity
         if isinstance(exponent, int) and exponent < -2:
-            errors.append(("price", "At most two decimal places."))
+            errors.append((column, "At most two decimal places."))
         elif price > MAX_PRICE:
-            errors.append(("price", f"At most {MAX_PRICE}."))
+            errors.append((column, f"At most {MAX_PRICE}."))
         else:
             return price.quantize(Decimal("0.01"))
     return Decimal(0)
@@ -597,6 +763,51 @@ class _Plan:
         return self.product is None or bool(self.changed or self.path or self.moves)
 
 
+@dataclass
+class _VariantPlan:
+    row: _Row
+    variant: dict[str, Any] | None  # the stored variant; None: new
+    values: dict[str, str]  # its option values, in the product's option order
+    changed: dict[str, Any]  # what variant_update would change (all fields: a new one)
+    extras: dict[str, Any]
+    moves: list[str]
+
+
+@dataclass
+class _GroupPlan:
+    """A product sold in variants: its own plan (``head``, from its first row), its
+    options afterwards and its variants' rows."""
+
+    head: _Plan
+    options: list[dict[str, Any]]
+    options_changed: bool
+    variants: list[_VariantPlan]
+
+    @property
+    def head_changes(self) -> bool:
+        head = self.head
+        # Values added to the options come with the new variant rows that use them.
+        return head.product is None or bool(head.changed or head.path)
+
+
+@dataclass
+class _BatchPlan:
+    plans: list[_Plan]  # the products' own rows
+    groups: list[_GroupPlan]  # the products sold in variants
+
+
+# Read with each product: what its variants and the products sold in variants need.
+_VARIANT_STORED = (
+    "parent_id",
+    "parent__sku",
+    "options",
+    "option_values",
+    "barcode",
+    "weight_grams",
+    "track_stock",
+)
+
+
 def _plan(
     rows: list[_Row],
     categories: _Categories,
@@ -605,15 +816,24 @@ def _plan(
     create_categories: bool = False,
     claims: dict[str, dict[str, str]] | None = None,
     lock: bool = False,
-) -> list[_Plan]:
+) -> _BatchPlan:
     """Check a batch against the catalog (a few queries) and return what each row changes.
 
-    ``claims`` (first pass) remembers SKUs and slugs across batches to refuse duplicates
-    within the file; ``lock`` (second pass) locks the batch's existing products. Stored
-    values are read as plain values: model instances cost more than the rest together.
+    ``claims`` (first pass) remembers SKUs, slugs, products and barcodes across batches
+    to refuse duplicates within the file; ``lock`` (second pass) locks the batch's
+    existing products and variants. Stored values are read as plain values: model
+    instances cost more than the rest together. A product sold in variants is checked
+    as a product (from its first row) and then variant by variant.
     """
-    products = Product.objects.filter(sku__in=[row.sku for row in rows]).values(
-        *PRODUCT_STORED_FIELDS
+    plain: list[_Row] = []
+    groups: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.product_sku:
+            groups.setdefault(row.product_sku, []).append(row)
+        else:
+            plain.append(row)
+    products = Product.objects.filter(sku__in=[row.sku for row in rows] + list(groups)).values(
+        *PRODUCT_STORED_FIELDS, *_VARIANT_STORED
     )
     if lock:
         # As an edit, not a delete (FOR NO KEY UPDATE): an order being placed for these
@@ -621,12 +841,312 @@ def _plan(
         # stock rows, which the on_hand column then waits for: FOR UPDATE deadlocked the two.
         products = products.select_for_update(of=("self",), no_key=True).order_by("pk")
     existing = {product["sku"]: product for product in products}
-    slugs, owners = _slugs(rows, existing)
+    heads = [
+        head
+        for sku, members in groups.items()
+        if (head := _head_of(sku, members, existing.get(sku), report)) is not None
+    ]
+    product_rows = [*plain, *heads]
+    slugs, owners = _slugs(product_rows, existing)
     ids = [product["id"] for product in existing.values()]
     states = {column.name: (column, column.load(ids)) for column in extra_columns()}
     context = _Context(categories, report, create_categories, claims, owners, states)
-    plans = [_plan_row(row, existing.get(row.sku), slugs[row.sku], context) for row in rows]
-    return [plan for plan in plans if plan is not None]
+    _load_variant_context(context, existing, groups)
+    plans = []
+    for row in plain:
+        plan = _plan_row(row, existing.get(row.sku), slugs[row.sku], context)
+        if plan is not None:
+            _count(plan, report, categories)
+            plans.append(plan)
+    planned = []
+    for head in heads:
+        head_plan = _plan_row(head, existing.get(head.sku), slugs[head.sku], context)
+        if head_plan is not None:
+            group = _plan_group(head_plan, groups[head.sku], existing, context)
+            if group is not None:
+                _count_group(group, report)
+                planned.append(group)
+    return _BatchPlan(plans, planned)
+
+
+def _load_variant_context(
+    context: _Context, existing: dict[str, dict[str, Any]], groups: dict[str, list[_Row]]
+) -> None:
+    """Read the variants of the batch's products sold in variants, and who holds the
+    barcodes its rows give (two queries at most)."""
+    selling = [product["id"] for product in existing.values() if product["options"]]
+    if selling:
+        for variant in Product.objects.filter(parent_id__in=selling).values(
+            "id", "sku", "parent_id", "options_key", "price"
+        ):
+            context.variants.setdefault(variant["parent_id"], []).append(variant)
+    barcodes = [row.barcode for rows in groups.values() for row in rows if row.barcode]
+    if barcodes:
+        context.barcodes = dict(
+            Product.objects.filter(barcode__in=barcodes).values_list("barcode", "sku")
+        )
+
+
+def _head_of(
+    sku: str, rows: list[_Row], product: dict[str, Any] | None, report: ImportReport
+) -> _Row | None:
+    """Return the product of variant ``rows`` as a row of its own (from the first), or
+    None after reporting a row whose product columns differ from the first's."""
+    first = rows[0]
+    agree = True
+    for row in rows[1:]:
+        differing = [name for name in _PRODUCT_CELLS if row.cells[name] != first.cells[name]]
+        if differing:
+            agree = False
+            report.add_error(
+                row.line,
+                differing[0],
+                f"Differs from line {first.line} ({', '.join(differing)}): a product's "
+                "columns are the same on each of its variants' rows.",
+                row.cells,
+            )
+    if not agree:
+        return None
+    if first.product_price is not None:
+        price = first.product_price
+    elif product is not None:
+        price = product["price"]
+    else:  # a new product without a price of its own: its cheapest variant's
+        price = min(row.price for row in rows)
+    return replace(
+        first,
+        sku=sku,
+        price=price,
+        extras=dict.fromkeys(first.extras),
+        product_sku="",
+        options=(),
+        barcode=None,
+        weight_grams=None,
+        track_stock=None,
+        head=True,
+    )
+
+
+def _plan_group(
+    head: _Plan,
+    rows: list[_Row],
+    existing: dict[str, dict[str, Any]],
+    context: _Context,
+) -> _GroupPlan | None:
+    """Return what the variant ``rows`` of ``head``'s product change, or None after
+    reporting every row that cannot be imported."""
+    report, stored = context.report, head.product
+    options = _group_options(head, rows, existing, context)
+    if options is None:
+        return None
+    siblings = context.variants.get(stored["id"], []) if stored is not None else []
+    holders = {variant["options_key"]: variant["sku"] for variant in siblings}
+    seen: dict[str, int] = {}
+    plans, refused = [], False
+    for row in rows:
+        errors: list[tuple[str, str]] = []
+        given = dict(row.options)
+        values = {option["name"]: given[option["name"]] for option in options}
+        variant = existing.get(row.sku)
+        _variant_row_problems(row, values, variant, head, holders, seen, errors)
+        _check_barcode(row, context, errors)
+        extras, moves = _extras_of(row, variant, context, errors)
+        for column, message in errors:
+            report.add_error(row.line, column, message, row.cells)
+        if errors:
+            refused = True
+            continue
+        changes = _variant_changes(row, variant, values)
+        plans.append(_VariantPlan(row, variant, values, changes, extras, moves))
+    in_file = {row.sku for row in rows}
+    if "publish" in head.path and any(v["price"] <= 0 for v in siblings if v["sku"] not in in_file):
+        report.add_error(
+            rows[0].line,
+            "status",
+            f"Cannot publish: a variant of {head.row.sku} not in the file has no price above zero.",
+            rows[0].cells,
+        )
+        refused = True
+    if refused:
+        return None
+    declared = stored["options"] if stored is not None else []
+    return _GroupPlan(head, options, options != declared, plans)
+
+
+def _group_options(
+    head: _Plan, rows: list[_Row], existing: dict[str, dict[str, Any]], context: _Context
+) -> list[dict[str, Any]] | None:
+    """Return the product's options after the rows (the values it lacks added, in file
+    order), or None after reporting rows naming other options than it declares, or
+    options or variants beyond the limits."""
+    report, stored = context.report, head.product
+    declared = stored["options"] if stored is not None else []
+    names = [name for name, _ in rows[0].options]
+    if declared and {o["name"] for o in declared} != set(names):
+        _refuse_other_options(head.row.sku, declared, names, rows, report)
+        return None
+    options = _merged_options(declared, names, rows)
+    problem = options_problem(options)
+    have = len(context.variants.get(stored["id"], [])) if stored is not None else 0
+    new = sum(1 for row in rows if row.sku not in existing)
+    if not problem and have + new > MAX_VARIANTS:
+        problem = f"A product may have at most {MAX_VARIANTS:,} variants."
+    if problem:
+        report.add_error(rows[0].line, "option1_value", problem, rows[0].cells)
+        return None
+    return options
+
+
+def _merged_options(
+    declared: list[dict[str, Any]], names: list[str], rows: list[_Row]
+) -> list[dict[str, Any]]:
+    """Return the declared options (or new ones named ``names``) with the values the rows
+    give that they lack, appended in file order."""
+    options = [{"name": o["name"], "values": list(o["values"])} for o in declared] or [
+        {"name": name, "values": []} for name in names
+    ]
+    for row in rows:
+        given = dict(row.options)
+        for option in options:
+            if given[option["name"]] not in option["values"]:
+                option["values"].append(given[option["name"]])
+    return options
+
+
+def _refuse_other_options(
+    sku: str, declared: list[dict[str, Any]], names: list[str], rows: list[_Row], report
+) -> None:
+    for row in rows:
+        report.add_error(
+            row.line,
+            "option1_name",
+            f"Product {sku} declares the options "
+            f"{', '.join(o['name'] for o in declared)}; this row names {', '.join(names)}.",
+            row.cells,
+        )
+
+
+def _variant_row_problems(
+    row: _Row,
+    values: dict[str, str],
+    variant: dict[str, Any] | None,
+    head: _Plan,
+    holders: dict[str, str],
+    seen: dict[str, int],
+    errors: list[tuple[str, str]],
+) -> None:
+    """Report a combination given twice or another variant's, a SKU that is not a variant
+    of this product, and a price a published product's variant cannot have."""
+    sku, stored = head.row.sku, head.product
+    key = options_key(values)
+    shown = ", ".join(f"{name}: {value}" for name, value in values.items())
+    if key in seen:
+        errors.append(("option1_value", f"{shown} is also the variant of line {seen[key]}."))
+    seen.setdefault(key, row.line)
+    if holders.get(key, row.sku) != row.sku:
+        errors.append(
+            ("option1_value", f"Product {sku} already has the variant {shown} ({holders[key]}).")
+        )
+    if variant is not None and variant["parent_id"] is None:
+        errors.append(("sku", f"{row.sku} is a product of its own, not a variant of {sku}."))
+    elif variant is not None and (stored is None or variant["parent_id"] != stored["id"]):
+        errors.append(
+            ("sku", f"{row.sku} is a variant of another product, {variant['parent__sku']}.")
+        )
+    target = head.row.status or (stored["status"] if stored is not None else Status.DRAFT)
+    if target == Status.PUBLISHED and row.price <= 0:
+        errors.append(("price", "The variants of a published product need a price above zero."))
+
+
+def _check_barcode(row: _Row, context: _Context, errors: list[tuple[str, str]]) -> None:
+    """Report a barcode another product holds, or another row of the file gives."""
+    if not row.barcode:
+        return
+    owner = context.barcodes.get(row.barcode)
+    if owner is not None and owner != row.sku:
+        errors.append(("barcode", f"The barcode {row.barcode} is already {owner}'s."))
+    elif context.claims is not None:
+        first = context.claims["barcode"].setdefault(row.barcode, str(row.line))
+        if first != str(row.line):
+            errors.append(("barcode", f"The barcode {row.barcode} is also on line {first}."))
+
+
+def _variant_changes(
+    row: _Row, variant: dict[str, Any] | None, values: dict[str, str]
+) -> dict[str, Any]:
+    """Return what the row gives a new variant, or changes of a stored one."""
+    fields: dict[str, Any] = {
+        "price": row.price,
+        "barcode": row.barcode,
+        "weight_grams": row.weight_grams,
+    }
+    if variant is None:
+        return fields | {"track_stock": True if row.track_stock is None else row.track_stock}
+    if row.track_stock is not None:
+        fields["track_stock"] = row.track_stock
+    fields["options"] = values
+    stored = {
+        "price": variant["price"],
+        "barcode": variant["barcode"],
+        "weight_grams": variant["weight_grams"],
+        "track_stock": variant["track_stock"],
+        "options": variant["option_values"],
+    }
+    return {name: value for name, value in fields.items() if stored[name] != value}
+
+
+def _count_group(group: _GroupPlan, report: ImportReport) -> None:
+    """Count a product's variant rows as rows: new (a new variant), updated (its fields
+    or its product's change), only a new stock level, or unchanged."""
+    report.transitions.update(group.head.path)
+    head_changes = group.head_changes
+    for plan in group.variants:
+        if plan.variant is None:
+            report.created += 1
+        elif plan.changed or head_changes:
+            report.updated += 1
+        elif plan.moves:
+            report.extra_only += 1
+        else:
+            report.unchanged += 1
+        report.extra_changes.update(plan.moves)
+        if plan.variant is None or plan.changed or plan.moves or head_changes:
+            report._changing.add(plan.row.line)
+            if len(report.preview) < report.preview_limit:
+                report.preview.append(_variant_preview(plan, group))
+
+
+def _variant_preview(plan: _VariantPlan, group: _GroupPlan) -> RowPreview:
+    row, variant, head = plan.row, plan.variant, group.head
+    if variant is None:
+        return RowPreview(row.line, row.sku, "new", dict(row.cells), {})
+    shown = {"options": "option1_value"}
+    changes = {
+        shown.get(name, name): (
+            _shown(variant["option_values" if name == "options" else name]),
+            _shown(value),
+        )
+        for name, value in plan.changed.items()
+    }
+    columns = {column.name: column for column in extra_columns()}
+    for name in plan.moves:
+        changes[name] = (columns[name].shown(plan.extras[name]), row.cells[name])
+    if head.path and head.product is not None:
+        changes["status"] = (head.product["status"], head.row.status)
+    for name in head.changed:
+        column = "category" if name == "category_id" else name
+        changes[column] = ("(changed)", row.cells.get(column, ""))
+    return RowPreview(row.line, row.sku, "update", dict(row.cells), changes)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return " / ".join(str(v) for v in value.values())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _slugs(
@@ -656,6 +1176,9 @@ class _Context:
     claims: dict[str, dict[str, str]] | None
     owners: dict[str, str]  # slug → SKU of the product holding it
     states: dict[str, tuple[ExtraColumn, dict[int, Any]]]  # registered column → states
+    # The stored variants of the batch's products sold in variants, by product id
+    variants: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    barcodes: dict[str, str] = field(default_factory=dict)  # barcode → SKU holding it
 
 
 def _claim(
@@ -706,13 +1229,48 @@ def _plan_row(
         )
         errors.extend((column, m) for column, messages in problems.items() for m in messages)
     extras, moves = _extras_of(row, product, context, errors)
+    if product is not None:
+        _variant_problems(row, product, path, context, errors)
     for column, message in errors:
         context.report.add_error(row.line, column, message, row.cells)
     if errors or not claimed:
         return None
-    plan = _Plan(row, product, values, changed, path, extras, moves)
-    _count(plan, context.report, context.categories)
-    return plan
+    return _Plan(row, product, values, changed, path, extras, moves)
+
+
+def _variant_problems(
+    row: _Row, product: dict[str, Any], path: tuple[str, ...], context: _Context, errors: list
+) -> None:
+    """Report a row naming a variant as a product, stock given to a product sold in
+    variants (its stock is its variants'), and publishing one without priced variants."""
+    column = "product_sku" if row.head else "sku"
+    if product["parent_id"] is not None:
+        errors.append(
+            (
+                column,
+                f"{product['sku']} is a variant of product {product['parent__sku']}: give it on "
+                f"a row of its variants (product_sku {product['parent__sku']}).",
+            )
+        )
+        return
+    if row.head or not product["options"]:
+        return
+    for name, value in row.extras.items():
+        if value is not None:
+            errors.append(
+                (
+                    name,
+                    f"Product {row.sku} is sold in variants: this is its variants' (give one row "
+                    f"per variant, with product_sku {row.sku}).",
+                )
+            )
+    variants = context.variants.get(product["id"], [])
+    if "publish" in path and not variants:
+        errors.append(
+            ("status", "A product with options sells through its variants: make them first.")
+        )
+    elif "publish" in path and min(v["price"] for v in variants) <= 0:
+        errors.append(("status", "Every variant of a published product needs a price above zero."))
 
 
 def _values_of(
@@ -863,6 +1421,19 @@ class _Targets:
                 self.values[name][product_id] = plan.row.extras[name]
                 self.lines[product_id] = plan.row.line
 
+    def note_variants(self, groups: list[_GroupPlan], ids: dict[str, int]) -> None:
+        """The same for the variants' rows (``ids``: the new variants)."""
+        for group in groups:
+            for plan in group.variants:
+                if plan.variant is None:
+                    variant_id = ids[plan.row.sku]
+                    self.created.add(variant_id)
+                else:
+                    variant_id = plan.variant["id"]
+                for name in plan.moves:
+                    self.values[name][variant_id] = plan.row.extras[name]
+                    self.lines[variant_id] = plan.row.line
+
 
 def _apply(
     stream: IO[bytes], size: int, report: ImportReport, actor: Actor, progress: Progress | None
@@ -925,34 +1496,78 @@ def _create_categories(actor: Actor, categories: _Categories, paths: list[str]) 
             parent_id = found
 
 
-def _write_batch(plans: list[_Plan], actor: Actor, report: ImportReport, targets: _Targets) -> None:
+def _write_batch(batch: _BatchPlan, actor: Actor, report: ImportReport, targets: _Targets) -> None:
     """Save the batch's new and changed products through the catalog's bulk service (each
-    audited and announced as a single write), note what the registered columns write."""
-    saving = [plan for plan in plans if plan.product is None or plan.changed or plan.path]
+    audited and announced as a single write), then its options and variants through the
+    variants' (the same), and note what the registered columns write."""
+    plans, groups = batch.plans, batch.groups
+    # In file order: new products get their ids in it, so an export lists them as the file.
+    saving = sorted(
+        (
+            plan
+            for plan in [*plans, *(group.head for group in groups)]
+            if plan.product is None or plan.changed or plan.path
+        ),
+        key=lambda plan: plan.row.line,
+    )
     products = product_bulk_save(
         actor=actor,
         changes=[ProductChange(p.row.sku, p.values, p.product, p.path) for p in saving],
     )
-    targets.note(plans, {product.sku: product.pk for product in products})
-    if saving:
-        _audit_summary(saving, plans, actor, report)
+    ids = {product.sku: product.pk for product in products}
+    targets.note(plans, ids)
+    changes = [
+        change for group in groups if (change := _variant_changes_of(group, ids)) is not None
+    ]
+    made = variants_bulk_save(actor=actor, changes=changes)
+    targets.note_variants(groups, made)
+    if saving or changes:
+        _audit_summary(saving, batch, actor, report)
+
+
+def _variant_changes_of(group: _GroupPlan, ids: dict[str, int]) -> VariantChanges | None:
+    """Return what the variants' bulk path writes for a product sold in variants
+    (``ids``: the products just made), or None when nothing."""
+    head = group.head
+    new = [
+        {"sku": plan.row.sku, "options": plan.values, **plan.changed}
+        for plan in group.variants
+        if plan.variant is None
+    ]
+    changed = {
+        plan.variant["id"]: plan.changed
+        for plan in group.variants
+        if plan.variant is not None and plan.changed
+    }
+    if not (group.options_changed or new or changed):
+        return None
+    product_id = ids[head.row.sku] if head.product is None else head.product["id"]
+    return VariantChanges(product_id, group.options, new, changed)
 
 
 def _audit_summary(
-    saving: list[_Plan], plans: list[_Plan], actor: Actor, report: ImportReport
+    saving: list[_Plan], batch: _BatchPlan, actor: Actor, report: ImportReport
 ) -> None:
     """Record the batch as one ``product.imported`` entry (next to each product's own)."""
     new = [plan.row.sku for plan in saving if plan.product is None]
     touched = {
         plan.row.sku: [*plan.changed, *plan.path] for plan in saving if plan.product is not None
     }
+    variants = [plan for group in batch.groups for plan in group.variants]
+    new += [plan.row.sku for plan in variants if plan.variant is None]
+    touched |= {
+        plan.row.sku: sorted(plan.changed)
+        for plan in variants
+        if plan.variant is not None and plan.changed
+    }
+    lines = [plan.row.line for plan in batch.plans] + [plan.row.line for plan in variants]
     audit_record(
         actor=actor,
         action="product.imported",
         object_type="catalog.product",
         changes={
             "file": {"before": None, "after": report.file_name},
-            "lines": {"before": None, "after": [plans[0].row.line, plans[-1].row.line]},
+            "lines": {"before": None, "after": [min(lines), max(lines)]},
             "created": {"before": None, "after": len(new)},
             "updated": {"before": None, "after": len(touched)},
             "created_skus": {"before": None, "after": new},

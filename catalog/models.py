@@ -3,6 +3,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -59,6 +60,76 @@ def validate_attributes(value: Any) -> Any:
         if problem:
             raise ValidationError(problem)
     return value
+
+
+MAX_OPTIONS = 3
+MAX_OPTION_VALUES = 100
+MAX_OPTION_TEXT = 100
+
+
+def gtin_problem(code: str) -> str:
+    """Return what is wrong with a barcode (GTIN-8, UPC-A/GTIN-12, EAN-13/GTIN-13 or
+    GTIN-14), or "" when its length and check digit are right."""
+    if not (code.isascii() and code.isdigit()) or len(code) not in (8, 12, 13, 14):
+        return "A barcode is 8, 12, 13 or 14 digits (GTIN-8, UPC-A, EAN-13, GTIN-14)."
+    body, check = code[:-1], int(code[-1])
+    # From the right, the digits before the check digit weigh 3, 1, 3, 1, ...
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    expected = (10 - total % 10) % 10
+    if check != expected:
+        return f"The check digit of {code} should be {expected}, not {check}."
+    return ""
+
+
+def validate_gtin(code: str) -> None:
+    problem = gtin_problem(code)
+    if problem:
+        raise ValidationError(problem)
+
+
+def options_problem(options: Any) -> str:
+    """Return what is wrong with a product's declared options, or "": a list of at most 3
+    ``{"name", "values"}``, names unique, each with 1 to 100 unique short values."""
+    if not isinstance(options, list):
+        return 'Options are a list of {"name", "values"}.'
+    if len(options) > MAX_OPTIONS:
+        return f"At most {MAX_OPTIONS} options (such as Size, Colour, Material)."
+    names: set[str] = set()
+    for option in options:
+        problem = _option_problem(option, names)
+        if problem:
+            return problem
+    return ""
+
+
+def _option_problem(option: Any, names: set[str]) -> str:
+    if not isinstance(option, dict) or set(option) != {"name", "values"}:
+        return 'Each option is {"name": ..., "values": [...]}.'
+    name, values = option["name"], option["values"]
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_OPTION_TEXT:
+        return f"Option names are 1 to {MAX_OPTION_TEXT} characters."
+    if name.strip().lower() in names:
+        return f"The option {name!r} is declared twice."
+    names.add(name.strip().lower())
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_OPTION_VALUES:
+        return f"Option {name!r} needs 1 to {MAX_OPTION_VALUES} values."
+    if any(not isinstance(v, str) or not 1 <= len(v.strip()) <= MAX_OPTION_TEXT for v in values):
+        return f"Option {name!r}: values are 1 to {MAX_OPTION_TEXT} characters."
+    if len({v.strip().lower() for v in values}) != len(values):
+        return f"Option {name!r} lists a value twice."
+    if not all(_storable_text(t) for t in [name, *values]):
+        return f"Option {name!r}: null and surrogate characters are not allowed."
+    return ""
+
+
+def variant_name(product: "Product", values: dict[str, str]) -> str:
+    """A variant's name: its product's, with its option values ("Shirt (M / Red)")."""
+    return f"{product.name} ({' / '.join(values.values())})"[:200]
+
+
+def options_key(option_values: dict[str, str]) -> str:
+    """The canonical text of a variant's option values: one per product (unique)."""
+    return "|".join(f"{name}={option_values[name]}" for name in sorted(option_values))
 
 
 def publish_problems_of(
@@ -161,6 +232,46 @@ class Product(ConcurrentTransitionMixin, models.Model):
         Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
     )
     attributes = models.JSONField(default=dict, blank=True)
+    # Variants, as django-oscar (parent and child products) and Magento (configurable and
+    # simple products) keep them: a product that declares ``options`` sells through its
+    # variants, child products with their own SKU, barcode, price, weight and stock and one
+    # combination of ``option_values``; a product without variants is its own single
+    # variant. The parent's status governs its variants' (they follow it).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="variants"
+    )
+    options = models.JSONField(default=list, blank=True)
+    option_values = models.JSONField(default=dict, blank=True)
+    options_key = models.CharField(max_length=1000, blank=True, default="", editable=False)
+    barcode = models.CharField(
+        max_length=14, null=True, blank=True, unique=True, validators=[validate_gtin]
+    )
+    weight_grams = models.PositiveIntegerField(null=True, blank=True)
+    track_stock = models.BooleanField(default=True)
+    # Selling beyond stock (catalog/backorders.py says how these combine): units ordered
+    # beyond what is available wait on the variant's stock row (inventory counts them
+    # under the same lock as reservations) and are allocated, first come first served,
+    # when stock arrives.
+    allow_backorder = models.BooleanField(
+        "allow backorders",
+        default=False,
+        help_text="Accept orders beyond stock; the units wait for the next arrival.",
+    )
+    backorder_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many units waiting at once (empty: no limit).",
+    )
+    preorder_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Accept orders without stock until this moment (a product not out yet).",
+    )
+    preorder_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many units preordered and waiting at once (empty: no limit).",
+    )
     status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -170,11 +281,30 @@ class Product(ConcurrentTransitionMixin, models.Model):
         ordering = ["name", "id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_gte_0"),
+            models.UniqueConstraint(
+                fields=["parent", "options_key"],
+                condition=models.Q(parent__isnull=False),
+                name="variant_options_unique",
+            ),
+            # A variant declares no options of its own: variants are one level deep.
+            models.CheckConstraint(
+                condition=models.Q(parent__isnull=True) | models.Q(options=[]),
+                name="variant_has_no_options",
+            ),
         ]
         indexes = [
-            models.Index(fields=["status", "name", "id"], name="product_status_name_idx"),
-            # The default order for staff, who see every status (without it: a full sort).
-            models.Index(fields=["name", "id"], name="product_name_idx"),
+            # The lists (storefront and staff) show products, not their variants; staff see
+            # every status in name order (without the second: a full sort).
+            models.Index(
+                fields=["status", "name", "id"],
+                condition=models.Q(parent__isnull=True),
+                name="product_listed_status_idx",
+            ),
+            models.Index(
+                fields=["name", "id"],
+                condition=models.Q(parent__isnull=True),
+                name="product_listed_name_idx",
+            ),
             models.Index(fields=["status", "category"], name="product_status_category_idx"),
         ]
 
@@ -250,7 +380,49 @@ class Product(ConcurrentTransitionMixin, models.Model):
             category=category.name if category is not None else None,
             category_active=category.is_active if category is not None else True,
         )
+        if self.options and self.pk is not None:
+            prices = list(self.variants.values_list("price", flat=True))
+            if not prices:
+                problems["variants"] = [
+                    "A product with options sells through its variants: make them first."
+                ]
+            elif min(prices) <= 0:
+                problems["variants"] = ["Every variant needs a price above zero."]
         return problems
+
+
+class ProductSearch(models.Model):
+    """What search reads of a listed product (never a variant): its weighted words and
+    name, the option values its variants offer and the range of their prices.
+
+    Written by PostgreSQL alone: triggers on the product table (migration 0006) rewrite a
+    product's row in the statement that changes the product or one of its variants, so
+    every write path (services, bulk imports, the seed, a hand at the psql prompt) leaves
+    it current in its own transaction. On SQLite (development) the table stays empty and
+    search falls back to a plain match (``catalog.search``).
+    """
+
+    product = models.OneToOneField(
+        Product,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,  # the delete trigger removes the row
+        related_name="search",
+    )
+    name = models.CharField(max_length=200)
+    # Weights: A the name; B SKUs, barcodes and option values (the product's and its
+    # variants'); C the description and attribute values. The 'simple' configuration:
+    # no language's stemming or stop words (SKUs and names of any language stay whole).
+    document = SearchVectorField()
+    # [{"name": "Size", "value": "M"}, ...]: what its variants offer, once each.
+    option_values = models.JSONField(default=list)
+    min_price = models.DecimalField(max_digits=12, decimal_places=2)
+    max_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"search row of product {self.product_id}"
 
 
 # --- products as a settings scope (catalog/settings_registry.py) -------------------------

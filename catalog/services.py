@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.text import slugify
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
@@ -17,11 +18,12 @@ from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from audit.actors import Actor
 from audit.changes import diff, snapshot
 from audit.services import audit_record, audit_record_many
+from catalog.backorders import BACKORDER_FIELDS, backorders_apply
 from catalog.cache import catalog_cache_bump
 from catalog.errors import CatalogErrorCode as Code
 from catalog.fields import PRODUCT_EDITABLE_FIELDS
-from catalog.models import Category, Product, validate_attributes
-from catalog.payloads import category_payload, product_payload
+from catalog.models import Category, Product, validate_attributes, variant_name
+from catalog.payloads import PayloadBatch, category_payload, product_payload
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput
 from pms_backend.events.services import publish, publish_many
@@ -71,6 +73,46 @@ def _check_attributes(attributes: Any) -> None:
             "Invalid attributes: " + " ".join(exc.messages),
             errors={"attributes": exc.messages},
         ) from exc
+
+
+def variants_follow(product: Product) -> int:
+    """Give the product's variants its status and publication date (its moves govern
+    theirs); return how many changed. Called in the move's transaction."""
+    return (
+        Product.objects.filter(parent=product)
+        .exclude(status=product.status, published_at=product.published_at)
+        .update(status=product.status, published_at=product.published_at, updated_at=timezone.now())
+    )
+
+
+def _variants_copy(product: Product, changed: set[str]) -> None:
+    """Give the product's variants its new name, currency or category: a variant is
+    "<product name> (M / Red)", sold in the product's currency, in its category."""
+    if not changed & {"name", "currency", "category"} or not product.options:
+        return
+    variants = list(Product.objects.filter(parent=product))
+    now = timezone.now()
+    for variant in variants:
+        variant.name = variant_name(product, variant.option_values)
+        variant.currency = product.currency
+        variant.category_id = product.category_id
+        variant.updated_at = now  # bulk_update skips auto_now: clients sync on it
+    Product.objects.bulk_update(
+        variants, ["name", "currency", "category", "updated_at"], batch_size=1000
+    )
+
+
+def variants_follow_many(product_ids: list[int]) -> int:
+    """Give the variants of these products their product's status and publication date,
+    in one statement (``variants_follow`` for many); return how many were written."""
+    if not product_ids:
+        return 0
+    parent = Product.objects.filter(pk=OuterRef("parent_id"))
+    return Product.objects.filter(parent_id__in=product_ids).update(
+        status=Subquery(parent.values("status")[:1]),
+        published_at=Subquery(parent.values("published_at")[:1]),
+        updated_at=timezone.now(),
+    )
 
 
 def _check_publishable(product: Product, refusal: str) -> None:
@@ -231,9 +273,18 @@ def product_create(
     slug: str | None = None,
     description: str = "",
     attributes: dict[str, Any] | None = None,
+    **backorders: Any,
 ) -> Product:
-    """Create a Draft product."""
+    """Create a Draft product; ``backorders`` are its backorder settings
+    (``catalog.backorders.BACKORDER_FIELDS``) while it has no variants."""
     _check_attributes(attributes or {})
+    unknown = set(backorders) - set(BACKORDER_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            "unknown_fields",
+            f"A product has no field {', '.join(sorted(unknown))}.",
+            errors={name: ["Unknown field."] for name in sorted(unknown)},
+        )
     try:
         with transaction.atomic():
             if Product.objects.filter(sku=sku).exists():
@@ -258,11 +309,14 @@ def product_create(
                 category=category,
                 attributes=attributes or {},
             )
+            if backorders:
+                backorders_apply(product, backorders)
+                product.save(update_fields=list(backorders))
             audit_record(
                 actor=actor,
                 action="product.created",
                 target=product,
-                changes=diff({}, snapshot(product, [*PRODUCT_FIELDS, "status"])),
+                changes=diff({}, snapshot(product, [*PRODUCT_FIELDS, "status", *backorders])),
             )
             publish("product.created", product_payload(product), subject=f"product:{product.pk}")
             _after_catalog_commit()
@@ -272,8 +326,9 @@ def product_create(
 
 
 def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Product:
-    """Change a product's fields (never its status: that moves by transition)."""
-    unknown = set(data) - set(PRODUCT_FIELDS)
+    """Change a product's fields (never its status: that moves by transition), and the
+    backorder settings of a product without variants (``catalog.backorders``)."""
+    unknown = set(data) - set(PRODUCT_FIELDS) - set(BACKORDER_FIELDS)
     if unknown:
         raise InvalidInput(
             "unknown_fields",
@@ -285,7 +340,9 @@ def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Pr
     try:
         with transaction.atomic():
             product = Product.objects.select_for_update().get(pk=product_id)
-            before = snapshot(product, PRODUCT_FIELDS)
+            shown = [*PRODUCT_FIELDS, *_backorders_named(data)]
+            before = snapshot(product, shown)
+            data = _apply_backorders(product, data)
             for field in ("sku", "slug"):
                 value = data.get(field)
                 if (
@@ -301,16 +358,27 @@ def product_update(*, actor: Actor, product_id: int, data: dict[str, Any]) -> Pr
                 setattr(product, name, value)
             if product.status == Product.Status.PUBLISHED:
                 _check_publishable(product, "A published product must keep ")
-            changes = diff(before, snapshot(product, PRODUCT_FIELDS))
+            changes = diff(before, snapshot(product, shown))
             if not changes:
                 return product
             product.save()
+            _variants_copy(product, set(changes))
             audit_record(actor=actor, action="product.updated", target=product, changes=changes)
             publish("product.updated", product_payload(product), subject=f"product:{product.pk}")
             _after_catalog_commit()
     except IntegrityError as exc:
         raise _integrity_conflict(exc, sku=data.get("sku", ""), slug=data.get("slug", "")) from exc
     return product
+
+
+def _backorders_named(data: dict[str, Any]) -> list[str]:
+    return [name for name in BACKORDER_FIELDS if name in data]
+
+
+def _apply_backorders(product: Product, data: dict[str, Any]) -> dict[str, Any]:
+    """Set the backorder settings in ``data`` on ``product``; return the rest of it."""
+    backorders_apply(product, data)
+    return {name: value for name, value in data.items() if name not in BACKORDER_FIELDS}
 
 
 def product_transition(*, actor: Actor, product_id: int, transition: str) -> Product:
@@ -332,6 +400,12 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
             .select_related("category")
             .get(pk=product_id)
         )
+        if product.parent_id is not None:
+            raise Conflict(
+                Code.VARIANT_FOLLOWS_PRODUCT,
+                f"Product {product.pk} is a variant: it follows the status of its product "
+                f"{product.parent_id}; move that one.",
+            )
         before_status = product.status
         if transition == "publish" and before_status == Product.Status.DRAFT:
             _check_publishable(product, "Cannot publish: ")
@@ -351,6 +425,7 @@ def product_transition(*, actor: Actor, product_id: int, transition: str) -> Pro
                 Code.CONCURRENT_MODIFICATION,
                 "The product's status changed meanwhile; reload and try again.",
             ) from exc
+        variants_follow(product)
         audit_record(
             actor=actor,
             action=TRANSITIONS[transition],
@@ -396,25 +471,34 @@ def product_bulk_create(*, actor: Actor, products: list[Product]) -> int:
         _check_attributes(product.attributes)
         if product.status == Product.Status.PUBLISHED:
             _check_publishable(product, f"{product.sku}: cannot publish: ")
+    return insert_new_skus(actor=actor, rows=products, action="product.bulk_created")
+
+
+def insert_new_skus(*, actor: Actor, rows: list[Product], action: str) -> int:
+    """Insert the unsaved products (or variants) whose SKU is new, in one transaction,
+    audited as one ``action`` entry for the batch (no per-row events: demo and benchmark
+    loads); return how many."""
+    if not rows:
+        return 0
     with transaction.atomic():
         existing = set(
-            Product.objects.filter(sku__in=[p.sku for p in products]).values_list("sku", flat=True)
+            Product.objects.filter(sku__in=[p.sku for p in rows]).values_list("sku", flat=True)
         )
-        rows = [p for p in products if p.sku not in existing]
-        if not rows:
+        new = [p for p in rows if p.sku not in existing]
+        if not new:
             return 0
-        Product.objects.bulk_create(rows, batch_size=2000)
+        Product.objects.bulk_create(new, batch_size=2000)
         audit_record(
             actor=actor,
-            action="product.bulk_created",
+            action=action,
             object_type="catalog.product",
             changes={
-                "count": {"before": None, "after": len(rows)},
-                "skus": {"before": None, "after": [rows[0].sku, rows[-1].sku]},
+                "count": {"before": None, "after": len(new)},
+                "skus": {"before": None, "after": [new[0].sku, new[-1].sku]},
             },
         )
         _after_catalog_commit()
-    return len(rows)
+    return len(new)
 
 
 @dataclass
@@ -438,6 +522,7 @@ class _Records:
 
     audit: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    payloads: PayloadBatch = field(default_factory=PayloadBatch)
 
     def add(self, action: str, product: Product, changes: dict[str, Any]) -> None:
         self.audit.append(
@@ -449,7 +534,7 @@ class _Records:
                 "changes": changes,
             }
         )
-        self.events.append((action, product_payload(product), f"product:{product.pk}"))
+        self.events.append((action, self.payloads.add(product), f"product:{product.pk}"))
 
 
 def product_bulk_save(*, actor: Actor, changes: list[ProductChange]) -> list[Product]:
@@ -490,7 +575,12 @@ def product_bulk_save(*, actor: Actor, changes: list[ProductChange]) -> list[Pro
                 product.updated_at = now
                 updated.append(product)
         bulk_update_rows(updated, [*sorted(fields), "updated_at"])
+        # The variants of a product that moved follow it, as in product_transition.
+        variants_follow_many(
+            [p.pk for p, c in zip(products, changes, strict=True) if c.transitions and c.stored]
+        )
         audit_record_many(actor=actor, entries=records.audit)
+        records.payloads.complete()
         publish_many(records.events)
         _after_catalog_commit()
     return products

@@ -11,5 +11,15 @@ register_action_names(
         "stock.sale": "Stock sold",
         "stock.return": "Stock returned",
         "stock.correction": "Stock corrected",
+        "stock.transfer_out": "Stock sent on a transfer",
+        "stock.transfer_in": "Stock received from a transfer",
+        "transfer.created": "Transfer drafted",
+        "transfer.updated": "Transfer changed",
+        "transfer.dispatched": "Transfer dispatched",
+        "transfer.received": "Transfer received",
+        "transfer.cancelled": "Transfer cancelled",
+        "location.created": "Stock location created",
+        "location.updated": "Stock location changed",
+        "location.deleted": "Stock location deleted",
     }
 )

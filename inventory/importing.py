@@ -1,17 +1,21 @@
 """The stock level's column of the product file (``on_hand``), registered into the
 catalog's importer and exporter: the catalog carries the column, inventory reads and
-writes it, so that the catalog never imports inventory (docs/import-export.md)."""
+writes it, so that the catalog never imports inventory (docs/import-export.md).
+
+The column is the stock at the shop's default location (the first active one by
+priority): what a one-location shop holds, and in a shop of several the place goods
+are received. Other locations' stock is moved by receipts, transfers and stocktakes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
+from django.db.models import OuterRef, Subquery
 
 from audit.actors import Actor
 from catalog.csv_columns import ExtraColumn, register_extra_column
-from inventory.models import InventoryMovement, Stock
-from inventory.services import MAX_MOVEMENT_QUANTITY
+from inventory.models import InventoryMovement, Location, StockLevel
+from inventory.services import MAX_MOVEMENT_QUANTITY, default_location
 from inventory.stocktake import stock_set_levels
 from pms_backend.errors import Conflict
 
@@ -37,9 +41,9 @@ class StockLevelColumn(ExtraColumn):
         return int(cell), ""
 
     def load(self, product_ids: list[int]) -> dict[int, tuple[int, int]]:
-        rows = Stock.objects.filter(product_id__in=product_ids).values_list(
-            "product_id", "on_hand", "reserved"
-        )
+        rows = StockLevel.objects.filter(
+            product_id__in=product_ids, location=default_location()
+        ).values_list("product_id", "on_hand", "reserved")
         return {product_id: (on_hand, reserved) for product_id, on_hand, reserved in rows}
 
     def problem(self, value: Any, state: Any) -> str:
@@ -70,7 +74,15 @@ class StockLevelColumn(ExtraColumn):
         return refused
 
     def export_expression(self) -> Any:
-        return F("stock__on_hand")
+        # Read only: an export never makes the first location (default_location() would).
+        default = (
+            Location.objects.filter(is_active=True).order_by("priority", "id").values("pk")[:1]
+        )
+        return Subquery(
+            StockLevel.objects.filter(
+                product_id=OuterRef("pk"), location_id=Subquery(default)
+            ).values("on_hand")[:1]
+        )
 
     def export_cell(self, value: Any) -> str:
         return str(value or 0)

@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import DecimalField, ExpressionWrapper, F, IntegerField, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, IntegerField, Q, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from catalog.models import Product
-from inventory.models import LOW_STOCK_SETTING, Stock
+from inventory.models import LOW_STOCK_SETTING, Location, Stock, StockLevel
 from pms_backend.monitoring.dashboard import snapshot_value
 from pms_backend.monitoring.models import MetricSnapshot
 from pms_backend.monitoring.registry import (
@@ -99,8 +99,54 @@ def _stock_shortages() -> tuple[tuple[int, dict], tuple[int, dict]]:
     )
 
 
+def stock_by_location() -> list[dict[str, Any]]:
+    """Return each active location's stock now, in allocation order: units on hand,
+    reserved and available there, and how many published products it holds are low or
+    out there. Two queries, however many locations and products.
+
+    A product counts at a location it has a level at (it was stocked there): out when
+    nothing is available there, low when some is but no more than its low-stock
+    threshold. A product a location never held is not "out" there.
+    """
+    published = Q(stock_levels__product__status=Product.Status.PUBLISHED)
+    rows = list(
+        Location.objects.filter(is_active=True)
+        .order_by("priority", "id")
+        .values("id", "code", "name")
+        .annotate(
+            on_hand=Coalesce(Sum("stock_levels__on_hand"), 0),
+            reserved=Coalesce(Sum("stock_levels__reserved"), 0),
+            out=Count(
+                "stock_levels",
+                filter=published & Q(stock_levels__on_hand__lte=F("stock_levels__reserved")),
+            ),
+        )
+    )
+    shop_threshold = setting_get(LOW_STOCK_SETTING)
+    bound = max([shop_threshold, *setting_object_values(LOW_STOCK_SETTING).values()])
+    # Only levels with some available, at or below the highest threshold in force, can be low.
+    candidates = list(
+        StockLevel.objects.filter(
+            location__is_active=True, product__status=Product.Status.PUBLISHED
+        )
+        .annotate(free=ExpressionWrapper(F("on_hand") - F("reserved"), output_field=IntegerField()))
+        .filter(free__gt=0, free__lte=bound)
+        .values_list("location_id", "product_id", "free")
+    )
+    thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids={p for _, p, _ in candidates})
+    low: dict[int, int] = {}
+    for location_id, product_id, free in candidates:
+        if free <= thresholds[product_id]:
+            low[location_id] = low.get(location_id, 0) + 1
+    return [
+        row | {"available": row["on_hand"] - row["reserved"], "low": low.get(row["id"], 0)}
+        for row in rows
+    ]
+
+
 def stock_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) -> dict[str, Any]:
-    """The dashboard's Stock section: value, and the products low or out of stock."""
+    """The dashboard's Stock section: value, the products low or out of stock, and the
+    stock at each location now (read live: two queries)."""
 
     def listed(name: str) -> list[dict]:
         snapshot = latest.get(name)
@@ -117,6 +163,7 @@ def stock_section(days: int, now: datetime, latest: dict[str, MetricSnapshot]) -
         "out_count": int(snapshot_value(latest.get(STOCK_OUT))),
         "low": listed(STOCK_LOW),
         "out": listed(STOCK_OUT),
+        "locations": stock_by_location(),
     }
 
 

@@ -25,7 +25,16 @@ from django.template.defaultfilters import pluralize
 
 from audit.actors import Actor
 from catalog.models import Product
+from catalog.selectors import sellable_ids
 from inventory.models import LOW_STOCK_SETTING, Stock
+from orders.demo_extras import (
+    PART_OF_AN_ORDER,
+    WaitingVariants,
+    apply_extra,
+    demo_extra,
+    demo_waiting_variants,
+    waiting_line,
+)
 from orders.models import Order
 from orders.services import order_place, order_transition
 from pms_backend.encryption.ciphers import blind_index
@@ -172,6 +181,7 @@ class DemoOrder:
     restock: bool
     reason: str
     rng: random.Random  # draws its lines once the stock is known
+    extra: str = ""  # what it goes through besides its moves (orders.demo_extras)
 
 
 def demo_order(
@@ -233,16 +243,18 @@ def demo_order(
         restock=status == "refunded_restocked",
         reason=reason,
         rng=rng,
+        extra=demo_extra(index, len(STATUS_CYCLE)),
     )
 
 
 class _Shelf:
-    """The demo products an order may take from, and how many each can still spare."""
+    """The demo variants (and products without variants) an order may take from, and how
+    many each can still spare."""
 
     def __init__(self, product_ids: list[int]) -> None:
         rows = (
             Stock.objects.filter(
-                product_id__in=product_ids, product__status=Product.Status.PUBLISHED
+                product_id__in=sellable_ids(product_ids), product__status=Product.Status.PUBLISHED
             )
             .order_by("product__sku")
             .values_list("product_id", "on_hand", "reserved")
@@ -251,10 +263,11 @@ class _Shelf:
         thresholds = setting_get_many(LOW_STOCK_SETTING, product_ids=list(available))
         self.spare = {pk: units - thresholds[pk] - MARGIN for pk, units in available.items()}
 
-    def lines(self, rng: random.Random) -> dict[int, int]:
-        """Draw one order's lines (1 to 3 products, 1 to 3 of each) from what can be spared."""
+    def lines(self, rng: random.Random, besides: dict[int, int] | None = None) -> dict[int, int]:
+        """Draw one order's lines (1 to 3 products, 1 to 3 of each) from what can be spared
+        (other products than those ``besides``, added to them)."""
         wanted = rng.choices((1, 2, 3), weights=(6, 3, 1))[0]
-        lines: dict[int, int] = {}
+        lines: dict[int, int] = dict(besides or {})
         for _ in range(wanted):
             quantity = rng.choices((1, 2, 3), weights=(7, 2, 1))[0]
             choices = [
@@ -284,11 +297,16 @@ def seed_orders(run: DemoRun) -> str:
         return "Demo orders: none placed (no demo product is in stock)."
     placed = 0
     with transaction.atomic():
+        waiting = demo_waiting_variants(
+            seed=run.seed, actor=run.actor, product_ids=run.product_ids, now=run.now
+        )
         for demo in sorted(wanted, key=lambda d: (d.placed_at, d.index)):
             lines = shelf.lines(demo.rng)
+            if demo.extra in PART_OF_AN_ORDER and sum(lines.values()) == 1:
+                lines = shelf.lines(demo.rng, besides=lines)  # a part needs another unit
             if not lines:
                 break  # nothing left to spare: fewer orders rather than short stock
-            _place(run.actor, demo, lines)
+            _place(run.actor, demo, lines, waiting, run.now)
             placed += 1
     skipped = len(wanted) - placed
     summary = (
@@ -300,16 +318,19 @@ def seed_orders(run: DemoRun) -> str:
     return summary
 
 
-def _place(actor: Actor, demo: DemoOrder, lines: dict[int, int]) -> None:
+def _place(
+    actor: Actor, demo: DemoOrder, lines: dict[int, int], waiting: WaitingVariants, now: datetime
+) -> None:
+    lines = lines | waiting_line(demo.extra, demo.rng, waiting)
     order = order_place(
         actor=actor,
-        items=[{"product": pk, "quantity": quantity} for pk, quantity in lines.items()],
+        items=[{"variant": pk, "quantity": quantity} for pk, quantity in lines.items()],
         customer={"email": demo.customer.email, "name": demo.customer.name},
         shipping_address=demo.customer.address,
         now=demo.placed_at,
     )
     for transition, when in demo.moves:
-        order_transition(
+        order = order_transition(
             actor=actor,
             order_id=order.pk,
             transition=transition,
@@ -317,6 +338,7 @@ def _place(actor: Actor, demo: DemoOrder, lines: dict[int, int]) -> None:
             restock=demo.restock,
             now=when,
         )
+    apply_extra(actor=actor, order=order, extra=demo.extra, lines=lines, rng=demo.rng, now=now)
 
 
 register_seeding_step(

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 
 from inventory.models import Stock
@@ -38,9 +38,10 @@ PERMISSION = "orders.view_order"
 
 
 def _placed_and_revenue() -> dict[str, Any]:
-    """The aggregates of orders placed and their revenue (cancelled and refunded excluded),
-    for the snapshots and for today's live count alike."""
-    return {"placed": Count("id"), "revenue": Sum("total", filter=~Q(status__in=NOT_REVENUE))}
+    """The aggregates of orders placed and their revenue (cancelled and refunded excluded,
+    partial refunds taken off), for the snapshots and for today's live count alike."""
+    kept = F("total") - F("refunded_amount")
+    return {"placed": Count("id"), "revenue": Sum(kept, filter=~Q(status__in=NOT_REVENUE))}
 
 
 @register_flow_metrics

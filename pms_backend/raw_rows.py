@@ -1,4 +1,6 @@
-"""Model instances from rows of hand-written SQL (PostgreSQL statements on hot paths).
+"""Hand-written SQL on hot paths: model instances from its rows, and the pieces to write
+it from a model's own names. A small query through the ORM costs its compiling, three to
+five times the query itself (0.41 ms of CPU against 0.08 ms for a product lookup).
 
 ``Model.from_db`` leaves the fields' own conversion of what the database returns to the
 ORM's compiler: JSON fields, for one, arrive as text. These helpers apply each field's
@@ -33,6 +35,11 @@ def build(model: type[models.Model], values: tuple | list) -> Any:
         for f, v in zip(fields, values, strict=True)
     ]
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def placeholders(count: int) -> str:
+    """``%s, %s, …`` for an ``IN (…)`` of ``count`` values (portable, unlike ``= ANY``)."""
+    return ", ".join(["%s"] * count)
 
 
 def width(model: type[models.Model]) -> int:

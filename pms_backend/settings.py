@@ -427,6 +427,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.Order.Status",
         "ProductStatusEnum": "catalog.models.Product.Status",
         "DeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "FulfillmentStatusEnum": "orders.models.Fulfillment.Status",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

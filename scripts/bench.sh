@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [NAME ...] [--quick] [--workers N] [--connections C] [--duration S]
 #
-# NAME: catalog, seed, orders, security, events, memory, operations, serving (default: all,
+# NAME: catalog, seed, orders, security, events, memory, operations, serving, variants, search (default: all,
 # in that order); each is bench/bench_<NAME>.py, bench/run.py the driver. Uses its own
 # database (pms_bench, dropped and created; BENCH_DATABASE to change) and Redis database 3
 # (BENCH_REDIS_URL); PostgreSQL maintenance URL BENCH_PG_ADMIN_URL (default

@@ -197,6 +197,30 @@ def order_body(*lines) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def _no_dispatch_task_left_waiting():
+    """A test that queued an ``events.dispatch`` task no worker runs (eager mode off, a
+    purged queue) leaves its flag behind for a few seconds; the next test's commits would
+    leave their events to that task (pms_backend/events/handoff.py)."""
+    yield
+    from pms_backend.events.tasks import QUEUED_KEY
+    from pms_backend.outbound.coordination import shared
+
+    shared.delete(QUEUED_KEY)
+
+
+@pytest.fixture(autouse=True)
+def _no_redis_pause_left_behind():
+    """A test that made Redis fail (the cache unreachable, say) leaves this process's
+    pause of Redis on for ``PAUSE_SECONDS`` (5 s): the tests run within them found no
+    cache, no rate limits and no hand-off of events at commit (the sweep's job then), so
+    which of them failed depended on how many ran in 5 s. Each test starts unpaused."""
+    yield
+    from pms_backend.monitoring import redis_outage
+
+    redis_outage.resume()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_inline():
     """In-process tests run Celery tasks inline (at commit); e2e tests start real workers."""

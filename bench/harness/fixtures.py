@@ -10,8 +10,10 @@ from harness.common import BenchError, log
 from harness.context import Context
 from harness.services import flush_redis, recreate_database
 
-# Stock for benchmark products: each group's products brought to its quantity through the
-# stocktake service (rows locked in batches; ledger, audit and outbox rows like any receipt).
+# Stock for benchmark products (the sellable ones: variants and products without variants;
+# a product that sells through variants holds none): each group's products brought to
+# its quantity through the stocktake service (rows locked in batches; ledger, audit and
+# outbox rows like any receipt).
 STOCK_SNIPPET = """
 import json
 from audit.actors import Actor
@@ -20,10 +22,9 @@ from inventory.models import InventoryMovement
 from inventory.stocktake import stock_set_levels
 
 wanted = json.loads({wanted!r})
+sellable = Product.objects.filter(status="published", variants__isnull=True)
 ids = list(
-    Product.objects.filter(status="published").order_by("pk").values_list("pk", flat=True)[
-        : sum(n for n, _ in wanted)
-    ]
+    sellable.order_by("pk").values_list("pk", flat=True)[: sum(n for n, _ in wanted)]
 )
 if len(ids) < sum(n for n, _ in wanted):
     raise SystemExit(f"only {{len(ids)}} published products")
@@ -41,6 +42,57 @@ for count, quantity in wanted:
     )
 print("BENCH_JSON " + json.dumps(out))
 """
+
+
+# Stock over several locations: the locations made through the location service when
+# missing (the first is the shop's default, "main"), then each group's products brought
+# to its quantity at each location through the stocktake service.
+SPREAD_SNIPPET = """
+import json
+from audit.actors import Actor
+from catalog.models import Product
+from inventory.locations import location_create
+from inventory.models import InventoryMovement, Location
+from inventory.stocktake import stock_set_levels
+
+codes, groups, skip = json.loads({args!r})
+actor = Actor.system("bench")
+for position, code in enumerate(codes):
+    if not Location.objects.filter(code=code).exists():
+        location_create(actor=actor, code=code, name=code.title(), priority=100 + 10 * position)
+sellable = Product.objects.filter(status="published", variants__isnull=True)
+ids = list(
+    sellable.order_by("pk").values_list("pk", flat=True)[skip : skip + sum(n for n, _ in groups)]
+)
+out, at = [], 0
+for count, quantities in groups:
+    group = ids[at : at + count]
+    at += count
+    out.append(group)
+    for code, quantity in zip(codes, quantities):
+        if quantity:
+            stock_set_levels(
+                actor=actor,
+                targets=dict.fromkeys(group, quantity),
+                kind=InventoryMovement.Kind.RECEIPT,
+                reason="benchmark stock",
+                location=code,
+            )
+print("BENCH_JSON " + json.dumps(out))
+"""
+
+
+def seed_spread(
+    ctx: Context,
+    url: str,
+    codes: list[str],
+    groups: list[tuple[int, list[int]]],
+    *,
+    skip: int,
+) -> list[list[int]]:
+    """Give ``count`` published products (after the first ``skip``) the quantities of each
+    ``(count, [quantity at codes[0], at codes[1], ...])``; return each group's ids."""
+    return shell_json(ctx, url, SPREAD_SNIPPET.format(args=json.dumps([codes, groups, skip])))
 
 
 def shell_json(ctx: Context, url: str, code: str) -> Any:

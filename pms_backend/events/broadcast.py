@@ -41,7 +41,8 @@ def without_customer(envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 def _audiences(events: list[Event]) -> dict[str, tuple]:
-    """Each topic's rules, bound to its events of this batch: ``{topic: (public, owner)}``."""
+    """Each topic's rules, bound to its events of this batch:
+    ``{topic: (public, owner, public_omits)}``."""
     by_topic: dict[str, list[Event]] = {}
     for event in events:
         by_topic.setdefault(event.topic, []).append(event)
@@ -52,6 +53,7 @@ def _audiences(events: list[Event]) -> dict[str, tuple]:
             bound[name] = (
                 topic.public(batch) if topic.public else None,
                 topic.owner(batch) if topic.owner else None,
+                topic.public_omits,
             )
     return bound
 
@@ -63,12 +65,16 @@ def routes(events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
     for event in events:
         envelope = event.envelope()
         out.append((full_group(event.topic), envelope))
-        public, owner = audiences.get(event.topic, (None, None))
+        public, owner, omits = audiences.get(event.topic, (None, None, ()))
         prefix = owner(event) if owner else None
         if prefix:
             out.append((key_group(event.topic, prefix), without_customer(envelope)))
         if public and public(event):
-            out.append((public_group(event.topic), envelope))
+            if omits:
+                data = {k: v for k, v in envelope["data"].items() if k not in omits}
+                out.append((public_group(event.topic), {**envelope, "data": data}))
+            else:
+                out.append((public_group(event.topic), envelope))
     return out
 
 

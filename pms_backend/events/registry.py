@@ -50,6 +50,9 @@ class Topic:
     opt_in: bool = False
     # Its events may carry personal data (sealed at rest; see Event.seal_personal).
     personal: bool = False
+    # Data fields the public group (storefronts) never hears: what only ``full_scope``
+    # holders may learn, such as where stock changed.
+    public_omits: tuple[str, ...] = ()
 
 
 _topics: dict[str, Topic] = {}

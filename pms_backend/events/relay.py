@@ -1,9 +1,10 @@
 """After commit, events leave the outbox: to the relay's subscribers (webhook deliveries)
 and websocket groups.
 
-The business transaction only writes outbox rows; on commit their ids reach
-:func:`dispatch_events` in a task (``handoff``), and if that hand-off is lost (broker
-down, worker killed), :func:`sweep` finds events still undispatched a few seconds later.
+The business transaction only writes outbox rows; on commit a task is queued (``handoff``)
+unless one is queued and not yet started, and the task takes every event waiting, oldest
+first (:func:`dispatch_waiting`); if that hand-off is lost (broker down, worker killed),
+:func:`sweep` finds events still undispatched a few seconds later.
 Dispatching twice is harmless: subscribers record what they owe an event once (webhook
 deliveries are unique per event and endpoint).
 """
@@ -23,19 +24,43 @@ from pms_backend.events.broadcast import broadcast
 from pms_backend.events.models import Event
 from pms_backend.shopsettings.selectors import setting_get
 
+# A dispatch task takes at most this many batches of waiting events: under a steady load
+# the commits meanwhile queue tasks of their own (other worker processes share the work),
+# and the sweep finds anything left.
+WAITING_BATCHES = 10
+
 
 def dispatch_events(event_ids: list[int]) -> int:
     """Fan the given undispatched events out to subscribers and websockets; return how
     many."""
     with transaction.atomic():
-        events = _take(event_ids, timezone.now())
-        if not events:
-            return 0
-        after_commit = [subscriber.take(events) for subscriber in registry.subscribers()]
-        # Live clients first: a websocket frame is the latency-sensitive path.
-        transaction.on_commit(lambda: broadcast(events))
-        for action in after_commit:
-            transaction.on_commit(action)
+        return _fan_out(_take(event_ids, timezone.now()))
+
+
+def dispatch_waiting(*, batch_size: int = 500) -> int:
+    """Fan out every event still waiting that no other dispatcher holds, oldest first (the
+    queuing commit's, and those of commits that left theirs to an already queued task), at
+    most ``WAITING_BATCHES`` batches; return how many."""
+    total = 0
+    for _ in range(WAITING_BATCHES):
+        with transaction.atomic():
+            done = _fan_out(_take_waiting(batch_size, timezone.now()))
+        total += done
+        if done < batch_size:
+            break
+    return total
+
+
+def _fan_out(events: list[Event]) -> int:
+    """Hand ``events`` (taken in the caller's transaction) to subscribers and websockets
+    when it commits; return how many."""
+    if not events:
+        return 0
+    after_commit = [subscriber.take(events) for subscriber in registry.subscribers()]
+    # Live clients first: a websocket frame is the latency-sensitive path.
+    transaction.on_commit(lambda: broadcast(events))
+    for action in after_commit:
+        transaction.on_commit(action)
     return len(events)
 
 
@@ -56,15 +81,34 @@ def _take(event_ids: list[int], now) -> list[Event]:
     return sorted((raw_rows.build(Event, row) for row in rows), key=lambda event: event.pk)
 
 
+def _take_waiting(limit: int, now) -> list[Event]:
+    """``_take`` of the oldest ``limit`` undispatched events, whichever they are."""
+    if connection.vendor != "postgresql":
+        ids = (
+            Event.objects.filter(dispatched_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        return _take(list(ids), now)
+    with connection.cursor() as cursor:
+        cursor.execute(_take_sql(waiting=True), [now, limit])
+        rows = cursor.fetchall()
+    return sorted((raw_rows.build(Event, row) for row in rows), key=lambda event: event.pk)
+
+
 @functools.cache
-def _take_sql() -> str:
+def _take_sql(*, waiting: bool = False) -> str:
     # Written out: one statement (lock and mark) instead of two querysets, whose compiling
-    # cost the worker more CPU than running them (bench/webhook_worker_cpu.py).
+    # cost the worker more CPU than running them (bench/webhook_worker_cpu.py). The events
+    # asked for by id, or (``waiting``) the oldest undispatched ones up to a LIMIT, through
+    # the partial index of undispatched events.
     table, c = raw_rows.quoted(Event)
+    which = "" if waiting else f"{c['id']} = ANY(%s) AND "
+    limit = " LIMIT %s" if waiting else ""
     return (
         f"UPDATE {table} SET {c['dispatched_at']} = %s WHERE {c['id']} IN "  # noqa: S608 -- model names
-        f"(SELECT {c['id']} FROM {table} WHERE {c['id']} = ANY(%s) AND "
-        f"{c['dispatched_at']} IS NULL ORDER BY {c['id']} FOR UPDATE SKIP LOCKED) "
+        f"(SELECT {c['id']} FROM {table} WHERE {which}"
+        f"{c['dispatched_at']} IS NULL ORDER BY {c['id']}{limit} FOR UPDATE SKIP LOCKED) "
         f"RETURNING {raw_rows.select_list(Event, table)}"
     )
 

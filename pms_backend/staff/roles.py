@@ -11,21 +11,49 @@ ROLES: dict[str, list[str]] = {
         "catalog.delete_category",
         "catalog.view_category",
         "inventory.view_inventorymovement",
+        "inventory.view_stocklevel",
+        "inventory.view_location",
     ],
-    # Receive and adjust stock; see products and orders; never change prices.
+    # Receive, adjust and transfer stock, run the locations, ship orders; see products and
+    # orders; never change prices.
     "Warehouse staff": [
         "catalog.view_product",
         "catalog.view_category",
         "inventory.add_inventorymovement",
         "inventory.view_inventorymovement",
+        "inventory.view_stocklevel",
+        "inventory.add_location",
+        "inventory.change_location",
+        "inventory.view_location",
+        "inventory.add_transfer",
+        "inventory.change_transfer",
+        "inventory.view_transfer",
         "orders.view_order",
+        # Ship orders: the goods leave the warehouse.
+        "orders.add_fulfillment",
+        "orders.change_fulfillment",
+        "orders.view_fulfillment",
+        # Returned goods arrive at the warehouse: receiving them is its work.
+        "orders.view_return",
+        "orders.change_return",
     ],
-    # Move orders through their states, refund them; see products and stock.
+    # Move orders through their states, ship and refund them, run their returns; see
+    # products and stock.
     "Order managers": [
         "orders.view_order",
         "orders.change_order",
+        "orders.add_fulfillment",
+        "orders.change_fulfillment",
+        "orders.view_fulfillment",
+        "orders.add_refund",
+        "orders.view_refund",
+        "orders.add_return",
+        "orders.change_return",
+        "orders.view_return",
         "catalog.view_product",
         "inventory.view_inventorymovement",
+        "inventory.view_stocklevel",
+        "inventory.view_location",
     ],
     # Read the audit log and nothing else.
     "Auditors": ["audit.view_auditlog"],

@@ -88,7 +88,8 @@ class Redis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        # Listening within milliseconds here; up to 60 s on a busy machine (returns at once).
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with (
                 contextlib.suppress(OSError),

@@ -244,7 +244,7 @@ def test_a_staff_day_in_the_admin(stack, browser, make_key, shots):
         tab.shot("stock-form")
         page.click("input[type=submit][value='Record movement']")
         page.wait_for_url(f"**/admin/catalog/product/{product_id}/change/")
-        assert "receipt of +25 recorded; 25 on hand" in tab.messages()
+        assert "receipt of +25 recorded at Main warehouse; 25 on hand there" in tab.messages()
         assert Stock.objects.get(product_id=product_id).on_hand == 25
         tab.shot("stock-received")
 
@@ -395,7 +395,7 @@ def test_warehouse_staff_receive_stock_but_cannot_change_prices(
         tab.shot("stock-form")
         page.click("input[type=submit][value='Record movement']")
         page.wait_for_url(f"**{change_url}")
-        assert "receipt of +12 recorded; 12 on hand" in tab.messages()
+        assert "receipt of +12 recorded at Main warehouse; 12 on hand there" in tab.messages()
         assert Stock.objects.get(product_id=product.pk).on_hand == 12
         tab.shot("stock-received")
 

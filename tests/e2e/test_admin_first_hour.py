@@ -222,7 +222,7 @@ def test_a_new_staff_members_first_hour(
         tab.key_page("stock-page", curated=True)
         page.click("input[type=submit][value='Record movement']")
         page.wait_for_url(f"**/admin/catalog/product/{products['wall'].pk}/change/")
-        assert "receipt of +30 recorded; 30 on hand" in tab.messages()
+        assert "receipt of +30 recorded at Main warehouse; 30 on hand there" in tab.messages()
 
         # With the order list open, a storefront orders two wall lamps: the notice appears
         # without a reload.
@@ -342,7 +342,7 @@ def test_an_order_placed_while_staff_change_pages_still_shows_its_notice(
         order = _place(stack, storefront, (lamp, 1))
         tab.goto("/admin/orders/order/")  # made after the order: its newest event is later
         notice = page.locator(".pms-notice[data-kind=order]")
-        notice.wait_for(state="visible", timeout=15_000)
+        notice.wait_for(state="visible", timeout=30_000)
         assert f"New order {order['number']}" in notice.inner_text()
         page.wait_for_timeout(1_000)  # a live copy of a replayed event would show by now
         assert notice.count() == 1

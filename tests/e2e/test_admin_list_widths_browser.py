@@ -28,6 +28,9 @@ WIDTH = 1366
 LISTS = {
     "products": "/admin/catalog/product/",
     "stock": "/admin/inventory/inventorymovement/",
+    "stock-levels": "/admin/inventory/stocklevel/",
+    "locations": "/admin/inventory/location/",
+    "transfers": "/admin/inventory/transfer/",
     "orders": "/admin/orders/order/",
     "audit-log": "/admin/audit/auditlog/",
     "api-keys": "/admin/apikeys/apikey/",
@@ -53,6 +56,18 @@ MOVEMENT_REASON = (
     "Delivery note 2026-11-30/884213 from Northern Housewares Ltd, pallet 7 of 9, "
     "two cartons damaged in transit and set aside for the carrier's inspection"
 )
+# Locations as shops name them, and a transfer's note as staff write it.
+LOCATIONS = [
+    ("main", "Central distribution warehouse, Duisburg logistics park, hall 4 (bonded)"),
+    (
+        "FRA-HBF-CONCOURSE-B",
+        "Frankfurt Hauptbahnhof flagship store, B-level concourse, unit 12 and stockroom",
+    ),
+]
+TRANSFER_NOTE = (
+    "Weekly replenishment for the station store ahead of the Christmas market weekend; "
+    "pallets 3 and 4 only, the rest follows on Thursday's truck"
+)
 ENDPOINTS = [
     (
         "https://hooks.storefront-eu.example.com/pms/v1/webhooks/receive/catalog-and-orders"
@@ -70,7 +85,10 @@ def _shop_data(make_key) -> dict:
     """Fill the shop the way a year of trading would: long names everywhere."""
     from audit.actors import Actor
     from catalog.services import category_create, product_create, product_transition
+    from inventory.locations import location_create, location_update
+    from inventory.models import Location
     from inventory.services import stock_record_movement
+    from inventory.transfers import transfer_create, transfer_dispatch
     from pms_backend.shopsettings.services import settings_sync_registry
     from webhooks.services import endpoint_create
 
@@ -78,6 +96,12 @@ def _shop_data(make_key) -> dict:
     settings_sync_registry()
     for url, description in ENDPOINTS:
         endpoint_create(actor=actor, url=url, description=description)
+    (main_code, main_name), (store_code, store_name) = LOCATIONS
+    if Location.objects.filter(code=main_code).exists():
+        location_update(actor=actor, code=main_code, data={"name": main_name})
+    else:
+        location_create(actor=actor, code=main_code, name=main_name)
+    store = location_create(actor=actor, code=store_code, name=store_name, priority=200)
     parent = None
     for name in ("Kitchen and dining", "Tea, coffee and hot drinks", "Flasks and travel mugs"):
         parent = category_create(actor=actor, name=name, parent=parent)
@@ -100,6 +124,17 @@ def _shop_data(make_key) -> dict:
             reason=MOVEMENT_REASON,
         )
         products.append(product)
+    # Two transfers to the store: one on the way, one still a draft.
+    for dispatched in (True, False):
+        transfer = transfer_create(
+            actor=actor,
+            from_location=main_code,
+            to_location=store,
+            lines={product.pk: 1_234 for product in products},
+            note=TRANSFER_NOTE,
+        )
+        if dispatched:
+            transfer_dispatch(actor=actor, transfer=transfer)
     key = make_key("storefront", name="Storefront EU (production, Frankfurt region)")
     return {"products": products, "key": key}
 
@@ -144,7 +179,10 @@ def _wait_for_deliveries(count: int, timeout: float = 30) -> None:
 
 # Where product names stand: their column in the product list (the stock ledger shows the
 # SKU, the name on hover; the orders list shows none).
-NAME_CELLS = {"products": "#result_list td.field-product_name, #result_list td.field-name"}
+NAME_CELLS = {
+    "products": "#result_list td.field-product_name, #result_list td.field-name",
+    "stock-levels": "#result_list td.field-product_name",
+}
 
 # What the browser measures on a list: how far the result table overflows the box that
 # holds it (it would scroll sideways), and the most lines a product name takes.

@@ -72,6 +72,11 @@ def _subject(envelope: dict) -> str:
     kind, data = envelope["type"].split(".")[0], envelope["data"]
     if kind == "stock":
         return f"product:{data['product']}"
+    # A shipment, refund or return is an event of its order (the order's id, or its summary).
+    if kind == "fulfillment":
+        return f"order:{data['order']}"
+    if kind in ("refund", "return"):
+        return f"order:{data['order']['id']}"
     return f"{kind}:{data['id']}"
 
 
@@ -196,7 +201,7 @@ def test_a_websocket_client_on_one_server_sees_events_caused_through_another(
                         return
 
             task = asyncio.create_task(consume())
-            await asyncio.wait_for(ready.wait(), 10)
+            await asyncio.wait_for(ready.wait(), 30)
             created = await asyncio.to_thread(
                 lambda: _client(web_b.base_url, key).post(
                     "/api/v1/products/", json={"sku": "WS-1", "name": "Across", "price": "3.00"}

@@ -75,13 +75,52 @@ class Stack:
     secrets: dict[str, str]
     endpoint_ids: dict[str, str]
     listener: EventListener | None = None
+    # Held while the worker is replaced, by a drill or by the supervisor.
+    worker_lock: threading.Lock = field(default_factory=threading.Lock)
+    worker_restarts: list[str] = field(default_factory=list)  # names of the restarted ones
 
     def base_url(self) -> str:
         return self.web.base_url
 
+    def replace_worker(self, *, kill: bool, exited: Proc | None = None) -> None:
+        """Start a new worker in place of the current one (SIGKILLing it first when
+        ``kill``), as systemd's ``Restart=always`` does when a worker exits; with
+        ``exited``, only if that one is still the current worker."""
+        with self.worker_lock:
+            if exited is not None and self.worker is not exited:
+                return  # a drill replaced it meanwhile
+            if kill:
+                self.worker.kill()  # SIGKILL to the worker's process group, its children too
+            else:
+                self.worker.stop()  # reap what is left of one that exited
+            name = f"worker-{len(self.worker_restarts) + 2}"
+            self.worker = start_worker(self.workdir, self.env, name)
+            self.worker_restarts.append(name)
+
     def sql(self, query: str, *params) -> list[tuple]:
         with psycopg.connect(self.postgres.url(DATABASE), connect_timeout=5) as conn:
             return conn.execute(query, params).fetchall()
+
+
+class WorkerSupervisor(threading.Thread):
+    """Restart the worker whenever it exits, at any moment of any drill — what the
+    deployment's supervisor does (docs/deployment.md: a worker holding a task when Redis
+    goes away may exit, possibly only when it reconnects, well after Redis is back)."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True, name="worker-supervisor")
+        self.stack = stack
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            worker = self.stack.worker
+            if worker.process.poll() is None:
+                continue
+            try:
+                self.stack.replace_worker(kill=False, exited=worker)
+            except BaseException as exc:  # pytest.fail included: try again, as systemd would
+                self.stack.worker_restarts.append(f"failed: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +132,7 @@ def stack(tmp_path_factory):
     procs: list[Proc] = []
     receivers: dict[str, Receiver] = {}
     stack = None
+    supervisor = None
     try:
         postgres.start()
         postgres.create_database(DATABASE)
@@ -147,9 +187,14 @@ def stack(tmp_path_factory):
             endpoint_ids={name: pk for name, (pk, _) in endpoints.items()},
         )
         stack.listener = EventListener(ws_url(web.base_url), admin_key, ["orders"]).start()
+        supervisor = WorkerSupervisor(stack)
+        supervisor.start()
         FIGURES["setup"] = {"seconds": round(time.monotonic() - started, 1)}
         yield stack
     finally:
+        if supervisor is not None:
+            supervisor.stopped.set()
+            supervisor.join()
         if stack is not None:
             if stack.listener is not None:
                 stack.listener.close()
@@ -203,6 +248,8 @@ class Placed:
     key: str
     order_id: str | None = None
     tries: list[tuple[object, float]] = field(default_factory=list)  # (status|error, seconds)
+    began: float = 0.0  # time.monotonic() of the first try
+    ended: float = 0.0  # and of its 201
 
     @property
     def first_seconds(self) -> float:
@@ -212,8 +259,8 @@ class Placed:
 def _place(
     base_url: Callable[[], str], key: str, product: int, give_up_after: float = 120
 ) -> Placed:
-    placed = Placed(uuid.uuid4().hex)
-    deadline = time.monotonic() + give_up_after
+    placed = Placed(uuid.uuid4().hex, began=time.monotonic())
+    deadline = placed.began + give_up_after
     while time.monotonic() < deadline:
         began = time.perf_counter()
         try:
@@ -229,6 +276,7 @@ def _place(
         placed.tries.append((outcome, time.perf_counter() - began))
         if outcome == 201:
             placed.order_id = response.json()["id"]
+            placed.ended = time.monotonic()
             return placed
         if isinstance(outcome, int) and outcome < 500 and outcome not in (409, 429):
             pytest.fail(f"order refused with {outcome}: {response.text}")
@@ -237,17 +285,28 @@ def _place(
 
 
 def _place_many(stack: Stack, count: int, threads: int, during: Callable[[], None] | None = None):
-    """Place ``count`` orders from ``threads`` storefront threads; run ``during`` (the fault)
-    in this thread meanwhile. Return the placed orders, in no particular order."""
+    """Place orders from ``threads`` storefront threads while ``during`` (the fault) runs in
+    this thread: at least ``count`` of them, and more until ``during`` has returned, so that
+    orders meet the fault however fast they go. Return them, in no particular order."""
     products = stack.products
+    fault_over = threading.Event()
+    share = -(-count // threads)
+
+    def storefront(first: int) -> list[Placed]:
+        mine: list[Placed] = []
+        while len(mine) < share or not fault_over.is_set():
+            product = products[(first + len(mine) * threads) % len(products)]
+            mine.append(_place(stack.base_url, stack.shop_key, product))
+        return mine
+
     with ThreadPoolExecutor(threads) as pool:
-        futures = [
-            pool.submit(_place, stack.base_url, stack.shop_key, products[n % len(products)])
-            for n in range(count)
-        ]
-        if during is not None:
-            during()
-        return [f.result() for f in futures]
+        futures = [pool.submit(storefront, n) for n in range(threads)]
+        try:
+            if during is not None:
+                during()
+        finally:
+            fault_over.set()
+        return [placed for f in futures for placed in f.result()]
 
 
 def _exactly_one_order_each(stack: Stack, placed: list[Placed], orders_before: int) -> None:
@@ -359,8 +418,7 @@ def test_a_worker_killed_in_a_burst_of_300_orders_loses_no_event(stack):
 
     def kill_the_worker_mid_way():
         wait_until(lambda: len(healthy.received) - seen_before >= 30, 60, "no delivery began")
-        stack.worker.kill()  # SIGKILL to the worker's process group, its children too
-        stack.worker = start_worker(stack.workdir, stack.env, "worker-2")
+        stack.replace_worker(kill=True)
 
     started = time.monotonic()
     placed = _place_many(stack, 300, threads=6, during=kill_the_worker_mid_way)
@@ -402,8 +460,8 @@ def test_a_worker_killed_in_a_burst_of_300_orders_loses_no_event(stack):
     print(FIGURES["worker SIGKILL"])
 
 
-OUTAGE_500_SECONDS = 20
-OUTAGE_TIMEOUT_SECONDS = 20
+OUTAGE_500_SECONDS = 30
+OUTAGE_TIMEOUT_SECONDS = 30
 
 
 def test_a_receiver_failing_then_hanging_gets_everything_after_and_its_neighbour_nothing_bad(
@@ -436,8 +494,14 @@ def test_a_receiver_failing_then_hanging_gets_everything_after_and_its_neighbour
         failing.answer = lambda n: (200, 0.0, {})
 
     recovered_after = max(r.at for r in failing.received) - recovered_at
-    # The healthy endpoint on the same host kept its pace and has nothing on its record.
-    assert figures["healthy"]["p99_delay_s"] < 2, figures
+    # The healthy endpoint on the same host kept its pace and has nothing on its record:
+    # its p99 from event to arrival is within 2 s of the third endpoint's, on another
+    # address, which the failing one cannot touch (0.09 s each on a quiet machine). The
+    # bound was 2 s flat: a busy machine's pauses delay every endpoint alike, and two or
+    # three delayed deliveries are a p99. (The failing one holds no more than one worker
+    # at a time meanwhile: its circuit lets one probe through.)
+    healthy_p99, other_p99 = figures["healthy"]["p99_delay_s"], figures["other"]["p99_delay_s"]
+    assert healthy_p99 < other_p99 + 2, figures
     healthy_id = stack.endpoint_ids["healthy"]
     failing_since, is_active = stack.sql(
         "SELECT failing_since, is_active FROM webhooks_webhookendpoint WHERE id = %s", healthy_id
@@ -504,20 +568,23 @@ def test_redis_killed_during_orders_costs_no_order_and_little_time(stack):
     during = []
     while time.monotonic() - down_at < REDIS_DOWN_SECONDS:
         during.append(_place(stack.base_url, stack.shop_key, product, give_up_after=5))
+    restarts_before = len(stack.worker_restarts)
     stack.redis.start()  # the same port: every process finds it again by itself
-    # A worker holding a task when Redis went away may have exited (Celery 5.7, see
-    # docs/deployment.md); its supervisor starts it again, as systemd's Restart=always does.
-    worker_restarted = stack.worker.process.poll() is not None
-    if worker_restarted:
-        stack.worker.stop()
-        stack.worker = start_worker(stack.workdir, stack.env, "worker-3")
 
     placed = before + during
     assert all(p.tries[0][0] == 201 for p in during), [p.tries for p in during]  # no 5xx
     slowest = max(p.first_seconds for p in during)
-    assert slowest <= usual + 1.0, f"usual {usual:.3f} s, slowest with Redis down {slowest:.3f} s"
+    # Within 1 s of the slowest with Redis up (as test_redis_outage: not of the median,
+    # which a busy machine's pauses, landing on any of some hundred orders, outran).
+    slowest_up = max(p.first_seconds for p in before)
+    assert slowest <= slowest_up + 1.0, (
+        f"usual {usual:.3f} s, slowest {slowest_up:.3f} s; with Redis down {slowest:.3f} s"
+    )
     _exactly_one_order_each(stack, placed, orders_before)
     figures = _all_delivered(stack, mark, timeout=120)
+    # A worker holding a task when Redis went away may have exited (Celery 5.7, see
+    # docs/deployment.md), then or when it reconnected; the supervisor started it again.
+    worker_restarts = len(stack.worker_restarts) - restarts_before
     # Rate limits work again: 20 failed authentications from one address, then 429.
     answers: list[int] = []
 
@@ -535,7 +602,7 @@ def test_redis_killed_during_orders_costs_no_order_and_little_time(stack):
         "order_p50_during_s": round(statistics.median(p.first_seconds for p in during), 3),
         "order_max_during_s": round(slowest, 3),
         "bad_keys_until_429": answers.index(429) + 1,
-        "worker_restarted": worker_restarted,
+        "worker_restarts": worker_restarts,
         **figures,
     }
     print(FIGURES["Redis down"])
@@ -549,11 +616,15 @@ def test_postgresql_restarted_during_orders_recovers_without_a_server_restart(st
     orders_before = stack.sql("SELECT count(*) FROM orders_order")[0][0]
     web_pid = stack.web.process.pid
 
+    outage: dict[str, float] = {}
+
     def restart_postgres():
         time.sleep(3)
+        outage["down"] = time.monotonic()
         stack.postgres.stop("fast")
         time.sleep(POSTGRES_DOWN_SECONDS)
         stack.postgres.start()
+        outage["up"] = time.monotonic()
 
     placed = _place_many(stack, 120, threads=4, during=restart_postgres)
 
@@ -564,8 +635,11 @@ def test_postgresql_restarted_during_orders_recovers_without_a_server_restart(st
     assert longest <= POOL_TIMEOUT + 2, f"a request hung {longest:.1f} s"
     # A refusal the client can act on (503 with Retry-After: nothing was done), not a 500.
     assert {s for s, _ in tries if isinstance(s, int)} <= {201, 503}, tries
+    # Orders in flight while PostgreSQL was down either waited for it (within the pool
+    # timeout) or were refused and retried.
+    met = [p for p in placed if p.began < outage["up"] and p.ended > outage["down"]]
+    assert met, "no order met the outage"
     retried = [p for p in placed if len(p.tries) > 1]
-    assert retried, "no order met the outage (it came too late)"
     # After the outage the same server takes orders at once.
     assert _place(stack.base_url, stack.shop_key, stack.products[2]).tries[0][0] == 201
     figures = _all_delivered(stack, mark, timeout=120)
@@ -573,6 +647,7 @@ def test_postgresql_restarted_during_orders_recovers_without_a_server_restart(st
     FIGURES["PostgreSQL restart"] = {
         "down_s": POSTGRES_DOWN_SECONDS,
         "orders": len(placed),
+        "met_the_outage": len(met),
         "retried": len(retried),
         "failed_tries": dict(Counter(str(s) for s, _ in tries if s != 201)),
         "longest_request_s": round(longest, 2),

@@ -30,6 +30,12 @@ def _samples(text: str) -> dict:
     }
 
 
+def _serving_pids(folder) -> set[str]:
+    """The processes that wrote counter samples to the metrics folder."""
+    files = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    return {name.rsplit("_", 1)[1] for name in files if name.startswith("counter_")}
+
+
 def test_several_processes_one_scrape(transactional_db, tmp_path):
     port = _free_port()
     metrics_root = tmp_path / "metrics"
@@ -66,8 +72,14 @@ def test_several_processes_one_scrape(transactional_db, tmp_path):
     try:
         wait_live(base, process, log_path)
         assert not stale.exists()
-        # Let every process come up, then spread requests over them (new connection each).
-        time.sleep(2)
+        # Requests (a new connection each) until at least two processes have served some
+        # and written their samples: a fixed 2 s for the others to come up was too short
+        # for a busy machine, and one process then served everything.
+        deadline = time.monotonic() + 60
+        while len(_serving_pids(metrics_root / f"web-{port}")) < 2:
+            assert time.monotonic() < deadline, _serving_pids(metrics_root / f"web-{port}")
+            assert httpx.get(f"{base}/health/live").status_code == 200
+            time.sleep(0.05)
         before = _samples(
             httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer e2e-scrape-token"}).text
         )
@@ -90,9 +102,8 @@ def test_several_processes_one_scrape(transactional_db, tmp_path):
             (("endpoint", "<unmatched>"), ("method", "GET"), ("status", "4xx")),
         )
         assert after[unmatched] - before.get(unmatched, 0) == 1
-        files = {p.name for p in (metrics_root / f"web-{port}").iterdir()}
-        pids = {name.rsplit("_", 1)[1] for name in files if name.startswith("counter_")}
-        assert len(pids) >= 2, files  # the requests really were served by several processes
+        # The requests really were served by several processes.
+        assert len(_serving_pids(metrics_root / f"web-{port}")) >= 2
         # 127.0.0.1 is allowed without the token; a wrong token never is.
         wrong = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401

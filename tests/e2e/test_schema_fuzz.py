@@ -24,6 +24,9 @@ import httpx
 import pytest
 from django.conf import settings
 
+from audit.actors import Actor
+from inventory.models import Location
+from inventory.transfers import transfer_create
 from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER, _need
 from tests.e2e.conftest import ROOT
 from tests.e2e.processes import Redis, base_env, start_server
@@ -74,10 +77,21 @@ def shop(api, make_key, make_product, receive):
             },
         )
     assert placed.status_code == 201, placed.text
-    return {"admin": admin, "storefront": storefront, "order": placed.json()["id"]}
+    # A draft transfer of lamps, for the transfer steps to reach a real one.
+    Location.objects.get_or_create(code="main", defaults={"name": "Main warehouse"})
+    Location.objects.get_or_create(code="store", defaults={"name": "Store", "priority": 200})
+    transfer = transfer_create(
+        actor=Actor.system("fuzz"), from_location="main", to_location="store", lines={lamp: 5}
+    )
+    return {
+        "admin": admin,
+        "storefront": storefront,
+        "order": placed.json()["id"],
+        "transfer": transfer.number,
+    }
 
 
-def _fuzz(api, key: str, name: str, order_id: str) -> None:
+def _fuzz(api, key: str, name: str, shop: dict) -> None:
     report_dir = ARTIFACTS / name
     command = [
         str(ST),
@@ -111,7 +125,11 @@ def _fuzz(api, key: str, name: str, order_id: str) -> None:
     result = subprocess.run(
         command,
         cwd=ARTIFACTS,
-        env={**os.environ, "PMS_FUZZ_ORDER_ID": order_id},
+        env={
+            **os.environ,
+            "PMS_FUZZ_ORDER_ID": shop["order"],
+            "PMS_FUZZ_TRANSFER_NUMBER": shop["transfer"],
+        },
         capture_output=True,
         text=True,
         timeout=RUN_LIMIT,
@@ -135,25 +153,30 @@ def _fuzz(api, key: str, name: str, order_id: str) -> None:
 
 def test_fuzz_with_an_admin_key(api, shop):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    _fuzz(api, shop["admin"], "admin", shop["order"])
+    _fuzz(api, shop["admin"], "admin", shop)
 
 
 def test_fuzz_with_a_storefront_key(api, shop):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    _fuzz(api, shop["storefront"], "storefront", shop["order"])
+    _fuzz(api, shop["storefront"], "storefront", shop)
 
 
 def _url(path: str, operation: dict) -> str:
-    formats = {
-        p["name"]: p.get("schema", {}).get("format")
+    schemas = {
+        p["name"]: p.get("schema", {})
         for p in operation.get("parameters", [])
         if p.get("in") == "path"
     }
-    return re.sub(
-        r"\{(\w+)\}",
-        lambda m: str(uuid.uuid4()) if formats.get(m.group(1)) == "uuid" else "1",
-        path,
-    )
+
+    def value(name: str) -> str:
+        schema = schemas.get(name, {})
+        if schema.get("format") == "uuid":
+            return str(uuid.uuid4())
+        # A number with a prefix ("RMA-…", "TR-…"): the prefix and a digit.
+        prefix = re.match(r"\^?([A-Z]+-)", schema.get("pattern", ""))
+        return (prefix.group(1) if prefix else "") + "1"
+
+    return re.sub(r"\{(\w+)\}", lambda m: value(m.group(1)), path)
 
 
 def test_every_operation_but_the_public_ones_refuses_a_bad_key(api, shop):

@@ -6,8 +6,11 @@ a local webhook receiver that checks every signature with ``standardwebhooks``.
 The operator makes the API keys with ``manage.py generate_api_key``. The back office (an
 integration holding an admin key) builds the catalog and runs orders through the API; a
 storefront (storefront key) reads the catalog, places orders and listens on the
-websocket; a staff member receives stock and refunds in the admin; the inventory cleanup
-job cancels an order whose reservation ran out. At the end ``check_inventory`` and
+websocket; a staff member receives stock in the admin; a customer gets part of an order
+paid back (the back office refunds it through the API), sends a lamp back (the storefront
+asks for the return, the staff member receives and restocks it and refunds it in the
+admin) and the rest is refunded with restock; the inventory cleanup job cancels an order
+whose reservation ran out. At the end ``check_inventory`` and
 ``verify_audit_chain`` pass and the audit log names the right actor for every step.
 """
 
@@ -205,10 +208,41 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
         assert (problem["status"], problem["code"]) == (409, "insufficient_stock")
         assert problem["lines"] == [{"product": lamp["id"], "requested": 100, "available": 22}]
 
-        # The back office processes and completes the order; another one is cancelled.
+        # The back office processes the order and ships one lamp of three (a partial
+        # shipment, tracked); the storefront reads it; completing ships the other two.
+        # Another order is cancelled.
         orders = f"/orders/{order['id']}"
         _moved(back, f"{orders}/process/", "processing", expected_status="pending")
+        shipped = back.post(
+            f"{orders}/fulfillments/",
+            json={
+                "lines": [{"product": lamp["id"], "quantity": 1}],
+                "carrier": "DHL",
+                "tracking_number": "JD0001",
+                "tracking_url": "https://tracking.example/JD0001",
+            },
+        )
+        assert shipped.status_code == 201, shipped.text
+        assert (shipped.json()["number"], shipped.json()["order_status"]) == (
+            f"{order['number']}-1",
+            "processing",
+        )
+        partly = shop.get(f"{orders}/").json()
+        assert [(i["quantity_fulfilled"], i["fulfillment_status"]) for i in partly["items"]] == [
+            (1, "partial")
+        ]
+        assert [
+            f["tracking_number"] for f in shop.get(f"{orders}/fulfillments/").json()["results"]
+        ] == ["JD0001"]
+        stock = shop.get(f"/products/{lamp['id']}/stock/").json()
+        assert (stock["on_hand"], stock["reserved"]) == (24, 2)
         _moved(back, f"{orders}/complete/", "completed")
+        shipped_all = shop.get(f"{orders}/").json()
+        assert [f["number"] for f in shipped_all["fulfillments"]] == [
+            f"{order['number']}-1",
+            f"{order['number']}-2",
+        ]
+        assert shipped_all["items"][0]["fulfillment_status"] == "fulfilled"
         other = place_order(shop, (lamp["id"], 2))
         assert other.status_code == 201, other.text
         other = other.json()
@@ -217,7 +251,49 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
         )
         assert cancelled["cancellation_reason"] == "changed their mind"
 
-        # The customer sends the lamps back: the staff member refunds with restock.
+        # One lamp arrived scratched: the customer keeps it and gets 10.00 back (a partial
+        # refund, sent twice with one Idempotency-Key: paid once). The order stays completed.
+        refund_key = {"Idempotency-Key": uuid.uuid4().hex}
+        scratched = {"lines": [{"product": lamp["id"], "quantity": 1}], "amount": "10.00"}
+        partial = back.post(f"{orders}/refunds/", json=scratched, headers=refund_key)
+        assert partial.status_code == 201, partial.text
+        assert back.post(f"{orders}/refunds/", json=scratched, headers=refund_key).json() == (
+            partial.json()
+        )
+        seen_by_shop = shop.get(f"{orders}/").json()
+        assert (seen_by_shop["status"], seen_by_shop["refunded_amount"]) == ("completed", "10.00")
+        too_much = back.post(
+            f"{orders}/refunds/", json={"amount": "64.71"}, headers={"Idempotency-Key": "x1"}
+        )
+        assert (too_much.status_code, too_much.json()["code"]) == (409, "refund_exceeds_paid")
+
+        # Another lamp goes back: the storefront asks for the return; the staff member
+        # receives it in the admin, back on hand at the main warehouse, and refunds it.
+        asked = shop.post(
+            f"{orders}/returns/",
+            json={"lines": [{"product": lamp["id"], "quantity": 1}], "reason": "too bright"},
+        )
+        assert asked.status_code == 201, asked.text
+        rma = asked.json()["number"]
+        on_the_page = staff.http.get(f"/admin/orders/order/{order['id']}/change/").text
+        assert f"/returns/{rma}/receive/" in on_the_page
+        back_on_hand = staff.post_form(
+            f"/admin/orders/order/{order['id']}/returns/{rma}/receive/",
+            {f"restocked_{lamp['id']}": "1", f"location_{lamp['id']}": "main"},
+        )
+        assert back_on_hand.status_code == 302, back_on_hand.text[:2000]
+        stock = shop.get(f"/products/{lamp['id']}/stock/").json()
+        assert (stock["on_hand"], stock["reserved"]) == (23, 0)
+        paid_back = staff.post_form(
+            f"/admin/orders/order/{order['id']}/returns/{rma}/refund/", {"amount": "24.90"}
+        )
+        assert paid_back.status_code == 302, paid_back.text[:2000]
+        returned = shop.get(f"{orders}/returns/{rma}/").json()
+        assert (returned["status"], returned["lines"][0]["restocked"]) == ("refunded", 1)
+        assert shop.get(f"{orders}/").json()["refunded_amount"] == "34.90"
+
+        # The customer sends the last lamp back: the staff member refunds the rest with
+        # restock (the returned lamp is back already: only the last one is restocked).
         refunded = staff.post_form(f"/admin/orders/order/{order['id']}/refund/", {"restock": "on"})
         assert refunded.status_code == 302, refunded.text[:2000]
         assert (
@@ -227,6 +303,9 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
         staff.close()
         seen_by_shop = shop.get(f"{orders}/").json()
         assert (seen_by_shop["status"], seen_by_shop["restocked"]) == ("refunded", True)
+        assert seen_by_shop["refunded_amount"] == seen_by_shop["total"] == "74.70"
+        paid = [r["amount"] for r in shop.get(f"{orders}/refunds/").json()["results"]]
+        assert paid == ["10.00", "24.90", "39.80"]
         stock = shop.get(f"/products/{lamp['id']}/stock/").json()
         assert (stock["on_hand"], stock["reserved"], stock["available"]) == (25, 0, 25)
 
@@ -271,7 +350,7 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
             lambda seen: {e["id"] for e in seen} >= live, 60, "events missing on the websocket"
         )
         for event in listener.events:
-            if event["type"].startswith("order."):
+            if event["type"].startswith(("order.", "refund.", "return.")):
                 assert "customer" not in event["data"], event
                 assert "shipping_address" not in event["data"], event
 
@@ -317,17 +396,23 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
                 (*storefront, "stock.reserve", lamp_id): 2,
                 (*back_office, "order.process", order["id"]): 1,
                 (*back_office, "order.complete", order["id"]): 1,
-                (*back_office, "stock.sale", lamp_id): 1,
+                (*back_office, "stock.sale", lamp_id): 2,  # the shipment, then the rest
                 (*storefront, "order.created", other["id"]): 1,
                 (*back_office, "order.cancel", other["id"]): 1,
                 (*back_office, "stock.release", lamp_id): 1,
+                (*back_office, "refund.created", order["id"]): 1,  # once, despite the retry
+                (*storefront, "return.requested", order["id"]): 1,
+                (*person, "return.received", order["id"]): 1,
+                (*person, "refund.created", order["id"]): 1,
+                (*person, "return.refunded", order["id"]): 1,
                 (*person, "order.refund", order["id"]): 1,
-                (*person, "stock.return", lamp_id): 1,
+                # The returned lamp, then the last one with the refund of the rest.
+                (*person, "stock.return", lamp_id): 2,
                 (*cleanup_job, "order.cancel", abandoned["id"]): 1,
                 (*cleanup_job, "stock.release", bulb_id): 1,
             }
         )
-        business = ("category.", "product.", "stock.", "order.")
+        business = ("category.", "product.", "stock.", "order.", "refund.", "return.")
         assert (
             Counter(
                 (e["actor_type"], e["actor_id"], e["action"], e["object_id"])
@@ -337,6 +422,7 @@ def test_a_day_in_the_shop(shop_stack, receiver, django_user_model):
             == expected
         )
         by_actor = Counter((e["actor_type"], e["actor_id"], e["action"]) for e in entries)
+        assert by_actor[(*back_office, "fulfillment.create")] == 2
         assert by_actor[("system", "generate_api_key", "api_key.created")] == 2
         assert [e["object_id"] for e in entries if e["action"] == "webhook_endpoint.created"] == [
             endpoint_id

@@ -71,12 +71,26 @@ def tier(transactional_db, tmp_path):
 
 def test_one_address_serves_http_by_gunicorn_and_websockets_by_uvicorn(tier, make_key):
     process, base, _ = tier
-    procs = _tree(process.pid).values()
-    assert sum("nginx: worker process" in p for p in procs) == 1
-    gunicorn = [p for p in procs if "gunicorn" in p and "pms_backend.wsgi" in p]
-    assert len(gunicorn) == 1 + 3, procs  # the master and WEB_CONCURRENCY workers
-    uvicorn = [p for p in procs if "pms_backend.server ws" in p or "multiprocessing" in p]
-    assert len(uvicorn) >= 1 + 2, procs  # uvicorn's supervisor and WS_CONCURRENCY workers
+
+    def counts() -> tuple[int, int, int, list[str]]:
+        procs = list(_tree(process.pid).values())
+        nginx = sum("nginx: worker process" in p for p in procs)
+        gunicorn = sum("gunicorn" in p and "pms_backend.wsgi" in p for p in procs)
+        uvicorn = sum("pms_backend.server ws" in p or "multiprocessing" in p for p in procs)
+        return nginx, gunicorn, uvicorn, procs
+
+    # The tier answers as soon as one HTTP process is up; the others may still be forking
+    # (CI once counted two gunicorn workers of three). Wait for them, then count exactly.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = counts()
+        if found[:2] == (1, 1 + 3) and found[2] >= 1 + 2:
+            break
+        time.sleep(0.2)
+    nginx, gunicorn, uvicorn, procs = found
+    assert nginx == 1, procs
+    assert gunicorn == 1 + 3, procs  # the master and WEB_CONCURRENCY workers
+    assert uvicorn >= 1 + 2, procs  # uvicorn's supervisor and WS_CONCURRENCY workers
 
     ping = httpx.get(f"{base}/api/v1/ping/", headers={"X-Request-ID": "tier-trace-1"})
     assert ping.status_code == 200

@@ -23,11 +23,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from audit.actors import Actor
+from pms_backend.apikeys.models import ApiKey
 from pms_backend.apikeys.services import api_key_create, api_key_revoke
 from tests.e2e.clients import ws_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BIG = 15_000_000  # bytes in each oversized message
+# How long to wait for the server's answer (it comes in milliseconds, but a busy machine
+# may take seconds); the bounds the guards promise (close within 5 s) are asserted apart.
+WAIT = 30
 
 
 @pytest.fixture
@@ -125,7 +129,7 @@ def test_big_frames_from_many_sockets_leave_the_servers_memory_alone(server_proc
     pgid = server_process.process.pid
     warm = open_socket()
     warm.send(json.dumps({"type": "ping"}))
-    assert json.loads(warm.recv(timeout=5)) == {"type": "pong"}
+    assert json.loads(warm.recv(timeout=WAIT)) == {"type": "pong"}
     rss_before, peak_before = group_memory(pgid)
 
     def attack() -> None:
@@ -152,7 +156,7 @@ def test_big_frames_from_many_sockets_leave_the_servers_memory_alone(server_proc
     assert rss_after - rss_before < 20 * 2**20
     # The server carries on.
     warm.send(json.dumps({"type": "ping"}))
-    assert json.loads(warm.recv(timeout=5)) == {"type": "pong"}
+    assert json.loads(warm.recv(timeout=WAIT)) == {"type": "pong"}
 
 
 def test_the_eleventh_unauthenticated_socket_from_one_address_is_refused(
@@ -163,14 +167,14 @@ def test_the_eleventh_unauthenticated_socket_from_one_address_is_refused(
     waiting = [open_socket() for _ in range(cap)]
     for ws in waiting:  # each is open and answers
         ws.send(json.dumps({"type": "ping"}))
-        assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
-    assert close_code(open_socket(), timeout=5) == (4429, "")
+        assert json.loads(ws.recv(timeout=WAIT)) == {"type": "pong"}
+    assert close_code(open_socket(), timeout=WAIT) == (4429, "")
     # A socket that authenticates gives its place back; keyed sockets are not capped.
     waiting[0].send(json.dumps({"type": "auth", "key": key}))
-    assert json.loads(waiting[0].recv(timeout=5))["type"] == "authenticated"
+    assert json.loads(waiting[0].recv(timeout=WAIT))["type"] == "authenticated"
     for ws in [open_socket(), *(open_socket(key) for _ in range(3))]:
         ws.send(json.dumps({"type": "ping"}))
-        assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
+        assert json.loads(ws.recv(timeout=WAIT)) == {"type": "pong"}
 
 
 # --- item: sockets live only as long as their key ------------------------------------------
@@ -184,7 +188,7 @@ def _key(name: str, **kwargs) -> str:
 def _subscribed(open_socket, raw: str) -> ClientConnection:
     ws = open_socket(raw)
     ws.send(json.dumps({"type": "subscribe", "topics": ["orders"]}))
-    assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
+    assert json.loads(ws.recv(timeout=WAIT))["type"] == "subscribed"
     return ws
 
 
@@ -195,16 +199,20 @@ def test_a_revoked_keys_sockets_close_within_five_seconds(server_process, open_s
     revoked = time.monotonic()
     api_key_revoke(prefix=raw.split("_")[1], actor=Actor.system("tests"))
     for ws in sockets:
-        assert close_code(ws, timeout=6) == (4410, "api key revoked")
+        assert close_code(ws, timeout=WAIT) == (4410, "api key revoked")
     assert time.monotonic() - revoked < 5
     # Another key's socket stays.
     other.send(json.dumps({"type": "ping"}))
-    assert json.loads(other.recv(timeout=5)) == {"type": "pong"}
+    assert json.loads(other.recv(timeout=WAIT)) == {"type": "pong"}
 
 
 def test_an_expired_keys_socket_closes_within_five_seconds_of_expiry(server_process, open_socket):
+    raw = _key("short-lived", expires_at=timezone.now() + timedelta(hours=1))
+    ws = _subscribed(open_socket, raw)
+    # It expires 3 s after its socket subscribed (was: 3 s after it was made, and a busy
+    # machine could take that long to open and subscribe the socket).
     expires_at = timezone.now() + timedelta(seconds=3)
-    ws = _subscribed(open_socket, _key("short-lived", expires_at=expires_at))
-    assert close_code(ws, timeout=10) == (4440, "api key expired")
+    ApiKey.objects.filter(prefix=raw.split("_")[1]).update(expires_at=expires_at)
+    assert close_code(ws, timeout=WAIT) == (4440, "api key expired")
     late = (timezone.now() - expires_at).total_seconds()
     assert 0 <= late < 5, late

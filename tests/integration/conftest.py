@@ -31,3 +31,21 @@ def make_staff(db):
         return client
 
     return make
+
+
+@pytest.fixture
+def steady_rate_windows(monkeypatch):
+    """Rate limits count in fixed windows aligned to the clock (a minute, ten minutes):
+    a test counting up to a limit failed whenever a window ended among its requests, so
+    the likelier the slower the machine. The limiter's clock here starts a second into a
+    new day (every window begins then) and runs at the real pace, so a test has minutes
+    before any window ends."""
+    import time
+    import types
+
+    from pms_backend.api import ratelimit
+
+    day = 24 * 3600
+    start, started = (time.time() // day + 1) * day + 1, time.monotonic()
+    clock = types.SimpleNamespace(time=lambda: start + time.monotonic() - started)
+    monkeypatch.setattr(ratelimit, "time", clock)

@@ -195,7 +195,10 @@ def test_the_stock_form_records_a_receipt_through_the_service(admin_client, stoc
     )
 
     assert response.redirect_chain[-1][0] == f"{PRODUCTS}{plenty.pk}/change/"
-    assert any("receipt of +12 recorded; 32 on hand" in m for m in messages_of(response))
+    assert any(
+        "receipt of +12 recorded at Main warehouse; 32 on hand there" in m
+        for m in messages_of(response)
+    )
     assert stock_of(plenty) == (32, 0)
     movement = InventoryMovement.objects.filter(product=plenty).latest("id")
     assert (movement.kind, movement.on_hand_delta, movement.on_hand_after) == ("receipt", 12, 32)
@@ -203,7 +206,10 @@ def test_the_stock_form_records_a_receipt_through_the_service(admin_client, stoc
     assert movement.actor_label == "user:boss"
     entry = AuditLog.objects.filter(action="stock.receipt", actor_type="user").get()
     assert entry.object_id == str(plenty.pk)
-    assert entry.changes == {"on_hand": {"before": 20, "after": 32}}
+    assert entry.changes == {
+        "on_hand": {"before": 20, "after": 32},
+        "location": {"before": None, "after": "main"},
+    }
     assert Event.objects.filter(type="stock.updated", data__on_hand=32).exists()
 
 

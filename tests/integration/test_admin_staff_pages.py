@@ -346,12 +346,13 @@ def test_the_stock_refusal_says_what_staff_can_do(admin_client, teapot, new_orde
 
     [message] = response.context["form"].non_field_errors()
     assert message == (
-        "Cannot take 60 off: 50 on hand and 3 are reserved by open orders, so at most 47 can "
-        "be taken off. Enter 47 or fewer, or complete or cancel those orders first."
+        "Cannot take 60 off: 50 on hand at Main warehouse and 3 are reserved by open orders, "
+        "so at most 47 can be taken off. Enter 47 or fewer, or complete or cancel those "
+        "orders first."
     )
     [message] = nothing.context["form"].non_field_errors()
     assert message == (
-        "Cannot take 300 off: 0 on hand, so nothing can be taken off now. "
+        "Cannot take 300 off: 0 on hand at Main warehouse, so nothing can be taken off now. "
         "Record the receipt first if goods arrived."
     )
 

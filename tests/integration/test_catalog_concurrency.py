@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from audit.actors import Actor
 from catalog.models import Product
 from catalog.services import product_transition, product_update
+from tests.integration.threads import in_thread, until_another_waits_for_my_locks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 EDITOR = Actor.system("editor")
 PUBLISHER = Actor.system("publisher")
-
-
-def _in_thread(fn):
-    def run(*args):
-        try:
-            return fn(*args)
-        finally:
-            connection.close()
-
-    return run
 
 
 def test_an_edit_made_while_a_publish_runs_is_not_lost(make_product, monkeypatch):
@@ -37,10 +26,12 @@ def test_an_edit_made_while_a_publish_runs_is_not_lost(make_product, monkeypatch
     original = Product.publish_problems
 
     def slow_publish_problems(self):
-        # The publisher has read the row; give a concurrent edit the chance to commit.
+        # The publisher has read the row; give a concurrent edit the chance to commit: go
+        # on once it has, or once it waits for the publisher's lock instead (an ordering;
+        # was a 2 s timeout, which a slow edit could outlast).
         if threading.current_thread().name.startswith("publisher"):
             publish_has_read.set()
-            edit_done.wait(timeout=2)
+            until_another_waits_for_my_locks(or_until=edit_done)
         return original(self)
 
     monkeypatch.setattr(Product, "publish_problems", slow_publish_problems)
@@ -63,8 +54,8 @@ def test_an_edit_made_while_a_publish_runs_is_not_lost(make_product, monkeypatch
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="publisher") as publisher,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="editor") as editor,
     ):
-        published = publisher.submit(_in_thread(publish))
-        edited = editor.submit(_in_thread(edit))
+        published = publisher.submit(in_thread(publish))
+        edited = editor.submit(in_thread(edit))
         published.result(timeout=30)
         edited.result(timeout=30)
 
@@ -80,14 +71,16 @@ def test_two_crossing_category_moves_cannot_make_a_cycle(system_actor, monkeypat
 
     x = services.category_create(actor=system_actor, name="X")
     y = services.category_create(actor=system_actor, name="Y")
-    both_checking = threading.Barrier(2)
+    checking = {x.pk: threading.Event(), y.pk: threading.Event()}
     original = services.category_check_parent
 
     def check_together(category, parent):
-        # Make both moves check at the same moment, as an unlucky pair of admins would.
-        # A broken barrier: the other move is waiting for a lock instead.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both_checking.wait(timeout=2)
+        # Make both moves check at the same moment, as an unlucky pair of admins would,
+        # unless the other move is waiting for a lock of this one's instead (an ordering;
+        # was a barrier broken after 2 s, which a slow move could outlast).
+        checking[category.pk].set()
+        other = checking[y.pk if category.pk == x.pk else x.pk]
+        until_another_waits_for_my_locks(or_until=other)
         return original(category, parent)
 
     monkeypatch.setattr(services, "category_check_parent", check_together)
@@ -100,7 +93,7 @@ def test_two_crossing_category_moves_cannot_make_a_cycle(system_actor, monkeypat
         return "ok"
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = sorted(pool.map(_in_thread(move), [x, y], [y, x]))
+        outcomes = sorted(pool.map(in_thread(move), [x, y], [y, x]))
 
     assert outcomes == ["category_cycle", "ok"]
     parents = dict(Category.objects.values_list("pk", "parent_id"))
@@ -116,7 +109,6 @@ def test_an_import_and_an_order_for_the_same_product_both_go_through(
     its lines' product key (deferred foreign keys take a key-share lock), which waited for
     the import: a deadlock, and PostgreSQL aborted one of them."""
     import io
-    import time
 
     from django.db import transaction
 
@@ -133,7 +125,7 @@ def test_an_import_and_an_order_for_the_same_product_both_go_through(
     assert changed.count(b"(washed)") == 1 and b",12," in changed
     order_open = threading.Event()
 
-    @_in_thread
+    @in_thread
     def checkout():
         with transaction.atomic():
             order = order_place(
@@ -143,10 +135,12 @@ def test_an_import_and_an_order_for_the_same_product_both_go_through(
                 shipping_address=ORDER_ADDRESS,
             )
             order_open.set()
-            time.sleep(1.5)  # the import meanwhile locks the product, then waits for stock
+            # The import meanwhile locks the product, then waits for stock: commit once it
+            # does (an ordering; a 1.5 s sleep let a slow import come after the commit).
+            until_another_waits_for_my_locks()
         return order.number
 
-    @_in_thread
+    @in_thread
     def import_():
         assert order_open.wait(timeout=10)
         return product_import(actor=system_actor, source=io.BytesIO(changed)).updated

@@ -65,6 +65,26 @@ async def listen(config: dict) -> tuple[RedisPubSubChannelLayer, str]:
     return layer, channel
 
 
+async def until_subscribed(layers: list[RedisPubSubChannelLayer], group: str) -> None:
+    """Wait until Redis holds each layer's subscription to ``group`` (pub/sub keeps nothing
+    for a subscriber that comes later): returns at once when they are in, fails after 60 s
+    (was a 0.3 s sleep, which a busy machine's Redis may not have served by then)."""
+    import redis.asyncio
+
+    names = [layer._get_group_channel_name(group) for layer in layers]
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            counts = dict(await client.pubsub_numsub(*names))
+            if all(counts.get(name.encode(), 0) >= 1 for name in names):
+                return
+            assert asyncio.get_running_loop().time() < deadline, counts
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
 async def hears(layer: RedisPubSubChannelLayer, channel: str, timeout: float) -> str | None:
     try:
         return (await asyncio.wait_for(layer.receive(channel), timeout))["text"]
@@ -87,7 +107,7 @@ async def test_a_shop_on_the_same_redis_never_hears_anothers_orders():
     order = json.dumps({"type": "order.created", "data": {"customer": {"email": "a@b.c"}}})
     try:
         # Subscriptions settle before the publication (pub/sub keeps nothing for later).
-        await asyncio.sleep(0.3)
+        await until_subscribed([layer for layer, _ in listeners], full_group("orders"))
         await relay.group_send(full_group("orders"), {"type": "event.message", "text": order})
         (same_layer, same_channel), *strangers = listeners
         assert await hears(same_layer, same_channel, 3) == order

@@ -281,7 +281,13 @@ def test_seed_database_builds_a_nested_catalog_in_all_three_statuses():
     )
 
     assert "300 new products" in out
-    assert Product.objects.count() == 300
+    assert Product.objects.filter(parent__isnull=True).count() == 300
+    # Every fifth product sells alone; the others in 2 to 5 variants: 3 things on average.
+    variants = Product.objects.filter(parent__isnull=False)
+    assert "840 new variants" in out and variants.count() == 840  # and 60 alone: 900
+    assert not Product.objects.filter(parent__isnull=True, options=[], variants__isnull=False)
+    apparel = variants.filter(category__name="Shirts").first()
+    assert apparel is not None and list(apparel.option_values) == ["Size", "Colour"]
     paths = set(category_paths().values())
     assert {"Apparel / Men / Shirts", "Outdoor / Camping / Tents", "Apparel / Kids"} <= paths
     statuses = dict(Product.objects.values_list("status").annotate(n=Count("id")))
@@ -314,7 +320,7 @@ def test_seed_database_refuses_demo_orders_in_production_before_writing_anything
     assert not Product.objects.exists() and not Category.objects.exists()
 
     run("seed_database", "--products", "30", "--seed", "7", "--no-progress", "--catalog-only")
-    assert Product.objects.count() == 30
+    assert Product.objects.filter(parent__isnull=True).count() == 30
 
 
 def test_seed_database_again_adds_nothing():
@@ -358,7 +364,7 @@ def test_another_seed_gives_another_catalog_beside_the_first():
     )
 
     assert "20 new products" in out
-    assert Product.objects.count() == 40
+    assert Product.objects.filter(parent__isnull=True).count() == 40
     names7 = {demo.demo_product(7, i, demo.leaf_names()).name for i in range(20)}
     names8 = {demo.demo_product(8, i, demo.leaf_names()).name for i in range(20)}
     assert names7 != names8

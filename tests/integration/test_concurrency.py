@@ -8,7 +8,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from audit.actors import Actor
@@ -18,22 +17,11 @@ from orders.models import Order
 from orders.services import order_place, order_transition
 from pms_backend.errors import Conflict
 from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER, order_body
+from tests.integration.threads import in_thread
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 BUYER = Actor.system("concurrency-test")
-
-
-def _in_thread(fn):
-    """Run ``fn`` and close this thread's DB connection afterwards, whatever happens."""
-
-    def run(*args):
-        try:
-            return fn(*args)
-        finally:
-            connection.close()
-
-    return run
 
 
 def _buy(lines: list[tuple[int, int]], barrier: threading.Barrier | None = None) -> str:
@@ -56,7 +44,7 @@ def test_200_buyers_for_50_units_exactly_50_orders_succeed(make_product, receive
     receive(product, 50)
 
     with ThreadPoolExecutor(max_workers=40) as pool:
-        outcomes = Counter(pool.map(_in_thread(_buy), [[(product.pk, 1)]] * 200))
+        outcomes = Counter(pool.map(in_thread(_buy), [[(product.pk, 1)]] * 200))
 
     assert outcomes == {"ok": 50, "insufficient_stock": 150}
     stock = Stock.objects.get(product=product)
@@ -77,7 +65,7 @@ def test_opposite_line_orders_never_deadlock_nor_oversell(make_product, receive)
         return _buy(forward if i % 2 else backward, barrier if i < 16 else None)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = Counter(pool.map(_in_thread(buy), range(60)))
+        outcomes = Counter(pool.map(in_thread(buy), range(60)))
 
     # Any deadlock would surface as an OperationalError and fail the test.
     assert outcomes == {"ok": 20, "insufficient_stock": 40}
@@ -100,7 +88,7 @@ def _same_key_at_once(raw_key: str, key: str, body: dict, clients: int = 10) -> 
         return response.status_code, response.json()
 
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        return list(pool.map(_in_thread(post), range(clients)))
+        return list(pool.map(in_thread(post), range(clients)))
 
 
 def test_same_idempotency_key_sent_10_times_at_once_makes_one_order(
@@ -141,7 +129,7 @@ def test_processing_and_cancelling_at_once_exactly_one_wins(make_product, receiv
             return "ok"
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            outcomes = sorted(pool.map(_in_thread(move), ["process", "cancel"]))
+            outcomes = sorted(pool.map(in_thread(move), ["process", "cancel"]))
 
         assert outcomes.count("ok") == 1, outcomes
         assert set(outcomes) - {"ok"} <= {"concurrent_modification", "invalid_transition"}

@@ -355,6 +355,7 @@ def test_the_seeded_demo_fills_the_dashboard_on_first_login(client, staff_user):
 
 
 # Session and user; the latest levels; the orders' series; today's orders and the pending
-# ones, counted live; the webhooks' series, endpoints and oldest undispatched event; the
-# index's recent actions; the newest event, where the page's live notices start.
-LIVE_DASHBOARD_QUERIES = 11
+# ones, counted live; the stock at each location and its low levels, read live; the
+# webhooks' series, endpoints and oldest undispatched event; the index's recent actions;
+# the newest event, where the page's live notices start.
+LIVE_DASHBOARD_QUERIES = 13

@@ -38,7 +38,8 @@ def _walk(patterns, prefix=""):
 def _concrete(pattern: str) -> str:
     path = pattern.replace("^", "").replace("$", "")
     path = re.sub(r"\(\?P<format>[^)]*\)", "", path)
-    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", "1", path)
+    # A named group whose pattern starts with a literal prefix ("RMA-…", "TR-…") gets it.
+    path = re.sub(r"\(\?P<\w+>([A-Z]+-)?[^)]*\)", lambda m: (m.group(1) or "") + "1", path)
     path = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), path)
     path = re.sub(r"<(?:int:)?\w+>", "1", path)
     path = re.sub(r"<path:\w+>", "1", path)

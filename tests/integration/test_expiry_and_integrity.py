@@ -253,18 +253,22 @@ def test_check_inventory_prints_every_mismatch(orders, shelf):
     a, b = shelf
 
     corrupt("UPDATE inventory_stock SET on_hand = 8 WHERE product_id = %s", a.pk)
-    corrupt("UPDATE inventory_stock SET reserved = reserved - 1 WHERE product_id = %s", b.pk)
+    corrupt("UPDATE inventory_stocklevel SET reserved = reserved - 1 WHERE product_id = %s", b.pk)
     code, _, err = check()
 
     assert code == 1
     mismatches = [line for line in err.splitlines() if line.startswith("MISMATCH")]
-    # A: stock vs ledger. B: stock vs ledger, and reserved vs its open orders.
+    # A: its total vs its locations. B: its total vs its locations; at main, the level vs
+    # the ledger and reserved vs its open orders.
     assert [line.split(":")[0] for line in mismatches] == [
         f"MISMATCH product {a.pk}",
         f"MISMATCH product {b.pk}",
         f"MISMATCH product {b.pk}",
+        f"MISMATCH product {b.pk}",
     ]
-    assert "3 inventory mismatches found." in err
+    assert "its locations add up to" in mismatches[0]
+    assert "at main stock says" in mismatches[2]
+    assert "4 inventory mismatches found." in err
 
 
 def test_check_inventory_notices_a_lost_ledger_line(orders, shelf):
@@ -286,5 +290,21 @@ def test_check_inventory_notices_an_order_line_changed_behind_the_stock(orders, 
     code, _, err = check()
 
     assert code == 1
-    assert f"product {a.pk}: reserved=" in err
-    assert "open (pending/processing) orders hold" in err
+    assert (
+        f"product {a.pk}: order {orders['fresh']['number']} has 2 on its line, allocated 1" in err
+    )
+
+
+def test_check_inventory_notices_an_allocation_changed_behind_the_stock(orders, shelf):
+    a, _ = shelf
+    item = OrderItem.objects.get(order_id=orders["fresh"]["id"])
+
+    corrupt("UPDATE orders_lineallocation SET quantity = 2 WHERE item_id = %s", item.pk)
+    code, _, err = check()
+
+    assert code == 1
+    # The location's reservation no longer matches what the open orders hold there, and
+    # the line no longer matches its allocation.
+    assert f"product {a.pk}: at main reserved=" in err
+    assert "but open (pending/processing) orders hold" in err
+    assert "has 1 on its line, allocated 2" in err

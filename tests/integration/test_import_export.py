@@ -13,6 +13,8 @@ import io
 import os
 import subprocess
 import tempfile
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -922,3 +924,60 @@ def test_admin_confirm_refuses_a_tampered_or_foreign_file_name(name, catalog, ad
         planted.unlink(missing_ok=True)
     mine = admin_client.post(PROCESS, fields, follow=True)
     assert "Imported mine.csv" in mine.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirmations_of_one_ticket_sent_at_once_import_it_once(tree, admin_client, monkeypatch):
+    """The same confirmation posted by several requests of the uploader's session at the
+    same moment (a double click, a retrying proxy): one imports the file, the others are
+    refused, and the file's rows are written once."""
+    fields = _previewed(admin_client, csv_bytes([row(sku="ONCE-1", on_hand="4")]), "once.csv")
+    # A slow disk: a stored upload's bytes come 0.3 s after it was opened, long enough for
+    # every request to open the file while the first one still reads it. (A fast disk
+    # hides the race that taking the upload by reading it, then removing it, lost: each
+    # request that opened the file before the first removed it imported it again.)
+    read_bytes = Path.read_bytes
+
+    def slow_read_bytes(path: Path) -> bytes:
+        if path.parent.name != "pms-admin-imports":
+            return read_bytes(path)
+        with path.open("rb") as stored:
+            time.sleep(0.3)
+            return stored.read()
+
+    monkeypatch.setattr(Path, "read_bytes", slow_read_bytes)
+    cookies = {name: morsel.value for name, morsel in admin_client.cookies.items()}
+    senders = 8
+    start = threading.Barrier(senders)
+    pages: list[tuple[str, str]] = []
+    failures: list[BaseException] = []
+
+    def confirm() -> None:
+        same_session = Client()  # a cookie jar of its own, so each keeps its own messages
+        same_session.cookies.load(cookies)  # the uploader's session cookie
+        try:
+            start.wait(timeout=30)
+            response = same_session.post(PROCESS, fields, follow=True)
+            pages.append((response.redirect_chain[-1][0], response.content.decode()))
+        except BaseException as exc:  # reported below, with the thread's own error
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=confirm) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not failures, failures
+    assert len(pages) == senders
+    imported = [page for target, page in pages if target == "/admin/catalog/product/"]
+    refused = [page for target, page in pages if target == IMPORT]
+    assert len(imported) == 1, [target for target, _ in pages]
+    assert "Imported once.csv, 1 row: 1 new" in imported[0]
+    assert len(refused) == senders - 1 and all(REFUSED in page for page in refused)
+    product = Product.objects.select_related("stock").get(sku="ONCE-1")
+    assert product.stock.on_hand == 4
+    assert AuditLog.objects.filter(action="product.imported").count() == 1
+    assert InventoryMovement.objects.filter(reason="import once.csv").count() == 1

@@ -6,7 +6,7 @@ import pytest
 
 from audit.models import AuditLog
 from inventory.integrity import inventory_drift
-from inventory.models import InventoryMovement, Stock
+from inventory.models import InventoryMovement, Location, Stock
 from inventory.selectors import ledger_totals
 from inventory.services import MAX_ON_HAND
 from pms_backend.apikeys.selectors import api_key_parse_prefix
@@ -55,6 +55,7 @@ def test_stock_of_a_product_with_on_hand_and_reserved(storefront, make_product, 
         "reserved": 3,
         "available": 5,
         "in_stock": True,
+        "backordered": 0,
     }
 
 
@@ -67,6 +68,7 @@ def test_a_product_never_received_shows_zeros(storefront, make_product):
         "reserved": 0,
         "available": 0,
         "in_stock": False,
+        "backordered": 0,
     }
     assert not Stock.objects.filter(product=product).exists()  # reading creates nothing
 
@@ -125,9 +127,30 @@ def test_batch_stock_lists_each_product_once_in_id_order(storefront, make_produc
 
     assert response.status_code == 200
     assert response.json() == [
-        {"product": a.pk, "on_hand": 4, "reserved": 0, "available": 4, "in_stock": True},
-        {"product": b.pk, "on_hand": 0, "reserved": 0, "available": 0, "in_stock": False},
-        {"product": c.pk, "on_hand": 9, "reserved": 2, "available": 7, "in_stock": True},
+        {
+            "product": a.pk,
+            "on_hand": 4,
+            "reserved": 0,
+            "available": 4,
+            "in_stock": True,
+            "backordered": 0,
+        },
+        {
+            "product": b.pk,
+            "on_hand": 0,
+            "reserved": 0,
+            "available": 0,
+            "in_stock": False,
+            "backordered": 0,
+        },
+        {
+            "product": c.pk,
+            "on_hand": 9,
+            "reserved": 2,
+            "available": 7,
+            "in_stock": True,
+            "backordered": 0,
+        },
     ]
 
 
@@ -223,7 +246,9 @@ def test_an_adjustment_below_reserved_is_409_and_writes_nothing(
         response = move(inventory_api, product, -5, kind="adjustment", reason="broken")
 
     problem = assert_problem(response, 409, "insufficient_stock")
-    assert problem["lines"] == [{"product": product.pk, "requested": 5, "available": 4}]
+    assert problem["lines"] == [
+        {"product": product.pk, "location": "main", "requested": 5, "available": 4}
+    ]
     assert "6 are reserved" in problem["detail"]
     # Down to exactly what is reserved is fine.
     assert move(inventory_api, product, -4, kind="adjustment", reason="broken").status_code == 201
@@ -515,6 +540,8 @@ def test_stock_low_fires_once_when_available_falls_to_the_threshold(
         "reserved": 10,
         "available": 5,
         "in_stock": True,
+        "backordered": 0,
+        "locations": ["main"],
         "low_stock_threshold": 5,
     }
 
@@ -529,7 +556,10 @@ def test_a_movement_is_audited_with_its_actor(inventory_api, make_product, recei
     assert (entry.object_type, entry.object_id) == ("inventory.stock", str(product.pk))
     assert entry.actor_type == "api_key"
     assert entry.actor_id == api_key_parse_prefix(inventory_api.raw_key)
-    assert entry.changes == {"on_hand": {"before": 10, "after": 7}}
+    assert entry.changes == {
+        "on_hand": {"before": 10, "after": 7},
+        "location": {"before": None, "after": "main"},
+    }
     receipt = AuditLog.objects.get(action="stock.receipt")
     assert (receipt.actor_type, receipt.actor_label) == ("system", "job:tests")
 
@@ -548,9 +578,11 @@ def test_the_ledger_sums_to_the_stock_rows(inventory_api, storefront, admin_api,
     move_order(released["id"], "cancel")
     move(inventory_api, a, 1, kind="return", reason="came back by post")
 
+    # One place (the shop's first location): its ledger is the product's.
     totals = ledger_totals()
+    main = Location.objects.get(code="main")
     for product in (a, b):
-        assert totals[product.pk] == stock_of(product)
+        assert totals[(product.pk, main.pk)] == stock_of(product)
     last = InventoryMovement.objects.filter(product=a).order_by("-id").first()
     assert (last.on_hand_after, last.reserved_after) == stock_of(a)
     assert stock_of(a) == (20 - 2 + 1, 3)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +27,7 @@ from pms_backend.events.models import Event
 from pms_backend.monitoring.log_config import logging_config
 from tests.conftest import order_body
 from tests.integration.order_support import place
+from tests.integration.websockets import Communicator
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -253,7 +253,7 @@ async def test_open_websockets_are_counted(make_key):
     key = await database_sync_to_async(make_key)("storefront")
     gauge = await database_sync_to_async(lambda: value(scrape(), "pms_websocket_connections"))()
     sockets = [
-        WebsocketCommunicator(
+        Communicator(
             application, "/ws/v1/events/", headers=[(b"authorization", f"Api-Key {key}".encode())]
         )
         for _ in range(3)

@@ -196,14 +196,21 @@ def test_the_product_field_list_is_written_once():
     """Every list of the product's fields is derived from catalog.fields."""
     from catalog.api.serializers import ProductSerializer, ProductWriteSerializer
     from catalog.csv_columns import PRODUCT_COLUMNS
-    from catalog.fields import PRODUCT_EDITABLE_FIELDS, PRODUCT_REPRESENTATION_FIELDS
+    from catalog.fields import (
+        BACKORDER_FIELDS,
+        PRODUCT_EDITABLE_FIELDS,
+        PRODUCT_REPRESENTATION_FIELDS,
+    )
     from catalog.services import PRODUCT_FIELDS
 
     writable = [n for n, f in ProductWriteSerializer().fields.items() if not f.read_only]
-    assert writable == list(PRODUCT_EDITABLE_FIELDS) == PRODUCT_FIELDS
+    # A product without variants also takes its own backorder settings.
+    assert writable == [*PRODUCT_EDITABLE_FIELDS, *BACKORDER_FIELDS]
+    assert list(PRODUCT_EDITABLE_FIELDS) == PRODUCT_FIELDS
     assert list(ProductSerializer().fields) == list(PRODUCT_REPRESENTATION_FIELDS)
     assert list(ProductWriteSerializer().fields) == [
         *PRODUCT_EDITABLE_FIELDS,
+        *BACKORDER_FIELDS,
         *(n for n in PRODUCT_REPRESENTATION_FIELDS if n not in PRODUCT_EDITABLE_FIELDS),
     ]
     assert set(PRODUCT_COLUMNS) == {*PRODUCT_EDITABLE_FIELDS, "status"}
@@ -226,3 +233,23 @@ def test_the_bulk_insert_of_demo_data_meets_the_same_rules(system_actor, categor
         product_bulk_create(actor=system_actor, products=[odd])
     assert "attributes" in caught.value.errors
     assert not Product.objects.filter(sku__startswith="BULK-").exists()
+
+
+def test_only_the_transfer_services_write_transfers():
+    """Transfers and their lines are written in inventory/transfers.py alone: the API and
+    the admin call it (the admin's own save writes nothing)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    writes = re.compile(
+        r"\b(Transfer|TransferLine)\.objects\.(create|bulk_create|bulk_update|update|"
+        r"update_or_create|get_or_create)\b|\.lines\.(update|create)\b"
+    )
+    writers = sorted(
+        str(path.relative_to(root))
+        for path in root.glob("[!.]*/**/*.py")
+        if "tests" not in path.parts and "migrations" not in path.parts
+        if writes.search(path.read_text())
+    )
+    assert writers == ["inventory/transfers.py"]

@@ -10,7 +10,6 @@ import uuid
 import pytest
 import redis
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from audit.actors import Actor
@@ -19,6 +18,7 @@ from pms_backend.celery import app as celery_app
 from pms_backend.events.models import Event
 from pms_backend.events.relay import dispatch_events
 from tests.integration.at_rest import database_dump, redis_dump
+from tests.integration.websockets import Communicator
 from tests.receiver import Receiver
 from webhooks import services as webhooks
 from webhooks.models import DeliveryAttempt
@@ -127,14 +127,14 @@ def test_no_customer_string_rests_in_clear_in_postgresql_or_redis(
 @pytest.mark.asyncio
 async def test_a_websocket_subscriber_gets_the_order_with_its_customer(make_key, client_for):
     admin_key = await sync_to_async(make_key)("admin")
-    comm = WebsocketCommunicator(
+    comm = Communicator(
         application,
         "/ws/v1/events/",
         headers=[(b"authorization", f"Api-Key {admin_key}".encode())],
     )
     assert (await comm.connect())[0]
     await comm.send_to(text_data=json.dumps({"type": "subscribe", "topics": ["orders"]}))
-    assert json.loads(await comm.receive_from(timeout=3))["type"] == "subscribed"
+    assert json.loads(await comm.receive_from())["type"] == "subscribed"
 
     def place_order() -> dict:
         from catalog.services import category_create, product_create, product_transition
@@ -167,7 +167,7 @@ async def test_a_websocket_subscriber_gets_the_order_with_its_customer(make_key,
 
     order = await sync_to_async(place_order)()
 
-    frame = json.loads(await comm.receive_from(timeout=3))
+    frame = json.loads(await comm.receive_from())
     assert frame["type"] == "order.created" and frame["data"] == order
     assert frame["data"]["customer"] == CUSTOMER
     await comm.disconnect()

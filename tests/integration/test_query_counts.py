@@ -4,23 +4,17 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.integration.query_counts import queries_for
+
 pytestmark = pytest.mark.django_db
 
 ROWS = 60
 
 
-def queries_for(client, path: str, page_size: int) -> int:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(path, {"page_size": page_size})
-    assert response.status_code == 200, response.content
-    assert len(response.json()["results"]) == page_size
-    return len(ctx.captured_queries)
-
-
 def assert_flat(client, path: str) -> None:
     client.get(path, {"page_size": 1})  # warm up: key lookup and last-used stamp
-    small = queries_for(client, path, 5)
-    large = queries_for(client, path, 50)
+    small = queries_for(client, path, {"page_size": 5}, 5)
+    large = queries_for(client, path, {"page_size": 50}, 50)
     assert large == small, f"{path}: {small} queries for 5 rows, {large} for 50"
     assert small <= 4
 

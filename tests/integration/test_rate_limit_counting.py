@@ -9,7 +9,7 @@ from redis.connection import AbstractConnection
 
 from pms_backend.api import ratelimit
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("steady_rate_windows")]
 
 LIST = "/api/v1/products/"
 

@@ -6,7 +6,7 @@ from django.test import override_settings
 from audit.models import AuditLog
 from catalog.models import Product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("steady_rate_windows")]
 
 
 def limits(**overrides):

@@ -30,7 +30,7 @@ from tests.conftest import order_body
 from tests.integration.order_support import place
 from tests.integration.problem_json import assert_problem
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("steady_rate_windows")]
 
 SETTINGS = "/api/v1/settings/"
 ADMIN = "/admin/settings/setting/"

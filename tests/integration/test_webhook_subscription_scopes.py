@@ -55,6 +55,24 @@ def test_the_reading_scope_lets_a_key_subscribe(client_for, scopes, event_type):
     assert response.status_code == 201, response.json()
 
 
+def test_subscribing_to_the_audit_anchor_needs_audit_read(client_for):
+    subscription = {"url": "https://anchors.example/h", "event_types": ["audit.sealed"]}
+
+    refused = client_for("webhooks:manage").post(ENDPOINTS, subscription, format="json")
+    assert refused.status_code == 403
+    assert refused["Content-Type"] == "application/problem+json"
+    body = refused.json()
+    assert body["code"] == "scope_for_event_type_missing"
+    assert body["missing_scopes"] == ["audit:read"]
+    assert "audit.sealed" in body["detail"]
+    assert not WebhookEndpoint.objects.exists()
+
+    taken = client_for("webhooks:manage,audit:read").post(ENDPOINTS, subscription, format="json")
+    assert taken.status_code == 201, taken.json()
+    assert taken.json()["event_types"] == ["audit.sealed"]
+    assert WebhookEndpoint.objects.get().event_types == ["audit.sealed"]
+
+
 def test_a_key_cannot_redirect_or_widen_an_endpoint_it_could_not_have_made(
     client_for, system_actor
 ):
@@ -152,3 +170,22 @@ def test_staff_cannot_change_an_endpoint_carrying_data_they_may_not_view(client)
     )
     endpoint.refresh_from_db()
     assert endpoint.url == "https://shop.example/o"
+
+
+def test_transfers_reach_only_endpoints_that_name_them(client_for):
+    # An endpoint for "every event" never gets transfer.* (quantities per location): its
+    # maker was never asked for inventory:write. One that names them needs that scope.
+    every = client_for("webhooks:manage,catalog:read,inventory:read,orders:read,settings:manage")
+    assert (
+        every.post(ENDPOINTS, {"url": "https://example.com/all"}, format="json").status_code == 201
+    )
+    endpoint = WebhookEndpoint.objects.get(url="https://example.com/all")
+    assert not endpoint.wants("transfer.dispatched")
+    assert endpoint.wants("stock.updated")
+
+    named = {"url": "https://example.com/t", "event_types": ["transfer.dispatched"]}
+    refused = every.post(ENDPOINTS, named, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["missing_scopes"] == ["inventory:write"]
+    allowed = client_for("webhooks:manage,inventory:write").post(ENDPOINTS, named, format="json")
+    assert allowed.status_code == 201

@@ -25,6 +25,8 @@ DEFAULT_ORDER = [
     "memory",
     "operations",
     "serving",
+    "variants",
+    "search",
 ]
 
 

@@ -22,9 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, file: str, no_progress: bool, **options):
-        total = Product.objects.count()
+        # The file's rows: a product sold in variants is a row per variant, none of its own.
+        sold_in_variants = (
+            Product.objects.filter(parent__isnull=True, variants__isnull=False)
+            .values("pk")
+            .distinct()
+            .count()
+        )
+        total = Product.objects.count() - sold_in_variants
         written = 0
-        with tqdm(total=total, unit="product", disable=no_progress, file=self.stderr._out) as bar:
+        with tqdm(total=total, unit="row", disable=no_progress, file=self.stderr._out) as bar:
 
             def progress(rows: int) -> None:
                 nonlocal written
@@ -39,7 +46,8 @@ class Command(BaseCommand):
             else:
                 self._to_file(file, progress)
         # With '-' stdout carries the CSV, so the summary goes to stderr.
-        summary = f"Exported {counted(written, 'product')} to {'stdout' if file == '-' else file}."
+        rows = counted(written, "row" if sold_in_variants else "product")
+        summary = f"Exported {rows} to {'stdout' if file == '-' else file}."
         (self.stderr if file == "-" else self.stdout).write(summary)
 
     def _to_file(self, file: str, progress) -> None:

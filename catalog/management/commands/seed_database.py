@@ -10,6 +10,7 @@ from tqdm import tqdm
 from audit.actors import Actor
 from catalog import demo, services
 from catalog.models import Category, Product
+from catalog.variants import variant_build, variants_bulk_create
 from pms_backend.monitoring.periods import Granularity, period_start
 from pms_backend.monitoring.services import metrics_collect
 from pms_backend.plurals import counted
@@ -22,9 +23,11 @@ MAX_STEP_SIZE = 100_000
 class Command(BaseCommand):
     help = (
         "Load a believable demo shop: a nested category tree and N products in all three "
-        "statuses, then what the other apps add (stock for the published products, a month "
-        "of orders in every status) and the metric history of that month, so the dashboard "
-        "is full. Deterministic for a given --seed; re-running adds nothing twice."
+        "statuses, four in five sold in 2 to 5 variants (apparel by Size and Colour, the rest "
+        "by Colour: 3N things to sell), then what the other apps add (stock for the "
+        "published variants and products, a month of orders in every status) and the "
+        "metric history of that month, so the dashboard is full. Deterministic for a given "
+        "--seed; re-running adds nothing twice."
     )
 
     def add_arguments(self, parser):
@@ -73,7 +76,7 @@ class Command(BaseCommand):
         actor = Actor.system("seed_database")
         categories = self._categories(actor)
         leaves = demo.leaf_names()
-        created = 0
+        created = variants = 0
         now = timezone.now()
         with tqdm(
             total=products, unit="product", disable=no_progress, file=self.stderr._out
@@ -84,11 +87,13 @@ class Command(BaseCommand):
                     for i in range(start, min(start + BATCH_SIZE, products))
                 ]
                 created += self._insert(batch, categories, actor, now)
+                variants += self._insert_variants(batch, actor)
                 bar.update(len(batch))
         self.stdout.write(
             f"Demo catalog ready: {counted(len(categories), 'category', 'categories')}, "
             f"{counted(created, 'new product')} "
-            f"({products - created} already present), seed {seed}."
+            f"({products - created} already present), {counted(variants, 'new variant')}, "
+            f"seed {seed}."
         )
         if not catalog_only:
             self._rest_of_the_shop(seed, products, actor, options)
@@ -150,10 +155,29 @@ class Command(BaseCommand):
                 attributes=p.attributes,
                 status=p.status,
                 published_at=demo.published_at_for(p, now),
+                options=list(p.options),
             )
             for p in batch
         ]
         return services.product_bulk_create(actor=actor, products=rows)
+
+    def _insert_variants(self, batch, actor: Actor) -> int:
+        """Make the variants of the batch's products sold in variants (those missing)."""
+        wanted = {p.sku: p for p in batch if p.variants}
+        if not wanted:
+            return 0
+        parents = Product.objects.filter(sku__in=list(wanted), parent__isnull=True)
+        rows = [
+            variant_build(
+                parent,
+                values,
+                sku=demo.demo_variant_sku(parent.sku, values),
+                weight_grams=wanted[parent.sku].weight_grams,
+            )
+            for parent in parents
+            for values in wanted[parent.sku].variants
+        ]
+        return variants_bulk_create(actor=actor, variants=rows)
 
 
 def _history_start(now: datetime) -> datetime:

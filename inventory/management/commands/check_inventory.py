@@ -6,8 +6,10 @@ from pms_backend.plurals import counted
 
 class Command(BaseCommand):
     help = (
-        "Verify for every product that the ledger sums to the stock row and that reserved "
-        "equals the quantities of open (pending/processing) orders. Exit 1 on any mismatch."
+        "Verify for every product that its stock levels add up to its total, and at every "
+        "location that the ledger sums to the level and that reserved equals what open "
+        "(pending/processing) orders hold there; and that every order line's allocations "
+        "add up to its quantity. Exit 1 on any mismatch."
     )
 
     def handle(self, *args, **options):

@@ -19,8 +19,10 @@ def create_roles(apps, schema_editor):
         permissions = []
         for code in codes:
             app_label, codename = code.split(".")
-            permissions.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            # A permission of a model a later migration makes is not there yet: the later
+            # roles migration that depends on it grants it (ROLES is read as it is now).
+            permissions += Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
             )
         group.permissions.set(permissions)
 
