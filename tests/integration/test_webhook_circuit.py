@@ -167,7 +167,14 @@ def test_a_half_open_circuit_lets_exactly_one_probe_through(settings, receivers)
             time.sleep(0.01)
         # Five refused while the probe still waits on the receiver, which has it alone.
         assert outcomes == ["refused"] * 5, outcomes
+        # The probe's request may still be on its way into the receiver's handler thread
+        # (the refusals need no network): wait until it is recorded, then count it. The
+        # receiver holds it until ``release``, so the refusals above came while it was held.
+        deadline = time.monotonic() + 30
+        while len(hanging.received) - sent_before < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(hanging.received) - sent_before == 1, outcomes
+        assert outcomes == ["refused"] * 5, outcomes  # the probe is still held, unanswered
     finally:
         release.set()
     for thread in threads:
