@@ -77,7 +77,9 @@ def test_a_file_of_tricky_values_reads_back_exactly():
     assert _read_back(TRICKY) == TRICKY
 
 
-@settings(max_examples=300, deadline=None)
+# The same 300 examples on every run (derandomize): a random draw could find a new case
+# on one CI run and not the next; a value that fails belongs in TRICKY above.
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(
     st.text(
         st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
