@@ -523,7 +523,9 @@ PMS_RATE_LIMITS = {
 # frame header, before reading it (uvicorn's ws_max_size; its default, 16 MiB, was read
 # into memory first); the consumer's own limit for a message is 4 KiB.
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("PMS_WEBSOCKET_MAX_MESSAGE_BYTES", default=5 * 1024)
-# Sockets from one address still waiting to authenticate (5 s at most), per server process.
+# How long a socket may wait for its ``auth`` message before it is closed with 4401.
+PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS = env.float("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", default=5.0)
+# Sockets from one address still waiting to authenticate, per server process.
 PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS = env.int(
     "PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS", default=10
 )

@@ -31,7 +31,6 @@ from pms_backend.websocket.socket_guard import (
 
 logger = logging.getLogger(__name__)
 
-AUTH_TIMEOUT = 5.0
 MAX_MESSAGE_BYTES = 4096
 MAX_MESSAGES = 30  # per window
 MESSAGE_WINDOW = 10.0
@@ -41,8 +40,9 @@ CLOSE_TOO_BIG = 1009
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
-    """Authenticate (header, staff session, or an ``auth`` message within 5 s), then
-    ``subscribe`` to topics. Each event arrives in the webhook envelope."""
+    """Authenticate (header, staff session, or an ``auth`` message within
+    ``PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS``, 5 s by default), then ``subscribe`` to topics.
+    Each event arrives in the webhook envelope."""
 
     async def connect(self) -> None:
         self.api_key = None
@@ -85,7 +85,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.counted = True
         if not self.authenticated:
             self.auth_timer = asyncio.get_running_loop().call_later(
-                AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_expired())
+                settings.PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS,
+                lambda: asyncio.ensure_future(self._auth_expired()),
             )
         elif self.api_key is not None:
             socket_guard.key_watch(self.api_key.prefix, self)

@@ -141,8 +141,15 @@ def _static_files_collected():
 
 
 @pytest.fixture(scope="module")
-def server_process(django_db_setup, tmp_path_factory):
-    """``scripts/start.sh`` in production mode on a free port, on the test database.
+def server_env() -> dict[str, str]:
+    """Environment variables a test module gives its ``server_process`` (override it)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server_process(django_db_setup, tmp_path_factory, server_env):
+    """``scripts/start.sh`` in production mode on a free port, on the test database, with
+    the module's ``server_env`` on top.
 
     Tests that put data in front of it must use ``transactional_db`` (the server's own
     connections only see committed rows). Needs PostgreSQL: SQLite's test database lives
@@ -176,6 +183,7 @@ def server_process(django_db_setup, tmp_path_factory):
     )
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
+    env.update(server_env)
     process = spawn([str(ROOT / "scripts" / "start.sh")], env, log_path)
     server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
     try:
