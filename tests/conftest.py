@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -20,6 +22,25 @@ def _need(service: str, available: bool) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def wait_out_midnight(seconds: float = 60) -> None:
+    """Sleep past 00:00 UTC (the shop's day) if it is less than ``seconds`` away: a test
+    that counts "today's" orders must place and count them on one day, and would fail by
+    chance if the day ended between the two."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = (midnight - now).total_seconds()
+    if left < seconds:
+        time.sleep(left + 1)
+
+
+@pytest.fixture
+def clear_of_midnight():
+    """``wait_out_midnight`` for a test whose fixtures already place today's orders: name
+    it first (``@pytest.mark.usefixtures("clear_of_midnight")``), so that it runs before
+    them."""
+    wait_out_midnight()
 
 
 def pytest_collection_modifyitems(config, items):

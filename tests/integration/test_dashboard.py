@@ -25,7 +25,7 @@ from pms_backend.events.models import Event
 from pms_backend.monitoring import services as m
 from pms_backend.monitoring.models import MetricSnapshot
 from pms_backend.monitoring.periods import period_start
-from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER
+from tests.conftest import ORDER_ADDRESS, ORDER_CUSTOMER, wait_out_midnight
 from webhooks import signing
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.monitoring import WEBHOOK_SUCCESS_RATE
@@ -248,6 +248,7 @@ def test_an_empty_shop_says_how_to_collect(client, staff_user):
     assert Product.objects.count() == 0
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # ``shop`` places today's orders
 def test_orders_placed_now_show_today_without_collecting_metrics(client, staff_user, shop):
     a, b, _ = shop  # collected a moment ago: today's snapshot counts three orders
     before = int(metric(client_page(client, staff_user), "orders-today"))
@@ -280,6 +281,7 @@ def client_page(client, user) -> str:
 
 
 def test_an_empty_history_still_counts_todays_orders(client, staff_user, make_product, receive):
+    wait_out_midnight()
     product = make_product("published", price=Decimal("4.00"))
     receive(product, 10)
     for _ in range(3):

@@ -36,6 +36,7 @@ from pms_backend.events.models import Event
 from pms_backend.monitoring.models import MetricSnapshot
 from pms_backend.monitoring.periods import period_start
 from pms_backend.seeding import HISTORY_DAYS
+from tests.conftest import wait_out_midnight
 
 pytestmark = pytest.mark.django_db
 THRESHOLD = 5  # the shop's low-stock threshold (PMS_LOW_STOCK_THRESHOLD's default)
@@ -286,6 +287,7 @@ def test_an_existing_main_location_is_kept_as_staff_named_it():
 
 
 def test_the_metric_history_covers_the_month_of_orders():
+    wait_out_midnight()  # seed today's orders and look for them on one day
     seed("--products", "120", "--orders", "80", "--seed", "4")
 
     days = MetricSnapshot.objects.filter(name=ORDERS_PLACED, granularity="day")
