@@ -82,7 +82,10 @@ def _assert_database_unavailable(response: httpx.Response, seconds: float) -> No
     assert body["status"] == 503
     assert "Traceback" not in response.text
     assert int(response.headers["retry-after"]) > 0
-    assert seconds <= POOL_TIMEOUT + 2, f"the answer took {seconds:.1f} s"
+    # Within the pool's wait: 5 s over it for the trip through nginx and the server and
+    # a stall of CI's busy 2-core machine (2 s left too little room); a request hanging on
+    # the database (until the server's 60 s worker timeout, or for good) stays far outside.
+    assert seconds <= POOL_TIMEOUT + 5, f"the answer took {seconds:.1f} s"
 
 
 def test_with_postgresql_down_the_api_answers_503_database_unavailable(shop):
