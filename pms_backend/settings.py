@@ -404,7 +404,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["pms_backend.api.throttles.CredentialRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "pms_backend.api.pagination.BoundedPageNumberPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["pms_backend.api.filters.FilterBackend"],
     "EXCEPTION_HANDLER": "pms_backend.api.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

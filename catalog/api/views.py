@@ -42,7 +42,12 @@ from catalog.filters import (
     SearchOrderingFilter,
 )
 from catalog.models import Product
-from catalog.payloads import product_payload, variant_payload
+from catalog.payloads import (
+    PRODUCT_LIST_COLUMNS,
+    product_list_item,
+    product_payload,
+    variant_payload,
+)
 from catalog.search import product_facets
 from pms_backend.api.filters import ordering_pattern
 from pms_backend.api.permissions import principal_has_scope
@@ -279,7 +284,12 @@ class ProductViewSet(
 
     def list(self, request, *args, **kwargs):
         def build():
-            return super(ProductViewSet, self).list(request, *args, **kwargs)
+            # The page's columns, shown as ProductListSerializer would (product_list_item).
+            queryset = self.filter_queryset(self.get_queryset()).values(*PRODUCT_LIST_COLUMNS)
+            page = self.paginate_queryset(queryset)
+            if page is None:
+                return Response([product_list_item(row) for row in queryset])
+            return self.get_paginated_response([product_list_item(row) for row in page])
 
         # Stock moves with every order and replaces no catalog version: a list filtered
         # by it is read afresh.

@@ -335,3 +335,58 @@ def test_products_cannot_be_replaced_or_deleted(admin_api, make_product, method)
 
     assert_problem(response, 405, "method_not_allowed")
     assert Product.objects.filter(pk=product.pk).exists()
+
+
+# --- The list's representation ---------------------------------------------------------
+
+
+def test_every_list_shows_each_product_exactly_as_the_schemas_serializer_would(
+    admin_api, storefront, make_product, system_actor
+):
+    """The lists build their items from columns (catalog.payloads.product_list_item), not
+    through ProductListSerializer: item for item, filters, search and ordering included,
+    they must be what the serializer (the schema's shape) makes of the same products."""
+    from catalog.payloads import ProductListSerializer
+    from catalog.variants import product_set_options, variants_generate
+    from inventory.services import stock_record_movement
+
+    make_product(
+        "published",
+        name="Tea cup · 茶杯",
+        price=Decimal("0.50"),
+        description='Line one\nline "two" ✓',
+        attributes={"material": "porcelain", "pieces": 2, "glazed": True, "origin": None},
+    )
+    make_product("draft", name="Teapot", price=Decimal("1234567890.99"), category=None)
+    make_product("archived", name="Old tea tin", price=Decimal("12.00"))
+    shirt = make_product("published", name="Tea shirt", price=Decimal("20.00"))
+    product_set_options(
+        actor=system_actor,
+        product_id=shirt.pk,
+        options=[{"name": "Size", "values": ["S", "M"]}],
+    )
+    variants_generate(actor=system_actor, product_id=shirt.pk)
+    medium = Product.objects.get(parent=shirt, option_values__Size="M")
+    stock_record_movement(
+        actor=system_actor, product_id=medium.pk, kind="receipt", quantity=3, reason="in"
+    )
+
+    def as_serialized(items):
+        ids = [item["id"] for item in items]
+        products = {p.pk: p for p in Product.objects.filter(pk__in=ids)}
+        return [dict(ProductListSerializer(products[pk]).data) for pk in ids]
+
+    for client, query in [
+        (admin_api, ""),
+        (admin_api, "?ordering=-price"),
+        (admin_api, "?status=draft"),
+        (admin_api, "?search=tea"),
+        (storefront, ""),
+        (storefront, "?search=tea&in_stock=true"),
+        (storefront, "?option=Size:M&price_min=1"),
+    ]:
+        response = client.get(PRODUCTS + query)
+        assert response.status_code == 200, (query, response.content)
+        items = response.json()["results"]
+        assert items, query
+        assert items == as_serialized(items), query
