@@ -523,15 +523,33 @@ PMS_RATE_LIMITS = {
 # frame header, before reading it (uvicorn's ws_max_size; its default, 16 MiB, was read
 # into memory first); the consumer's own limit for a message is 4 KiB.
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("PMS_WEBSOCKET_MAX_MESSAGE_BYTES", default=5 * 1024)
+
+
+def _seconds(name: str, default: float, *, most: float) -> float:
+    """A duration from the environment: more than 0 and at most ``most`` seconds, else the
+    server refuses to start (0 or less, "nan" or "inf" would close every socket at once or
+    never: a bound that protects the server, gone)."""
+    raw = env.str(name, default="").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= most:  # False for nan
+        raise ImproperlyConfigured(f"{name} must be more than 0 and at most {most:g} seconds.")
+    return value
+
+
 # How long a socket may wait for its ``auth`` message before it is closed with 4401.
-PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS = env.float("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", default=5.0)
+PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS = _seconds(
+    "PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", default=5.0, most=60
+)
 # Sockets from one address still waiting to authenticate, per server process.
 PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS = env.int(
     "PMS_WEBSOCKET_UNAUTHENTICATED_PER_ADDRESS", default=10
 )
 # How often each server process asks the database whether its sockets' keys were revoked
 # or have expired (it then closes their sockets): one query per process and interval.
-PMS_WEBSOCKET_KEY_CHECK_SECONDS = env.float("PMS_WEBSOCKET_KEY_CHECK_SECONDS", default=2.0)
+PMS_WEBSOCKET_KEY_CHECK_SECONDS = _seconds("PMS_WEBSOCKET_KEY_CHECK_SECONDS", default=2.0, most=60)
 PMS_LOW_STOCK_THRESHOLD = env.int("PMS_LOW_STOCK_THRESHOLD", default=5)
 # CSV imports: the command refuses larger files before reading them; the admin, which
 # holds an upload in memory and previews it, takes less.

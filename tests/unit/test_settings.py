@@ -147,6 +147,41 @@ def test_production_refuses_a_missing_or_short_audit_chain_key(project, environm
     assert "PMS_AUDIT_CHAIN_KEY" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", "0"),
+        ("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", "-5"),
+        ("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", "nan"),
+        ("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", "inf"),
+        ("PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS", "61"),
+        ("PMS_WEBSOCKET_KEY_CHECK_SECONDS", "0"),
+        ("PMS_WEBSOCKET_KEY_CHECK_SECONDS", "1e400"),
+        ("PMS_WEBSOCKET_KEY_CHECK_SECONDS", "two"),
+    ],
+)
+def test_websocket_timers_out_of_bounds_refuse_to_start(project, environment, name, value):
+    """A socket's wait for its auth message bounds what unauthenticated sockets hold, and
+    the key check how long a revoked key's socket stays open: 0, "nan" or "inf" would
+    close every socket at once or never."""
+    result = _run(project, production(environment, **{name: value}), "manage.py", "check")
+
+    assert result.returncode != 0
+    assert f"{name} must be more than 0 and at most 60 seconds" in result.stderr
+
+
+def test_websocket_timers_within_bounds_start(project, environment):
+    env = production(
+        environment,
+        PMS_WEBSOCKET_AUTH_TIMEOUT_SECONDS="60",
+        PMS_WEBSOCKET_KEY_CHECK_SECONDS="0.5",
+    )
+
+    result = _run(project, env, "manage.py", "check")
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_an_unset_debug_flag_means_production(project, environment):
     result = _run(project, {**environment, "DJANGO_SECRET_KEY": "short"}, "-c", SHOW)
 
