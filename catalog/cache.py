@@ -78,7 +78,7 @@ def cached_count(queryset, *, min_rows: int | None = None) -> int:
     # share it (Django's count() would compile the query a second time, a tenth of an
     # uncached page's CPU), and one list in any order has one remembered count.
     try:
-        sql, params = queryset.order_by().query.sql_with_params()
+        sql, params = queryset.order_by().query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:  # a query that can match nothing (queryset.none()) has no SQL
         return 0
     if min_rows is None:
