@@ -6,6 +6,7 @@ reuse them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -130,7 +131,9 @@ _category = CategorySerializer()
 
 
 def _stamp(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    """A moment as DRF's DateTimeField writes it in the current time zone, which is UTC
+    (settings.TIME_ZONE): ``…Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _list_column(name: str) -> tuple[str, Any]:
