@@ -495,16 +495,14 @@ def test_a_receiver_failing_then_hanging_gets_everything_after_and_its_neighbour
 
     recovered_after = max(r.at for r in failing.received) - recovered_at
     # The healthy endpoint on the same host kept its pace and has nothing on its record:
-    # its p99 from event to arrival is within 3 s of the third endpoint's, on another
-    # address, which the failing one cannot touch (0.09 s each on a quiet machine). The
-    # bound was 2 s flat, then 2 s over the other's p99: a busy machine's pauses delay
-    # every endpoint alike but not at once, and two or three delayed deliveries are a
-    # p99 (CI's 2-core machine has stalls of a second and more). Deliveries stuck
-    # behind the failing one's hanging sends (3 s each, for 30 s) would be far later.
-    # (The failing one holds no more than one worker at a time: its circuit lets one
-    # probe through.)
+    # its p99 from event to arrival is within 2 s of the third endpoint's, on another
+    # address, which the failing one cannot touch (0.09 s each on a quiet machine): the
+    # issue's "p99 under 2 s", over what the machine's own pauses cost every endpoint
+    # alike. Not wider: a delivery held behind one of the failing endpoint's hanging sends
+    # (WEBHOOK_TIMEOUT, 3 s) must fail it. (The failing one holds no more than one worker
+    # at a time: its circuit lets one probe through.)
     healthy_p99, other_p99 = figures["healthy"]["p99_delay_s"], figures["other"]["p99_delay_s"]
-    assert healthy_p99 < other_p99 + 3, figures
+    assert healthy_p99 < other_p99 + 2, figures
     healthy_id = stack.endpoint_ids["healthy"]
     failing_since, is_active = stack.sql(
         "SELECT failing_since, is_active FROM webhooks_webhookendpoint WHERE id = %s", healthy_id
