@@ -10,12 +10,10 @@ import re
 import secrets
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, log
+from harness.common import PYTHON, ROOT, TMP_DIR, BenchError, log, post_expecting
 from harness.context import Context, benchmark
 from harness.fixtures import seed_spread, seed_stock, shell_json
 from harness.loadgen import Load
@@ -255,36 +253,23 @@ def pgbench_runner(db: str, clients: int = 16, threads: int = 2) -> Callable[[in
 
 def _order_probe(key: str, product: int, quantity: int = 1) -> Callable[[Server], None]:
     def probe(server: Server) -> None:
-        body = json.dumps(
-            {
-                "items": [{"product": product, "quantity": quantity}],
-                "customer": {"email": "probe@example.com", "name": "Probe"},
-                "shipping_address": {
-                    "line1": "1 Main Street",
-                    "city": "Berlin",
-                    "postal_code": "10115",
-                    "country": "DE",
-                },
-            }
-        ).encode()
-        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
-            server.base + "/api/v1/orders/",
-            data=body,
-            method="POST",
-            headers={
-                "Authorization": f"Api-Key {key}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": f"probe-{secrets.token_hex(8)}",
+        order = {
+            "items": [{"product": product, "quantity": quantity}],
+            "customer": {"email": "probe@example.com", "name": "Probe"},
+            "shipping_address": {
+                "line1": "1 Main Street",
+                "city": "Berlin",
+                "postal_code": "10115",
+                "country": "DE",
             },
+        }
+        post_expecting(
+            server.base + "/api/v1/orders/",
+            key,
+            order,
+            expect=201,
+            Idempotency_Key=f"probe-{secrets.token_hex(8)}",
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500]
-            raise BenchError(f"POST /api/v1/orders/ answered {exc.code}: {detail!r}") from None
-        if status != 201:
-            raise BenchError(f"POST /api/v1/orders/ answered {status}, expected 201")
 
     return probe
 
@@ -304,24 +289,13 @@ def _order_load(name: str, key: str, ids: list[int], server: Server, *, quantity
 
 def _refund_probe(key: str, order: list) -> Callable[[Server], None]:
     def probe(server: Server) -> None:
-        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+        post_expecting(
             f"{server.base}/api/v1/orders/{order[0]}/refunds/",
-            data=json.dumps({"lines": [{"product": order[1], "quantity": 1}]}).encode(),
-            method="POST",
-            headers={
-                "Authorization": f"Api-Key {key}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": f"probe-{secrets.token_hex(8)}",
-            },
+            key,
+            {"lines": [{"product": order[1], "quantity": 1}]},
+            expect=201,
+            Idempotency_Key=f"probe-{secrets.token_hex(8)}",
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500]
-            raise BenchError(f"POST …/refunds/ answered {exc.code}: {detail!r}") from None
-        if status != 201:
-            raise BenchError(f"POST …/refunds/ answered {status}, expected 201")
 
     return probe
 
@@ -559,21 +533,12 @@ def _order_writes(
 
 def _fulfil_probe(key: str, order_id: str, product: int) -> Callable[[Server], None]:
     def probe(server: Server) -> None:
-        body = json.dumps({"lines": [{"product": product, "quantity": 1}]}).encode()
-        path = f"/api/v1/orders/{order_id}/fulfillments/"
-        request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
-            server.base + path,
-            data=body,
-            method="POST",
-            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+        post_expecting(
+            f"{server.base}/api/v1/orders/{order_id}/fulfillments/",
+            key,
+            {"lines": [{"product": product, "quantity": 1}]},
+            expect=201,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            raise BenchError(f"POST {path} answered {exc.code}: {exc.read()[:500]!r}") from None
-        if status != 201:
-            raise BenchError(f"POST {path} answered {status}, expected 201")
 
     return probe
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -44,6 +45,30 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 1
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
+
+
+def post_expecting(url: str, key: str, payload: dict, *, expect: int, **headers: str) -> bytes:
+    """POST ``payload`` as JSON with an API key (and ``headers``, ``Idempotency_Key`` for
+    ``Idempotency-Key``); return the body, or raise ``BenchError`` naming the answer when
+    its status is not ``expect``."""
+    request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Api-Key {key}",
+            "Content-Type": "application/json",
+            **{name.replace("_", "-"): value for name, value in headers.items()},
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    if status != expect:
+        raise BenchError(f"POST {url} answered {status}, expected {expect}: {body[:500]!r}")
+    return body
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:

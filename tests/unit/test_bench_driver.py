@@ -142,3 +142,42 @@ def test_ratios_pair_the_rounds_that_ran_side_by_side(driver):
     assert measured["rps"] == 50 and measured["requests"] == 20
     # Each round of ``measured`` against the mean of the base rounds around it: 50/150.
     assert ratio_to(measured, base, "rps") == pytest.approx(1 / 3)
+
+
+def test_post_expecting_sends_the_key_and_names_an_unexpected_answer(driver):
+    """The benchmarks' probes POST through harness.common.post_expecting: the key, JSON and
+    an Idempotency-Key reach the server; an answer other than the one expected stops the
+    run naming it."""
+    import http.server
+    import threading
+
+    from harness.common import BenchError, post_expecting
+
+    seen: list[tuple[dict, bytes]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((dict(self.headers), body))
+            self.send_response(201 if len(seen) == 1 else 409)
+            self.end_headers()
+            self.wfile.write(b'{"code": "insufficient_stock"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api/v1/orders/"
+    try:
+        body = post_expecting(url, "pms_key", {"items": [1]}, expect=201, Idempotency_Key="k-1")
+        assert body == b'{"code": "insufficient_stock"}'
+        headers, sent = seen[0]
+        assert headers["Authorization"] == "Api-Key pms_key"
+        assert headers["Idempotency-Key"] == "k-1"
+        assert json.loads(sent) == {"items": [1]}
+        with pytest.raises(BenchError, match=r"answered 409, expected 201.*insufficient_stock"):
+            post_expecting(url, "pms_key", {}, expect=201)
+    finally:
+        server.shutdown()
+        server.server_close()
