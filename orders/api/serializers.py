@@ -236,14 +236,6 @@ class FulfillmentCreateSerializer(FulfillmentUpdateSerializer):
     )
 
 
-def merged_units(lines) -> dict[int, int]:
-    """``{product: units}``; a product named twice has its units added (as in orders)."""
-    merged: dict[int, int] = {}
-    for line in lines:
-        merged[line["product"]] = merged.get(line["product"], 0) + line["quantity"]
-    return merged
-
-
 class OrderRefundCreateSerializer(StrictInputMixin, serializers.Serializer):
     """Units of the order's lines to pay back, and/or an amount."""
 

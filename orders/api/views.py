@@ -29,7 +29,6 @@ from orders.api.serializers import (
     ReturnRefundSerializer,
     ReturnSerializer,
     TransitionSerializer,
-    merged_units,
 )
 from orders.errors import OrderErrorCode as Code
 from orders.filters import OrderFilter
@@ -322,7 +321,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             refund = refunds.refund_create(
                 actor=actor,
                 order_id=pk,
-                lines=merged_units(data["lines"]),
+                lines=services.merge_lines(data["lines"]),
                 amount=data.get("amount"),
                 reason=data["reason"],
             )
@@ -360,7 +359,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             rma = returns.return_request(
                 actor=actor,
                 order_id=pk,
-                lines=merged_units(data["lines"]),
+                lines=services.merge_lines(data["lines"]),
                 reason=data["reason"],
                 placed_by=self._own_only(),
             )
@@ -561,7 +560,7 @@ class FulfillmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         if "lines" in data:
-            data["lines"] = merged_units(data["lines"])
+            data["lines"] = services.merge_lines(data["lines"])
         key = _idempotency_key(request, required=False)
         actor = Actor.from_request(request)
 
