@@ -212,13 +212,13 @@ def pay_back(
     reason: str,
     rma: Return | None = None,
     records: Records,
-    now: datetime | None = None,
-) -> tuple[Refund, list[RefundLine]]:
+) -> tuple[Refund, dict[str, Any]]:
     """Check and write a refund of the locked ``order``: ``units`` (its items → quantity)
     and ``amount`` (default: the units' price). Its audit entries and events go into
-    ``records``; the caller writes them in this transaction."""
+    ``records``; the caller writes them in this transaction. Return the refund and its
+    representation (what ``refund.created`` carries)."""
     value = _checked_amount(order, units, amount)
-    now = now or timezone.now()
+    now = timezone.now()
     refund = Refund(
         order=order,
         amount=value,
@@ -260,14 +260,9 @@ def pay_back(
             | ({"reason": {"before": None, "after": reason}} if reason else {}),
         )
     )
-    records.events.append(
-        (
-            "refund.created",
-            refund_payload(refund, lines, order, rma.number if rma else None),
-            f"order:{order.pk}",
-        )
-    )
-    return refund, lines
+    payload = refund_payload(refund, lines, order, rma.number if rma else None)
+    records.events.append(("refund.created", payload, f"order:{order.pk}"))
+    return refund, payload
 
 
 def _units_shown(units: Mapping[OrderItem, int]) -> dict[str, int]:
@@ -332,11 +327,11 @@ def refund_create(
         items = list(order.items.all())
         units = items_named(order, items, cleaned)
         records = Records()
-        refund, _ = pay_back(
+        refund, payload = pay_back(
             actor=actor, order=order, units=units, amount=value, reason=reason, records=records
         )
         records.write(actor)
-    refund.payload = records.events[-1][1]  # the representation the event carries
+    refund.payload = payload
     return refund
 
 
