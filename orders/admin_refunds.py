@@ -346,10 +346,10 @@ class RefundsAndReturnsAdminMixin(_AdminBase):
 
     @staticmethod
     def _order(request, order_id, permission: str) -> Order:
-        order = get_object_or_404(Order, pk=order_id)
+        # The permission first: staff without it learn nothing, not even whether it exists.
         if not request.user.has_perm(permission):
             raise PermissionDenied
-        return order
+        return get_object_or_404(Order, pk=order_id)
 
     def refund_part_view(self, request, order_id):
         order = self._order(request, order_id, REFUND_PERMISSION)
