@@ -635,6 +635,12 @@ def test_the_stocktake_command_counts_one_location(tmp_path, main, store, make_p
         ("sku,on_hand\nMUG-1,1\nMUG-1,2\n", "store-1", "Line 3: MUG-1 is counted twice"),
         ("sku,count\nMUG-1,1\n", "store-1", "must name the columns sku and on_hand"),
         ("sku,on_hand\nMUG-1,1\n", "closed", "not active"),
+        ("sku,on_hand\n", "store-1", "The sheet counts no product"),
+        ("sku,on_hand\nMUG-1,99999999999999999999\n", "store-1", "must be from 0 to"),
+        (b"sku,on_hand\nMUG-\xff,1\n", "store-1", "it is not UTF-8 text"),
+        (None, "store-1", "Cannot read"),
+        ("sku,on_hand\nMUG\x00-1,1\n", "store-1", "Line 2: a SKU holds no NUL character"),
+        ("sku,on_hand\n" + "M" * 200_000 + ",1\n", "store-1", "field larger than field limit"),
     ],
 )
 def test_a_bad_stocktake_sheet_posts_nothing(
@@ -646,7 +652,10 @@ def test_a_bad_stocktake_sheet_posts_nothing(
     closed = {"code": "closed", "name": "Closed", "is_active": False}
     assert inventory_api.post(LOCATIONS, closed, format="json").status_code == 201
     path = tmp_path / "count.csv"
-    path.write_text(sheet)
+    if isinstance(sheet, bytes):
+        path.write_bytes(sheet)
+    elif sheet is not None:  # None: no file there at all
+        path.write_text(sheet)
 
     with nothing_written(), pytest.raises(CommandError) as refused:
         call_command("stocktake", str(path), "--location", location, "--reason", "Q4")

@@ -67,9 +67,21 @@ class Command(BaseCommand):
                     raw = source.read()
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from exc
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"Cannot read {file}: it is not UTF-8 text.") from exc
         reader = csv.DictReader(io.StringIO(raw))
-        if not {"sku", "on_hand"} <= set(reader.fieldnames or []):
-            raise CommandError("The first line must name the columns sku and on_hand.")
+        try:
+            if not {"sku", "on_hand"} <= set(reader.fieldnames or []):
+                raise CommandError("The first line must name the columns sku and on_hand.")
+            counts = self._counts(reader)
+        except csv.Error as exc:  # a field past the csv module's limit, say
+            raise CommandError(f"Line {reader.line_num}: {exc}.") from exc
+        if not counts:
+            raise CommandError("The sheet counts no product.")
+        return counts
+
+    @staticmethod
+    def _counts(reader: csv.DictReader) -> dict[str, int]:
         counts: dict[str, int] = {}
         for row in reader:
             line = reader.line_num
@@ -78,11 +90,11 @@ class Command(BaseCommand):
                 continue
             if not (cell.isascii() and cell.isdigit()):
                 raise CommandError(f"Line {line}: on_hand {cell[:20]!r} is not a whole number.")
+            if "\x00" in sku:
+                raise CommandError(f"Line {line}: a SKU holds no NUL character.")
             if sku in counts:
                 raise CommandError(f"Line {line}: {sku} is counted twice.")
             counts[sku] = int(cell)
             if len(counts) > MAX_ROWS:
                 raise CommandError(f"At most {MAX_ROWS:,} products per sheet.")
-        if not counts:
-            raise CommandError("The sheet counts no product.")
         return counts
