@@ -30,6 +30,7 @@ from inventory.api.serializers import (
 from inventory.filters import MovementFilter, TransferFilter
 from inventory.models import InventoryMovement, Stock
 from inventory.stocktake import stock_set_levels
+from pms_backend.api.filters import MAX_ID
 from pms_backend.api.permissions import principal_has_scope
 from pms_backend.apikeys import scopes
 from pms_backend.apikeys.models import ApiKey
@@ -119,11 +120,12 @@ class StockBatchView(APIView):
     )
     def get(self, request):
         raw = request.query_params.get("products", "")
-        try:
-            ids = [int(part) for part in raw.split(",") if part.strip()]
-        except ValueError:
-            ids = None
-        if not ids or any(i < 1 for i in ids) or len(ids) > MAX_BATCH:
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        # Digits only (int() would take "+5" and "1_0"), each an id in the key range.
+        ids = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 19]
+        if len(ids) != len(parts) or not 1 <= len(ids) <= MAX_BATCH:
+            ids = []
+        if not ids or min(ids) < 1 or max(ids) > MAX_ID:
             raise ValidationError(
                 {"products": [f"Give 1 to {MAX_BATCH} comma-separated product ids."]}
             )

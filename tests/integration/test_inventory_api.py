@@ -183,7 +183,9 @@ def test_batch_stock_takes_up_to_100_ids(storefront, make_product):
     assert "products" in assert_problem(too_many, 400)["errors"]
 
 
-@pytest.mark.parametrize("raw", ["", ",", "x", "1,x", "0", "-1", "1.5", "1;2", None])
+@pytest.mark.parametrize(
+    "raw", ["", ",", "x", "1,x", "0", "-1", "1.5", "1;2", None, "+5", "1_0", "1" + "0" * 25]
+)
 def test_batch_stock_refuses_bad_ids(storefront, raw):
     params = {} if raw is None else {"products": raw}
 
