@@ -509,7 +509,7 @@ class ProductAdmin(
         if "_all" not in request.POST:
             try:
                 combinations = [json.loads(c) for c in request.POST.getlist("combination")]
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
                 combinations = []
             if not combinations:
                 self.message_user(request, "Tick the combinations to make.", messages.ERROR)

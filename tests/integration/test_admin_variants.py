@@ -235,6 +235,23 @@ def test_a_ticked_value_the_product_does_not_declare_is_refused(admin_client, te
     assert not variants_of(tee)
 
 
+@pytest.mark.parametrize("combination", ["not json", "[" * 100_000, '{"Size": "S"'])
+def test_a_ticked_combination_that_is_no_json_is_refused_with_nothing_made(
+    admin_client, tee, combination
+):
+    product_set_options(actor=ACTOR, product_id=tee.pk, options=SIZES_COLOURS)
+
+    response = admin_client.post(
+        f"{PRODUCTS}{tee.pk}/variants/make/",
+        {"_ticked": "1", "combination": [combination]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Tick the combinations to make." in messages_of(response)
+    assert not variants_of(tee)
+
+
 # --- The variants' rows -------------------------------------------------------------------
 
 
