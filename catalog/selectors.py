@@ -108,14 +108,6 @@ def sku_rows_named(product_ids) -> list[tuple[int, int | None, str, bool]]:
         return [(pk, parent, sku, bool(tracked)) for pk, parent, sku, tracked in cursor.fetchall()]
 
 
-def variants_of(product_ids) -> dict[int, list[Product]]:
-    """Return each product's variants (in making order) by product id, in one query."""
-    found: dict[int, list[Product]] = {}
-    for variant in Product.objects.filter(parent_id__in=list(product_ids)).order_by("pk"):
-        found.setdefault(variant.parent_id, []).append(variant)
-    return found
-
-
 # What a variant's representation shows (catalog.payloads.variant_payload).
 VARIANT_SHOWN_FIELDS = (
     "id",
