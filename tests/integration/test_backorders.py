@@ -157,11 +157,12 @@ def test_bad_settings_are_refused_with_nothing_changed(admin_api, make_product):
         response = admin_api.patch(f"/api/v1/products/{product.pk}/", body, format="json")
         assert response.status_code == 400, body
     product.refresh_from_db()
-    assert (product.allow_backorder, product.backorder_limit, product.preorder_until) == (
-        False,
-        None,
-        None,
-    )
+    assert (
+        product.allow_backorder,
+        product.backorder_limit,
+        product.preorder_until,
+        product.preorder_limit,
+    ) == (False, None, None, None)
 
 
 # --- placement within and past the limits ------------------------------------------------
