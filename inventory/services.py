@@ -112,6 +112,19 @@ def location_resolve(location: Location | int | str | None) -> Location:
     return location
 
 
+def location_named(value: Any, *, field: str = "location") -> Location:
+    """``location_resolve`` for a location a request names in its body (a ``Location``,
+    its id or code; ``None``: the default): one that names no location is invalid input
+    (400 naming ``field``), not a missing resource."""
+    if isinstance(value, bool) or not isinstance(value, (Location, int, str, type(None))):
+        message = f"No stock location is {value!r}."
+        raise InvalidInput(Code.UNKNOWN_LOCATION, message, errors={field: [message]})
+    try:
+        return location_resolve(value)
+    except NotFound as exc:
+        raise InvalidInput(exc.code, exc.detail, errors={field: [exc.detail]}) from exc
+
+
 def _hold(location: Location) -> Location:
     """Take a key-share lock on ``location`` for the caller's transaction and read its
     ``is_active`` under it.

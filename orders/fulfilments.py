@@ -35,6 +35,7 @@ from orders.errors import OrderErrorCode as Code
 from orders.locking import order_lock
 from orders.models import Fulfillment, FulfillmentLine, LineAllocation, Order, OrderItem
 from orders.payloads import fulfillment_payload, order_payload
+from orders.refunds import clean_lines
 from orders.selectors import fulfillments_shown, order_list
 from pms_backend.bulk_update import bulk_update_rows
 from pms_backend.errors import Conflict, InvalidInput, NotFound
@@ -85,21 +86,6 @@ def _clean_details(details: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _clean_lines(lines: Lines) -> dict[int, int]:
-    cleaned: dict[int, int] = {}
-    for product_id, quantity in lines.items():
-        if isinstance(product_id, bool) or not isinstance(product_id, int):
-            raise _refuse(Code.INVALID_FULFILLMENT, f"{product_id!r} is not a product id.", "lines")
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            raise _refuse(
-                Code.INVALID_FULFILLMENT,
-                f"Ship at least 1 of product {product_id}, not {quantity!r}.",
-                "lines",
-            )
-        cleaned[product_id] = cleaned.get(product_id, 0) + quantity
-    return cleaned
-
-
 def shippable(item: OrderItem) -> int:
     """Return the units of ``item`` that may ship now: not shipped yet, and not waiting for
     stock (backordered units have none reserved until it arrives)."""
@@ -112,7 +98,7 @@ def _wanted(order: Order, items: dict[int, OrderItem], lines: Lines | None) -> d
     if lines is None:
         wanted = {pid: shippable(item) for pid, item in items.items() if shippable(item) > 0}
     else:
-        wanted = _clean_lines(lines)
+        wanted = clean_lines(lines, code=Code.INVALID_FULFILLMENT)
     if not wanted:
         raise _refuse(Code.INVALID_FULFILLMENT, "Name at least one line to ship.", "lines")
     foreign = sorted(set(wanted) - set(items))
@@ -167,13 +153,7 @@ def _location(value: Location | int | str | None, allocated: set[int]) -> Locati
                 "location",
             )
         value = next(iter(allocated)) if allocated else None
-    elif not isinstance(value, Location):
-        lookup = {"pk": value} if isinstance(value, int) else {"code": value}
-        found = Location.objects.filter(**lookup).first()
-        if found is None:
-            raise _refuse(Code.UNKNOWN_LOCATION, f"No stock location is {value!r}.", "location")
-        value = found
-    return inventory.location_resolve(value)
+    return inventory.location_named(value)
 
 
 def _use_reservations(

@@ -219,22 +219,6 @@ def _clean_receipt(lines: Any) -> dict[int, tuple[int, int, Any]]:
     return cleaned
 
 
-def _place(value: Any) -> Location:
-    """The active location named by ``value`` (id, code; ``None``: the default one), held
-    for this transaction (it cannot be deactivated under the restock). 400 when unknown."""
-    if value is None:
-        return inventory.location_resolve(None)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        found = None
-    else:
-        lookup = {"pk": value} if isinstance(value, int) else {"code": value}
-        found = Location.objects.filter(**lookup).first()
-    if found is None:
-        message = f"No stock location is {value!r}."
-        raise InvalidInput(Code.UNKNOWN_LOCATION, message, errors={"location": [message]})
-    return inventory.location_resolve(found)
-
-
 def return_receive(
     *, actor: Actor, order_id: uuid.UUID | str, number: str, lines: list[Mapping[str, Any]]
 ) -> Return:
@@ -268,7 +252,7 @@ def return_receive(
         places: dict[Any, Location] = {}
         for restocked, _, where in wanted.values():
             if restocked and where not in places:
-                places[where] = _place(where)
+                places[where] = inventory.location_named(where)
         back: dict[tuple[int, int], int] = {}
         for product_id, (restocked, damaged, where) in wanted.items():
             line = current[product_id]
