@@ -94,6 +94,13 @@ def _order_input(data) -> OrderCreateSerializer:
     return serializer
 
 
+def _own_orders_key(request) -> ApiKey | None:
+    """The request's key when it reaches only the orders it placed (a key without
+    orders:manage); None for a key that manages orders and for staff."""
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    return key if key is not None and not key.has_scope(scopes.ORDERS_MANAGE) else None
+
+
 def _idempotency_key(request, *, required: bool) -> str:
     """Return the request's Idempotency-Key ("" when none is sent and none is required)."""
     key = request.headers.get("Idempotency-Key", "")
@@ -174,11 +181,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     }
 
     def get_queryset(self):
-        key = self.request.auth if isinstance(self.request.auth, ApiKey) else None
         # A key that cannot manage orders reads only the orders it placed.
-        if key is not None and not key.has_scope(scopes.ORDERS_MANAGE):
-            return selectors.order_list(api_key=key)
-        return selectors.order_list()
+        return selectors.order_list(api_key=_own_orders_key(self.request))
 
     @extend_schema(
         summary="Place an order",
@@ -271,11 +275,6 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def _own_only(self) -> ApiKey | None:
-        """The request's key when it reaches only the orders it placed."""
-        key = self.request.auth if isinstance(self.request.auth, ApiKey) else None
-        return key if key is not None and not key.has_scope(scopes.ORDERS_MANAGE) else None
-
     def _listed(self, queryset, serializer_class) -> Response:
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(serializer_class(page, many=True).data)
@@ -361,7 +360,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 order_id=pk,
                 lines=services.merge_lines(data["lines"]),
                 reason=data["reason"],
-                placed_by=self._own_only(),
+                placed_by=_own_orders_key(self.request),
             )
             return status.HTTP_201_CREATED, self._return_answer(rma.order_id, rma.number)
 
@@ -509,10 +508,8 @@ class FulfillmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     }
 
     def _order(self) -> Order:
-        key = self.request.auth if isinstance(self.request.auth, ApiKey) else None
-        orders = Order.objects.all()
-        if key is not None and not key.has_scope(scopes.ORDERS_MANAGE):
-            orders = orders.filter(api_key=key)  # a storefront reads its own orders only
+        key = _own_orders_key(self.request)  # a storefront reads its own orders only
+        orders = Order.objects.all() if key is None else Order.objects.filter(api_key=key)
         try:
             pk = uuid.UUID(str(self.kwargs["order_pk"]))
         except ValueError:
