@@ -353,11 +353,8 @@ class RefundsAndReturnsAdminMixin(_AdminBase):
 
     def refund_part_view(self, request, order_id):
         order = self._order(request, order_id, REFUND_PERMISSION)
-        lines = [
-            (item, item.quantity_fulfilled - item.quantity_refunded)
-            for item in order.items.all()
-            if item.quantity_fulfilled > item.quantity_refunded
-        ]
+        units = [(item, refunds.refundable_units(item)) for item in order.items.all()]
+        lines = [(item, n) for item, n in units if n > 0]
         data = request.POST if request.method == "POST" else None
         form = RefundForm(data, lines=lines, what="refund")
         left = money(order.total - order.refunded_amount, order.currency)
@@ -382,11 +379,8 @@ class RefundsAndReturnsAdminMixin(_AdminBase):
     def return_add_view(self, request, order_id):
         order = self._order(request, order_id, REQUEST_PERMISSION)
         taken = returns.units_returned(order)
-        lines = [
-            (item, item.quantity_fulfilled - taken.get(item.pk, 0))
-            for item in order.items.all()
-            if item.quantity_fulfilled > taken.get(item.pk, 0)
-        ]
+        units = [(item, returns.returnable_units(item, taken)) for item in order.items.all()]
+        lines = [(item, n) for item, n in units if n > 0]
         data = request.POST if request.method == "POST" else None
         form = ReturnRequestForm(data, lines=lines, what="return")
         return self._page(
@@ -432,13 +426,7 @@ class RefundsAndReturnsAdminMixin(_AdminBase):
     def return_refund_view(self, request, order_id, number):
         order = self._order(request, order_id, REFUND_PERMISSION)
         rma = self._rma(order, number)
-        worth = sum(
-            (
-                line.item.unit_price * line.quantity_received
-                for line in rma.lines.select_related("item")
-            ),
-            Decimal("0"),
-        )
+        worth = returns.received_worth(rma.lines.select_related("item"))
         data = request.POST if request.method == "POST" else None
         form = ReturnRefundForm(data, initial={"amount": worth})
         return self._page(

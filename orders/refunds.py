@@ -134,18 +134,23 @@ def order_entry(order: Order, action: str, changes: dict[str, Any]) -> dict[str,
     }
 
 
+def refundable_units(item: OrderItem) -> int:
+    """Units of the line that may still be paid back: shipped, and not refunded yet."""
+    return item.quantity_fulfilled - item.quantity_refunded
+
+
 def _refusing_units(order: Order, units: Mapping[OrderItem, int]) -> None:
     over = [
         {
             "product": item.product_id,
             "sku": item.sku,
             "requested": quantity,
-            "refundable": item.quantity_fulfilled - item.quantity_refunded,
+            "refundable": refundable_units(item),
             "shipped": item.quantity_fulfilled,
             "refunded": item.quantity_refunded,
         }
         for item, quantity in units.items()
-        if quantity > item.quantity_fulfilled - item.quantity_refunded
+        if quantity > refundable_units(item)
     ]
     if over:
         raise Conflict(

@@ -15,7 +15,7 @@ received units back through ``orders.refunds`` (their price unless staff give le
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +67,17 @@ def units_returned(order: Order, *, besides: Return | None = None) -> dict[int, 
     return taken
 
 
+def returnable_units(item: OrderItem, returned: Mapping[int, int]) -> int:
+    """Units of the line a return may still take back: shipped, less those already in
+    returns (``returned``: ``units_returned``'s item id → units)."""
+    return max(item.quantity_fulfilled - returned.get(item.pk, 0), 0)
+
+
+def received_worth(lines: Iterable[ReturnLine]) -> Decimal:
+    """What the units a return took back were sold at: the most its refund pays."""
+    return sum((line.item.unit_price * line.quantity_received for line in lines), Decimal("0"))
+
+
 def _refuse_beyond_shipped(
     order: Order, units: Mapping[OrderItem, int], returned: Mapping[int, int]
 ) -> None:
@@ -75,12 +86,12 @@ def _refuse_beyond_shipped(
             "product": item.product_id,
             "sku": item.sku,
             "requested": quantity,
-            "returnable": max(item.quantity_fulfilled - returned.get(item.pk, 0), 0),
+            "returnable": returnable_units(item, returned),
             "shipped": item.quantity_fulfilled,
             "returned": returned.get(item.pk, 0),
         }
         for item, quantity in units.items()
-        if quantity > item.quantity_fulfilled - returned.get(item.pk, 0)
+        if quantity > returnable_units(item, returned)
     ]
     if over:
         raise Conflict(
@@ -354,7 +365,7 @@ def return_refund(
         _require(rma, "refunded", Status.RECEIVED)
         lines = _lines_of(rma)
         units = {line.item: line.quantity_received for line in lines if line.quantity_received}
-        worth = sum((item.unit_price * qty for item, qty in units.items()), Decimal("0"))
+        worth = received_worth(lines)
         if value is not None and value > worth:
             raise Conflict(
                 Code.REFUND_EXCEEDS_RETURNED,
