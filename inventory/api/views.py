@@ -105,7 +105,7 @@ class StockBatchView(APIView):
                 "products",
                 {
                     "type": "array",
-                    "items": {"type": "integer", "minimum": 1},
+                    "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "minItems": 1,
                     "maxItems": MAX_BATCH,
                 },
